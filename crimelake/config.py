@@ -1,0 +1,107 @@
+"""The one place that knows where things live.
+
+Everything a run writes lives under one home folder, `CRIMELAKE_HOME` (default `./var`): landing files, the Delta
+lake, the DuckDB warehouse, the MLflow store and the Dagster instance. Nothing is written to the user's home folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "var"
+DEFAULT_H3_RESOLUTION = 9
+
+# Generous box around England and Wales (WGS84): points outside it cannot belong to a force of England and Wales.
+ENGLAND_WALES_BBOX = (-6.5, 49.8, 1.9, 55.9)
+
+_DAGSTER_YAML = """\
+# Written by crimelake: the Dagster instance lives under the crimelake home.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths and knobs of one crimelake home."""
+
+    home: Path
+    h3_resolution: int = DEFAULT_H3_RESOLUTION
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None) -> Settings:
+        raw = home if home is not None else os.environ.get("CRIMELAKE_HOME", DEFAULT_HOME)
+        res = int(os.environ.get("CRIMELAKE_H3_RESOLUTION", DEFAULT_H3_RESOLUTION))
+        if not 0 <= res <= 15:
+            raise ValueError(f"CRIMELAKE_H3_RESOLUTION must be between 0 and 15, got {res}")
+        return cls(home=Path(raw).expanduser().resolve(), h3_resolution=res)
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def lake(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse" / "crimelake.duckdb"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    def landing_dir(self, source: str, month: str | None = None) -> Path:
+        base = self.landing / source
+        return base / month if month else base
+
+    def bronze(self, source: str, entity: str) -> Path:
+        return self.lake / "bronze" / source / entity
+
+    def quarantine(self, source: str, entity: str) -> Path:
+        """Rows rejected from one source entity: raw text, file, line and reason."""
+        return self.lake / "quarantine" / source / entity
+
+    def rejected_files(self, source: str, entity: str) -> Path:
+        """Files rejected whole (unreadable, wrong header, duplicate or superseded delivery)."""
+        return self.lake / "quarantine" / source / f"{entity}__rejected_files"
+
+    def gold(self, mart: str) -> Path:
+        return self.lake / "gold" / mart
+
+    def relative(self, path: Path) -> str:
+        """A path as recorded in lineage columns: relative to the home when inside it, so a home can move."""
+        try:
+            return path.resolve().relative_to(self.home).as_posix()
+        except ValueError:
+            return path.resolve().as_posix()
+
+    def prepare(self) -> Settings:
+        """Create the home's folders and point every tool's state into it, with telemetry off."""
+        for p in (self.landing, self.lake, self.dagster_home, self.warehouse.parent, self.mlflow_artifacts):
+            p.mkdir(parents=True, exist_ok=True)
+        cfg = self.dagster_home / "dagster.yaml"
+        if not cfg.exists():
+            cfg.write_text(_DAGSTER_YAML)
+        os.environ["CRIMELAKE_HOME"] = str(self.home)
+        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        os.environ.setdefault("MLFLOW_TRACKING_URI", self.mlflow_uri)
+        os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        os.environ["DO_NOT_TRACK"] = "1"
+        os.environ["GX_ANALYTICS_ENABLED"] = "false"
+        os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        return self

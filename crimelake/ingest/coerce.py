@@ -1,0 +1,110 @@
+"""Turn columns of text into typed Arrow arrays as the contract says, marking every value that does not fit.
+
+Each converter returns the typed array (null where the text was empty or invalid) and a mask of the values that
+were present but invalid, so the caller can quarantine those rows with a reason instead of silently nulling them.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_contracts.loader import Column
+
+LOCAL_TZ = "Europe/London"
+
+_NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+_INTEGER = r"^[-+]?\d+$"
+_TRUE = {"true", "True", "TRUE"}
+_FALSE = {"false", "False", "FALSE"}
+
+
+def text(values: list[str]) -> pa.Array:
+    """Strings with surrounding blanks trimmed and empty values as null."""
+    arr = pc.utf8_trim_whitespace(pa.array(values, pa.string()))
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _invalid(present: pa.Array, ok: pa.Array) -> pa.Array:
+    return pc.and_(pc.is_valid(present), pc.invert(pc.fill_null(ok, False)))
+
+
+def _number(arr: pa.Array, pattern: str, target: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    ok = pc.match_substring_regex(arr, pattern)
+    clean = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
+    return pc.cast(clean, target), _invalid(arr, ok)
+
+
+def _local_to_utc(naive: pa.Array) -> pa.Array:
+    local = pc.assume_timezone(naive, timezone=LOCAL_TZ, ambiguous="earliest", nonexistent="earliest")
+    return pc.cast(local, pa.timestamp("us", tz="UTC"))
+
+
+def _timestamp(arr: pa.Array, fmt: str | None) -> tuple[pa.Array, pa.Array]:
+    if fmt in (None, "iso8601"):
+        with_offset = pc.strptime(arr, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
+        naive = pc.strptime(arr, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True)
+        values = pc.coalesce(pc.cast(with_offset, pa.timestamp("us", tz="UTC")), _local_to_utc(naive))
+    else:
+        values = _local_to_utc(pc.strptime(arr, format=fmt, unit="us", error_is_null=True))
+    return values, _invalid(arr, pc.is_valid(values))
+
+
+def _date(arr: pa.Array, fmt: str | None) -> tuple[pa.Array, pa.Array]:
+    parsed = pc.strptime(arr, format=fmt or "%Y-%m-%d", unit="s", error_is_null=True)
+    values = pc.cast(parsed, pa.date32())
+    return values, _invalid(arr, pc.is_valid(values))
+
+
+def _boolean(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    is_true = pc.is_in(arr, pa.array(sorted(_TRUE)))
+    is_false = pc.is_in(arr, pa.array(sorted(_FALSE)))
+    ok = pc.or_(is_true, is_false)
+    values = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
+    return values, _invalid(arr, ok)
+
+
+ARROW_TYPES = {
+    "string": pa.string(),
+    "number": pa.float64(),
+    "integer": pa.int64(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "boolean": pa.bool_(),
+}
+
+
+def convert(col: Column, arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Typed values and the mask of present-but-unparseable values for one contract column."""
+    kind = col.logical_type
+    if kind == "string":
+        return arr, pa.array([False] * len(arr), pa.bool_())
+    if kind == "number":
+        return _number(arr, _NUMBER, pa.float64())
+    if kind == "integer":
+        return _number(arr, _INTEGER, pa.int64())
+    if kind == "date":
+        return _date(arr, col.fmt)
+    if kind == "timestamp":
+        return _timestamp(arr, col.fmt)
+    if kind == "boolean":
+        return _boolean(arr)
+    raise ValueError(f"unsupported logical type {kind!r} for column {col.name}")
+
+
+def month_of(col: Column, values: pa.Array, raw: pa.Array, fmt: str | None) -> pa.Array:
+    """The YYYY-MM each row belongs to, read from its month column (local time for timestamps)."""
+    if fmt == "quarter":
+        raw = pc.if_else(pc.match_substring_regex(raw, r"^\d{4}-Q[1-4]$"), raw, pa.scalar(None, pa.string()))
+        year = pc.utf8_slice_codeunits(raw, 0, 4)
+        q = pc.cast(pc.utf8_slice_codeunits(raw, 6, 7), pa.int64(), safe=False)
+        first = pc.add(pc.multiply(pc.subtract(q, 1), 3), 1)
+        mm = pc.utf8_lpad(pc.cast(first, pa.string()), 2, "0")
+        return pc.binary_join_element_wise(year, mm, "-")
+    if col.logical_type == "timestamp":
+        # Arrow formats a zoned timestamp in its zone: the month is the UK wall-clock month.
+        return pc.strftime(pc.cast(values, pa.timestamp("us", tz=LOCAL_TZ)), format="%Y-%m")
+    if col.logical_type == "date":
+        return pc.strftime(values, format="%Y-%m")
+    return raw
+

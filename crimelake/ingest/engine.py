@@ -1,0 +1,270 @@
+"""Ingest one month of one source entity into its bronze, quarantine and rejected-files Delta tables.
+
+Nothing is lost: every data line of every file read is either loaded into bronze or quarantined with its raw text,
+file, line and reason, so `rows_read == rows_loaded + rows_quarantined`; every file not read (unreadable,
+duplicate, superseded) is recorded in the rejected-files table. The month is replaced as a whole in each table,
+so re-running it gives the same tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crimelake import lake
+from crimelake.config import Settings
+from crimelake.ingest import coerce
+from crimelake.ingest.landing import Decision, plan
+from crimelake.ingest.reader import FileRejected, parse_file
+from crimelake.ingest.validate import check
+from data_contracts.loader import Contract, default_contracts
+
+LINEAGE = pa.schema([
+    ("_source_file", pa.string()),
+    ("_source_sha256", pa.string()),
+    ("_source_line", pa.int64()),
+    ("_contract", pa.string()),
+    ("_ingest_run_id", pa.string()),
+    ("_ingested_at", pa.timestamp("us", tz="UTC")),
+])
+
+QUARANTINE = pa.schema([
+    ("month", pa.string()),
+    ("source", pa.string()),
+    ("entity", pa.string()),
+    ("supplier", pa.string()),
+    ("reason", pa.string()),
+    ("raw_text", pa.string()),
+    *LINEAGE,
+])
+
+REJECTED_FILES = pa.schema([
+    ("month", pa.string()),
+    ("source", pa.string()),
+    ("entity", pa.string()),
+    ("file", pa.string()),
+    ("sha256", pa.string()),
+    ("size_bytes", pa.int64()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("line", pa.int64()),
+    ("_contract", pa.string()),
+    ("_ingest_run_id", pa.string()),
+    ("_ingested_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def bronze_schema(contract: Contract) -> pa.Schema:
+    """The bronze table's columns: the contract's typed columns, derived columns, the month and lineage."""
+    fields = [pa.field(c.name, coerce.ARROW_TYPES[c.logical_type]) for c in contract.columns if c.name != "month"]
+    if contract.knife_column:
+        fields.append(pa.field("knife_enabled", pa.bool_()))
+    if contract.suppression:
+        fields.append(pa.field(f"{contract.suppression['column']}_suppressed", pa.bool_()))
+    if contract.x and contract.y:
+        fields += [pa.field("wgs84_lon", pa.float64()), pa.field("wgs84_lat", pa.float64()),
+                   pa.field("h3_cell", pa.string())]
+    groups = contract.filename_pattern.groupindex
+    for supplier in ("force", "authority"):
+        if supplier in groups:
+            fields.append(pa.field(supplier, pa.string()))
+    fields.append(pa.field("month", pa.string()))
+    return pa.schema(fields + list(LINEAGE))
+
+
+@dataclass
+class FileReport:
+    file: str
+    sha256: str
+    status: str
+    reason: str = ""
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass
+class IngestResult:
+    source: str
+    entity: str
+    month: str
+    contract: str
+    run_id: str
+    files: list[FileReport] = field(default_factory=list)
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    bronze_version: int | None = None
+    quarantine_version: int | None = None
+    rejected_version: int | None = None
+    table: pa.Table | None = None
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def counts_add_up(self) -> bool:
+        per_file = all(f.rows_read == f.rows_loaded + f.rows_quarantined for f in self.files)
+        return per_file and self.rows_read == self.rows_loaded + self.rows_quarantined
+
+    @property
+    def rejected(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "rejected"]
+
+    def summary(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("table", "files")}
+        d["files"] = [asdict(f) for f in self.files]
+        return d
+
+
+def _reason_key(reason: str) -> str:
+    """A short category for a reason, for counting: the column and the kind of failure, without the value."""
+    head = reason.split(";")[0]
+    column, _, rest = head.partition(":")
+    kind = rest.strip()
+    for marker in ("is not a valid", "is not one of", "does not match", "is not mapped", "below the minimum",
+                   "above the maximum", "lies outside", "belongs to", "required value missing", "duplicates",
+                   "unsuppressed count"):
+        if marker in kind:
+            return f"{column}: {marker}"
+    return head if len(head) < 60 else head[:60]
+
+
+def ingest_partition(
+    settings: Settings,
+    contract: Contract,
+    month: str,
+    *,
+    run_id: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    write: bool = True,
+) -> IngestResult:
+    run_id = run_id or uuid.uuid4().hex
+    now = datetime.now(UTC)
+    siblings = [c for c in default_contracts().values() if c.source == contract.source]
+    if contract not in siblings:
+        siblings.append(contract)
+    decisions = plan(settings, contract, month, siblings)
+    result = IngestResult(contract.source, contract.entity, month, contract.ref, run_id)
+    schema = bronze_schema(contract)
+    loaded: list[pa.Table] = []
+    raws: list[str] = []
+    q_rows: list[dict] = []
+    rejected_rows: list[dict] = []
+
+    def reject(d: Decision, status: str, reason: str, line: int | None = None) -> None:
+        rel = settings.relative(d.file.path)
+        result.files.append(FileReport(rel, d.file.sha256, status, reason))
+        rejected_rows.append(dict(month=month, source=contract.source, entity=contract.entity, file=rel,
+                                  sha256=d.file.sha256, size_bytes=d.file.size, status=status, reason=reason,
+                                  line=line, _contract=contract.ref, _ingest_run_id=run_id, _ingested_at=now))
+
+    to_read = [d for d in decisions if d.status == "read"]
+    done = 0
+    for d in decisions:
+        if d.status != "read":
+            reject(d, d.status, d.reason)
+            continue
+        rel = settings.relative(d.file.path)
+        try:
+            parsed = parse_file(d.file.path, contract)
+        except FileRejected as e:
+            reject(d, "rejected", e.reason, e.line)
+            done += 1
+            if progress:
+                progress(done, len(to_read), d.file.name)
+            continue
+        report = FileReport(rel, parsed.sha256, "loaded", rows_read=parsed.rows_read)
+        lineage = dict(_source_file=rel, _source_sha256=parsed.sha256, _contract=contract.ref,
+                       _ingest_run_id=run_id, _ingested_at=now)
+        supplier = d.file.supplier
+        for b in parsed.bad:
+            q_rows.append(dict(month=month, source=contract.source, entity=contract.entity, supplier=supplier,
+                               reason=b.reason, raw_text=b.raw, _source_line=b.line, **lineage))
+        checked = check(parsed, contract, month, settings.h3_resolution)
+        for idx, why in sorted(checked.failed.items()):
+            q_rows.append(dict(month=month, source=contract.source, entity=contract.entity, supplier=supplier,
+                               reason="; ".join(why), raw_text=parsed.raw[idx], _source_line=parsed.lines[idx],
+                               **lineage))
+        t = checked.table
+        k = t.num_rows
+        extra = {
+            "_source_file": pa.array([rel] * k, pa.string()),
+            "_source_sha256": pa.array([parsed.sha256] * k, pa.string()),
+            "_source_line": pa.array([parsed.lines[i] for i in checked.kept], pa.int64()),
+            "_contract": pa.array([contract.ref] * k, pa.string()),
+            "_ingest_run_id": pa.array([run_id] * k, pa.string()),
+            "_ingested_at": pa.array([now] * k, pa.timestamp("us", tz="UTC")),
+        }
+        for g in ("force", "authority"):
+            if g in schema.names:
+                extra[g] = pa.array([d.file.groups.get(g)] * k, pa.string())
+        for name, arr in extra.items():
+            t = t.append_column(name, arr)
+        loaded.append(t.select(schema.names).cast(schema))
+        raws.extend(parsed.raw[i] for i in checked.kept)
+        report.rows_quarantined = len(parsed.bad) + len(checked.failed)
+        report.rows_loaded = k
+        result.files.append(report)
+        done += 1
+        if progress:
+            progress(done, len(to_read), d.file.name)
+
+    table = pa.concat_tables(loaded) if loaded else schema.empty_table()
+    table, dup_rows = _split_duplicates(table, raws, contract)
+    for row in dup_rows:
+        q_rows.append(row)
+        for f in result.files:
+            if f.file == row["_source_file"]:
+                f.rows_loaded -= 1
+                f.rows_quarantined += 1
+    result.table = table
+    result.rows_read = sum(f.rows_read for f in result.files)
+    result.rows_loaded = table.num_rows
+    result.rows_quarantined = len(q_rows)
+    for r in q_rows:
+        key = _reason_key(r["reason"])
+        result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
+    if write:
+        qt = pa.Table.from_pylist(q_rows, schema=QUARANTINE) if q_rows else QUARANTINE.empty_table()
+        rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
+        result.bronze_version = lake.replace_month(settings.bronze(contract.source, contract.entity), table, month).version
+        result.quarantine_version = lake.replace_month(
+            settings.quarantine(contract.source, contract.entity), qt, month).version
+        result.rejected_version = lake.replace_month(
+            settings.rejected_files(contract.source, contract.entity), rt, month).version
+    return result
+
+
+def _split_duplicates(table: pa.Table, raws: list[str], contract: Contract) -> tuple[pa.Table, list[dict]]:
+    """Rows repeating a unique key already loaded this month are quarantined, naming the row they repeat."""
+    keys = [c.name for c in contract.columns if c.unique]
+    if not keys or table.num_rows == 0:
+        return table, []
+    dup_mask = [False] * table.num_rows
+    out: list[dict] = []
+    for key in keys:
+        seen: dict[object, int] = {}
+        values = table.column(key).to_pylist()
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            first = seen.setdefault(v, i)
+            if first != i and not dup_mask[i]:
+                dup_mask[i] = True
+                row = {n: table.column(n)[i].as_py() for n in LINEAGE.names}
+                header = contract.column(key).header
+                first_at = f"{table.column('_source_file')[first].as_py()} line {table.column('_source_line')[first].as_py()}"
+                out.append(dict(month=table.column("month")[i].as_py(), source=contract.source,
+                                entity=contract.entity,
+                                supplier=(table.column("force")[i].as_py() if "force" in table.column_names else
+                                          table.column("authority")[i].as_py() if "authority" in table.column_names
+                                          else None),
+                                reason=f"{header}: {v!r} duplicates the row at {first_at}",
+                                raw_text=raws[i], **row))
+    if not out:
+        return table, []
+    return table.filter(pc.invert(pa.array(dup_mask))), out

@@ -1,0 +1,163 @@
+"""Check the rows of one parsed file against its contract and type them.
+
+Every rule the contract states becomes a vectorised check; a row that breaks any of them is set aside with every
+reason it broke, never dropped. Rows that pass are typed, given WGS84 coordinates and an H3 cell, and returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h3
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyproj import Transformer
+
+from crimelake.config import ENGLAND_WALES_BBOX
+from crimelake.ingest import coerce
+from crimelake.ingest.reader import ParsedFile
+from data_contracts.loader import Contract
+
+_TRANSFORMERS: dict[str, Transformer] = {}
+
+
+def _to_wgs84(crs: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if crs in ("EPSG:4326", "WGS84"):
+        return x, y
+    if crs not in _TRANSFORMERS:
+        _TRANSFORMERS[crs] = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = _TRANSFORMERS[crs].transform(x, y)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> list[str | None]:
+    """H3 cell per point; police locations are snapped to shared map points, so a cache saves most calls."""
+    cache: dict[tuple[float, float], str] = {}
+    out: list[str | None] = []
+    for la, lo in zip(lat.tolist(), lon.tolist(), strict=True):
+        if la != la or lo != lo:  # NaN: no location
+            out.append(None)
+            continue
+        key = (la, lo)
+        cell = cache.get(key)
+        if cell is None:
+            cell = h3.latlng_to_cell(la, lo, resolution)
+            cache[key] = cell
+        out.append(cell)
+    return out
+
+
+@dataclass
+class Checked:
+    """Typed rows that passed, and for each failed row its index into the parsed file and its reasons."""
+
+    table: pa.Table
+    kept: np.ndarray
+    failed: dict[int, list[str]]
+
+
+class _Reasons:
+    def __init__(self, n: int):
+        self.n = n
+        self.by_row: dict[int, list[str]] = {}
+
+    def add(self, mask: pa.Array | np.ndarray, message) -> None:
+        m = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
+        m = np.asarray(m, dtype=bool)
+        for i in np.flatnonzero(m):
+            self.by_row.setdefault(int(i), []).append(message(int(i)) if callable(message) else message)
+
+
+def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int) -> Checked:
+    n = len(parsed.lines)
+    reasons = _Reasons(n)
+    raw = {c.name: coerce.text(parsed.columns[c.name]) for c in contract.columns}
+    typed: dict[str, pa.Array] = {}
+    supp = contract.suppression or {}
+    suppressed = None
+    for col in contract.columns:
+        arr = raw[col.name]
+        if supp and col.name == supp.get("column"):
+            suppressed = pc.fill_null(pc.equal(arr, str(supp.get("marker", "c"))), False)
+            arr = pc.if_else(suppressed, pa.scalar(None, pa.string()), arr)
+        values, bad = coerce.convert(col, arr)
+        vals_py = arr
+        reasons.add(bad, lambda i, c=col, v=vals_py: f"{c.header}: {v[i].as_py()!r} is not a valid {c.logical_type}"
+                    + (f" ({c.fmt})" if c.fmt else ""))
+        if col.required:
+            missing = pc.is_null(arr) if suppressed is None or col.name != supp.get("column") else pc.and_(
+                pc.is_null(arr), pc.invert(suppressed))
+            reasons.add(missing, f"{col.header}: required value missing")
+        if col.enum is not None:
+            out = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, pa.array(col.enum))))
+            reasons.add(out, lambda i, c=col, v=arr: f"{c.header}: {v[i].as_py()!r} is not one of {list(c.enum)}")
+        if col.pattern and col.logical_type == "string":
+            nomatch = pc.and_(pc.is_valid(arr), pc.invert(pc.match_substring_regex(arr, col.pattern)))
+            reasons.add(nomatch, lambda i, c=col, v=arr: f"{c.header}: {v[i].as_py()!r} does not match {c.pattern}")
+        if col.minimum is not None:
+            low = pc.fill_null(pc.less(values, col.minimum), False)
+            reasons.add(low, lambda i, c=col, v=values: f"{c.header}: {v[i].as_py()} is below the minimum {c.minimum}")
+        if col.maximum is not None:
+            high = pc.fill_null(pc.greater(values, col.maximum), False)
+            reasons.add(high, lambda i, c=col, v=values: f"{c.header}: {v[i].as_py()} is above the maximum {c.maximum}")
+        typed[col.name] = values
+
+    # The row's own month must be the month it was delivered for.
+    mcol = contract.column(contract.month_column)
+    row_month = coerce.month_of(mcol, typed[mcol.name], raw[mcol.name], contract.month_format)
+    wrong = pc.fill_null(pc.and_(pc.is_valid(row_month), pc.not_equal(row_month, month)), False)
+    reasons.add(wrong, lambda i: f"{mcol.header}: belongs to {row_month[i].as_py()}, not the file's month {month}")
+
+    derived: dict[str, pa.Array] = {"month": pa.array([month] * n, pa.string())}
+    if contract.label_column:
+        lab = raw[contract.label_column]
+        header = contract.column(contract.label_column).header
+        unmapped = pc.and_(pc.is_valid(lab), pc.invert(pc.is_in(lab, pa.array(sorted(contract.labels)))))
+        reasons.add(unmapped, lambda i: f"{header}: label {lab[i].as_py()!r} is not mapped by contract {contract.ref}")
+    if contract.knife_column:
+        derived["knife_enabled"] = pc.is_in(raw[contract.knife_column], pa.array(list(contract.knife_true)))
+        derived["knife_enabled"] = pc.if_else(pc.is_null(raw[contract.knife_column]),
+                                              pa.scalar(None, pa.bool_()), derived["knife_enabled"])
+    if suppressed is not None:
+        derived[f"{supp['column']}_suppressed"] = suppressed
+        floor = int(supp.get("minimum_published", 5))
+        small = pc.fill_null(pc.and_(pc.greater(typed[supp["column"]], 0), pc.less(typed[supp["column"]], floor)), False)
+        reasons.add(small, lambda i: f"{contract.column(supp['column']).header}: unsuppressed count "
+                    f"{typed[supp['column']][i].as_py()} below {floor} (must be published as {supp.get('marker', 'c')!r})")
+
+    if contract.x and contract.y:
+        xv = pc.cast(typed[contract.x], pa.float64()).to_numpy(zero_copy_only=False)
+        yv = pc.cast(typed[contract.y], pa.float64()).to_numpy(zero_copy_only=False)
+        has_x, has_y = ~np.isnan(xv), ~np.isnan(yv)
+        hx, hy = contract.column(contract.x).header, contract.column(contract.y).header
+        reasons.add(has_x ^ has_y, f"{hx}/{hy}: only one of the pair is present")
+        if contract.coords_required:
+            reasons.add(~has_x & ~has_y, f"{hx}/{hy}: location missing")
+        both = has_x & has_y
+        lon = np.full(n, np.nan)
+        lat = np.full(n, np.nan)
+        if both.any():
+            lon[both], lat[both] = _to_wgs84(contract.crs or "EPSG:4326", xv[both], yv[both])
+        mnx, mny, mxx, mxy = ENGLAND_WALES_BBOX
+        with np.errstate(invalid="ignore"):
+            outside = both & ~((lon >= mnx) & (lon <= mxx) & (lat >= mny) & (lat <= mxy))
+        reasons.add(outside, lambda i: f"{hx}/{hy}: ({xv[i]}, {yv[i]}) lies outside England and Wales")
+        ok = both & ~outside
+        lon[~ok] = np.nan
+        lat[~ok] = np.nan
+        derived["wgs84_lon"] = pa.array(lon, pa.float64(), mask=~ok)
+        derived["wgs84_lat"] = pa.array(lat, pa.float64(), mask=~ok)
+        keep_pts = np.ones(n, dtype=bool)
+        keep_pts[list(reasons.by_row)] = False
+        lat_for_h3 = np.where(keep_pts, lat, np.nan)
+        lon_for_h3 = np.where(keep_pts, lon, np.nan)
+        derived["h3_cell"] = pa.array(h3_cells(lat_for_h3, lon_for_h3, h3_resolution), pa.string())
+
+    kept = np.ones(n, dtype=bool)
+    if reasons.by_row:
+        kept[list(reasons.by_row)] = False
+    kept_arr = pa.array(kept)
+    columns = {name: arr.filter(kept_arr) for name, arr in {**typed, **derived}.items() if name != "month"}
+    columns["month"] = derived["month"].filter(kept_arr)
+    return Checked(table=pa.table(columns), kept=np.flatnonzero(kept), failed=reasons.by_row)
