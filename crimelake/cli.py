@@ -1,0 +1,185 @@
+"""The `crimelake` command: generate demo data, land real archives, run the pipeline, inspect the lake."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crimelake.config import Settings
+
+app = typer.Typer(help="crimelake: map, track and forecast crime concentrations in England and Wales.",
+                  no_args_is_help=True, add_completion=False)
+ingest_app = typer.Typer(help="Land real extracts for the pipeline.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+console = Console()
+if not console.is_terminal:
+    # Piped output (CI logs, files) gets room for the status table instead of the 80-column default.
+    console = Console(width=120)
+err = Console(stderr=True)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="crimelake home folder (default: $CRIMELAKE_HOME or ./var).",
+                                              show_default=False)]
+
+
+def _settings(home: Path | None) -> Settings:
+    return Settings.from_env(home).prepare()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=False)
+
+
+@app.command()
+def generate(
+    home: HomeOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
+    scale: Annotated[str, typer.Option(help="Preset: 'demo' (6 forces, 24 months) or 'national' (44 forces).")] = "demo",
+    forces: Annotated[str | None, typer.Option(help="Comma-separated force slugs (overrides the preset).")] = None,
+    start: Annotated[str | None, typer.Option(help="First month, YYYY-MM.")] = None,
+    months: Annotated[int | None, typer.Option(help="Number of months.")] = None,
+    incidents: Annotated[int | None, typer.Option(help="Street-level rows per force and month.")] = None,
+    defect_rate: Annotated[float, typer.Option(help="Share of rows given a realistic defect (0 for clean data).")] = 0.003,
+) -> None:
+    """Write simulated extracts for every source into the landing folder."""
+    from crimelake.simulate import generate as gen
+
+    settings = _settings(home)
+    if scale not in ("demo", "national"):
+        raise typer.BadParameter(f"unknown scale {scale!r}: use 'demo' or 'national'", param_hint="--scale")
+    kwargs = {}
+    if start:
+        kwargs["start"] = start
+    if months:
+        kwargs["months"] = months
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = gen(settings.landing, seed=seed, forces=forces.split(",") if forces else None,
+                      incidents=incidents, defect_rate=defect_rate, scale=scale, progress=progress, **kwargs)
+    rows = sum(summary.rows.values()) if isinstance(summary.rows, dict) else summary.rows
+    console.print(f"Wrote {len(summary.files)} files ({rows:,} rows) to {settings.landing} "
+                  f"in {time.perf_counter() - t0:.1f}s.")
+    if summary.defects:
+        console.print("Defects injected: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.defects.items())))
+
+
+@ingest_app.command("police-uk")
+def ingest_police_uk(
+    paths: Annotated[list[Path], typer.Argument(help="YYYY-MM.zip archives or folders of YYYY-MM-<force>-*.csv files.")],
+    home: HomeOpt = None,
+    run: Annotated[bool, typer.Option(help="Run the pipeline on the landed months afterwards.")] = True,
+) -> None:
+    """Land real data.police.uk archives (zip or extracted folders, many months) and load them."""
+    from crimelake.police_uk import land
+
+    settings = _settings(home)
+    for p in paths:
+        if not p.exists():
+            err.print(f"[red]error:[/red] {p}: no such file or folder")
+            raise typer.Exit(2)
+    with err.status("Landing files...") as status:
+        try:
+            summary = land(settings, paths, progress=lambda name: status.update(f"Landed {name}"))
+        except ValueError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+    console.print(f"Landed {len(summary.landed)} new and {len(summary.redelivered)} re-delivered files for "
+                  f"{', '.join(summary.months) or 'no months'}; {len(summary.unchanged)} already landed; "
+                  f"{len(summary.ignored)} files that are not street, outcomes or stop-and-search ignored.")
+    if run and summary.months:
+        _run(settings, months=summary.months, everything=False)
+
+
+def _run(settings: Settings, months: list[str] | None, everything: bool) -> bool:
+    from crimelake.pipeline import pending, run_landed
+
+    todo = pending(settings, months=months, everything=everything)
+    if not todo:
+        console.print("Nothing to run: every landed month is loaded and unchanged (use --all to reload).")
+        return True
+    ok = True
+    with _progress() as bar:
+        task = bar.add_task("Running ingest", total=len(todo))
+
+        def on_start(month: str, n: int) -> None:
+            bar.update(task, description=f"Running ingest {month} ({n} assets)")
+
+        def on_month(mr) -> None:
+            nonlocal ok
+            bar.advance(task)
+            if not mr.success or mr.failed_checks:
+                ok = ok and mr.success
+                bar.console.print(f"[yellow]{mr.month}[/yellow]: run {mr.run_id[:8]} "
+                                  f"{'succeeded' if mr.success else '[red]failed[/red]'}; failed checks: "
+                                  f"{', '.join(mr.failed_checks) or 'none'}")
+
+        run_landed(settings, months=months, everything=everything, on_month=on_month, on_start=on_start)
+    return ok
+
+
+@app.command()
+def run(
+    home: HomeOpt = None,
+    month: Annotated[list[str] | None, typer.Option(help="Only this month (repeatable).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Reload every landed month, changed or not.")] = False,
+) -> None:
+    """Materialize what has landed through the Dagster definitions (runs appear in the Dagster UI)."""
+    settings = _settings(home)
+    ok = _run(settings, months=month or None, everything=all_)
+    status(home)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(home: HomeOpt = None) -> None:
+    """Print the lake's tables: Delta versions, months, rows, quarantined rows and rejected files."""
+    from crimelake.status import table_status
+
+    settings = _settings(home)
+    t = Table(title=f"crimelake lake at {settings.lake}")
+    for col in ("table", "delta version", "months", "rows", "quarantined", "rejected files", "dup./superseded"):
+        t.add_column(col, justify="right" if col not in ("table", "months") else "left")
+    for s in table_status(settings):
+        months = "-" if not s.months else s.months[0] if len(s.months) == 1 else f"{s.months[0]}..{s.months[-1]} ({len(s.months)})"
+        t.add_row(f"{s.source}/{s.entity}", "-" if s.bronze_version is None else str(s.bronze_version), months,
+                  f"{s.rows:,}", f"{s.quarantined:,}", str(s.rejected_files), str(s.duplicate_or_superseded_files))
+    console.print(t)
+
+
+@app.command()
+def demo(
+    home: HomeOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed for the simulated data.")] = 7,
+) -> None:
+    """Generate the demo data (if the landing folder is empty), run the whole pipeline, print where to look."""
+    settings = _settings(home)
+    if not any(settings.landing.glob("*/*/*")):
+        generate(home=settings.home, seed=seed)
+    ok = _run(settings, months=None, everything=False)
+    status(settings.home)
+    console.print(
+        f"\n[bold]Where to look[/bold]\n"
+        f"  landing files   {settings.landing}\n"
+        f"  Delta lake      {settings.lake} (bronze/, quarantine/)\n"
+        f"  Dagster UI      make ui  (then http://127.0.0.1:3000; runs, checks and metadata are there)\n"
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

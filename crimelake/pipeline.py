@@ -1,0 +1,90 @@
+"""Run the Dagster definitions from the command line, recorded in the home's Dagster instance.
+
+`crimelake run` goes through the same jobs the Dagster UI runs, so its runs appear in the UI's history with their
+checks and metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from crimelake.config import Settings
+from crimelake.ingest.landing import fingerprint, landed_months
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class MonthRun:
+    month: str
+    assets: list[str]
+    run_id: str
+    success: bool
+    failed_checks: list[str]
+
+
+def pending(settings: Settings, *, months: list[str] | None = None, everything: bool = False) -> dict[str, list]:
+    """Month -> asset keys to materialize: months whose files changed since they were last loaded (or all)."""
+    import dagster as dg
+
+    from orchestration.defs.ingest.automation import recorded_fingerprint, source_assets
+    from orchestration.lib.partitions import monthly_partitions
+
+    instance = dg.DagsterInstance.get()
+    valid = set(monthly_partitions.get_partition_keys())
+    todo: dict[str, list] = {}
+    for source, keys in source_assets().items():
+        for month in landed_months(settings, source):
+            if months and month not in months:
+                continue
+            if month not in valid:
+                raise ValueError(f"landing/{source}/{month}: not a month the pipeline partitions "
+                                 f"({monthly_partitions.get_first_partition_key()} to "
+                                 f"{monthly_partitions.get_last_partition_key()})")
+            fp = fingerprint(settings, source, month)
+            stale = keys if everything else [k for k in keys if recorded_fingerprint(instance, k, month) != fp]
+            todo.setdefault(month, []).extend(stale)
+    return {m: ks for m, ks in sorted(todo.items()) if ks}
+
+
+def run_landed(
+    settings: Settings,
+    *,
+    months: list[str] | None = None,
+    everything: bool = False,
+    on_month: Callable[[MonthRun], None] | None = None,
+    on_start: Callable[[str, int], None] | None = None,
+) -> list[MonthRun]:
+    """Materialize what has landed, one Dagster run per month."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    settings.prepare()
+    instance = dg.DagsterInstance.get()
+    job = defs().get_job_def("ingest_landing_job")
+    todo = pending(settings, months=months, everything=everything)
+    out = []
+    for month, keys in todo.items():
+        if on_start:
+            on_start(month, len(keys))
+        result = job.execute_in_process(
+            partition_key=month,
+            instance=instance,
+            asset_selection=keys,
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+            tags={"crimelake/trigger": "cli"},
+        )
+        failed = [
+            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+        ]
+        mr = MonthRun(month, [k.to_user_string() for k in keys], result.run_id, result.success, failed)
+        out.append(mr)
+        if on_month:
+            on_month(mr)
+    return out
+

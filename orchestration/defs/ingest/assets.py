@@ -1,0 +1,138 @@
+"""Ingest assets: one per source entity, keyed [source, entity] like the dbt source each one feeds.
+
+The assets are thin: the reading, checking and writing live in `crimelake.ingest`; here they are scheduled,
+partitioned by month, and their counts, Delta versions and check results reported to Dagster.
+"""
+
+
+import dagster as dg
+
+from crimelake.ingest.engine import IngestResult, ingest_partition
+from crimelake.ingest.landing import fingerprint
+from data_contracts.loader import Contract, default_contracts
+from orchestration.lib.partitions import monthly_partitions
+from orchestration.lib.resources import LakeResource
+
+INGEST_GROUP = "ingest"
+
+CHECK_ACCOUNTED = "rows_accounted_for"
+CHECK_FILES = "no_rejected_files"
+CHECK_CONTRACT = "contract_expectations"
+
+
+def _files_markdown(result: IngestResult) -> str:
+    lines = ["| file | status | read | loaded | quarantined | reason |", "|---|---|---|---|---|---|"]
+    for f in result.files:
+        reason = f.reason.replace("|", "\\|")
+        lines.append(f"| {f.file} | {f.status} | {f.rows_read} | {f.rows_loaded} | {f.rows_quarantined} | {reason} |")
+    return "\n".join(lines)
+
+
+def _table_schema(contract: Contract) -> dg.TableSchema:
+    from crimelake.ingest.engine import bronze_schema
+
+    described = {c.name: (c.description or f"{c.header} ({c.logical_type})") for c in contract.columns}
+    return dg.TableSchema(columns=[
+        dg.TableColumn(f.name, str(f.type), description=described.get(f.name, "")) for f in bronze_schema(contract)
+    ])
+
+
+def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
+    key = dg.AssetKey([contract.source, contract.entity])
+    specs = [
+        dg.AssetCheckSpec(CHECK_ACCOUNTED, asset=key, blocking=True,
+                          description="Every data line read is either loaded or quarantined (read = loaded + quarantined)."),
+        dg.AssetCheckSpec(CHECK_FILES, asset=key,
+                          description="No landed file of this month was rejected whole (unreadable, wrong header, "
+                                      "wrong name); duplicates and superseded deliveries are reported, not failed."),
+        dg.AssetCheckSpec(CHECK_CONTRACT, asset=key, blocking=True,
+                          description=f"The great-expectations suite generated from contract {contract.ref}, "
+                                      "and its quality rules, pass on the loaded month."),
+    ]
+
+    @dg.asset(
+        key=key,
+        partitions_def=monthly_partitions,
+        group_name=INGEST_GROUP,
+        kinds={"python", "deltalake"},
+        check_specs=specs,
+        description=(
+            f"Bronze Delta table `lake/bronze/{contract.source}/{contract.entity}`: {contract.description} "
+            f"One row per loaded data line, typed by contract {contract.ref}, with lineage columns "
+            "(_source_file, _source_sha256, _source_line, _contract, _ingest_run_id, _ingested_at). "
+            "Partitioned by month; a run replaces its month. Rejected rows go to "
+            f"`lake/quarantine/{contract.source}/{contract.entity}`."
+        ),
+        metadata={
+            "contract": contract.ref,
+            "contract_file": dg.MetadataValue.path(str(contract.path)),
+            "classification": contract.classification,
+            "owner": contract.owner,
+            "dagster/column_schema": _table_schema(contract),
+        },
+        tags={"classification": contract.classification},
+    )
+    def _ingest(context: dg.AssetExecutionContext, lake: LakeResource):
+        settings = lake.settings()
+        month = context.partition_key
+        fp = fingerprint(settings, contract.source, month)
+
+        def progress(done: int, total: int, name: str) -> None:
+            context.log.info(f"{contract.source}/{contract.entity} {month}: read {done}/{total} files ({name})")
+
+        result = ingest_partition(settings, contract, month, run_id=context.run_id, progress=progress)
+        for f in result.rejected:
+            context.log.error(f"rejected file {f.file}: {f.reason}")
+
+        from data_contracts.expectations import validate_frame
+
+        suite = validate_frame(contract, result.table.to_pandas(), rows_read=result.rows_read,
+                               rows_quarantined=result.rows_quarantined)
+        if not suite.passed:
+            context.log.error(f"contract {contract.ref} breached for {month}:\n{suite.summary()}")
+
+        rejected = [f"{f.file}: {f.reason}" for f in result.rejected]
+        checks = [
+            dg.AssetCheckResult(
+                check_name=CHECK_ACCOUNTED, passed=result.counts_add_up,
+                metadata={"rows_read": result.rows_read, "rows_loaded": result.rows_loaded,
+                          "rows_quarantined": result.rows_quarantined},
+            ),
+            dg.AssetCheckResult(
+                check_name=CHECK_FILES, passed=not rejected,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rejected_files": dg.MetadataValue.json(rejected),
+                          "files_rejected": len(rejected)},
+                description="; ".join(rejected) or None,
+            ),
+            dg.AssetCheckResult(check_name=CHECK_CONTRACT, passed=suite.passed, metadata=suite.to_metadata()),
+        ]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows_loaded,
+                "rows_read": result.rows_read,
+                "rows_loaded": result.rows_loaded,
+                "rows_quarantined": result.rows_quarantined,
+                "files_read": sum(1 for f in result.files if f.status == "loaded"),
+                "files_not_read": len(result.files) - sum(1 for f in result.files if f.status == "loaded"),
+                "files": dg.MetadataValue.md(_files_markdown(result)),
+                "quarantine_reasons": dg.MetadataValue.json(result.quarantine_reasons),
+                "delta_version": result.bronze_version,
+                "quarantine_delta_version": result.quarantine_version,
+                "rejected_files_delta_version": result.rejected_version,
+                "table_uri": dg.MetadataValue.path(str(settings.bronze(contract.source, contract.entity))),
+                "landing_fingerprint": fp,
+                "contract": contract.ref,
+            },
+            check_results=checks,
+        )
+
+    return _ingest
+
+
+INGEST_ASSETS = [build_ingest_asset(c) for c in default_contracts().values()]
+
+
+@dg.definitions
+def ingest_assets() -> dg.Definitions:
+    return dg.Definitions(assets=INGEST_ASSETS)
