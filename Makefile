@@ -1,0 +1,55 @@
+# crimelake: `make demo` runs the whole pipeline on simulated data, `make test` runs the tests.
+# Needs only Python 3.11 (python3); uv is installed into .tools/ when it is not on PATH.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := $(CURDIR)/.tools
+VENV := $(CURDIR)/.venv
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+
+export CRIMELAKE_HOME ?= $(CURDIR)/var
+export UV_CACHE_DIR ?= $(TOOLS)/uv-cache
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export DAGSTER_HOME := $(CRIMELAKE_HOME)/dagster
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+CRIMELAKE := $(VENV)/bin/crimelake
+
+.PHONY: install demo test ui bench lint clean help
+
+help:
+	@echo "make demo   generate demo data and run the whole pipeline into $(CRIMELAKE_HOME)"
+	@echo "make test   run the test suite"
+	@echo "make ui     open the Dagster UI on the same home (http://127.0.0.1:3000)"
+	@echo "make bench  run the benchmarks"
+	@echo "make lint   ruff"
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --no-cache-dir --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+demo: install
+	$(CRIMELAKE) demo
+
+test: install
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+ui: install
+	$(CRIMELAKE) ui
+
+bench: install
+	$(VENV)/bin/python -m benchmarks.run
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(CRIMELAKE_HOME) .pytest_cache

@@ -1,0 +1,103 @@
+"""Ingest benchmark: one national-scale month, crimelake against a plain pyarrow + write_deltalake script.
+
+The baseline reads the same landed files with pyarrow's CSV reader (every column as text, bad lines skipped) and
+writes one Delta table per source entity. crimelake does more (typing, every contract rule, reprojection, H3
+cells, quarantine with raw text, rejected-file records, the great-expectations suite); the ratio says what that
+costs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from deltalake import write_deltalake
+
+from crimelake.config import Settings
+from crimelake.ingest.engine import ingest_partition
+from crimelake.ingest.landing import landed_months
+from data_contracts.loader import default_contracts
+
+
+def baseline(settings: Settings, out: Path) -> tuple[float, int]:
+    rows = 0
+    t0 = time.perf_counter()
+    for c in default_contracts().values():
+        folder = settings.landing_dir(c.source, landed_months(settings, c.source)[0])
+        tables = []
+        for f in sorted(folder.iterdir()):
+            if not c.filename_pattern.match(f.name):
+                continue
+            try:
+                t = pacsv.read_csv(
+                    f,
+                    read_options=pacsv.ReadOptions(encoding=c.encoding),
+                    parse_options=pacsv.ParseOptions(delimiter=c.delimiter, invalid_row_handler=lambda r: "skip"),
+                    convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in c.header},
+                                                         include_columns=c.header),
+                )
+            except (pa.ArrowInvalid, KeyError):
+                continue
+            tables.append(t)
+        if tables:
+            t = pa.concat_tables(tables, promote_options="permissive")
+            rows += t.num_rows
+            write_deltalake(str(out / c.source / c.entity), t, mode="overwrite")
+    return time.perf_counter() - t0, rows
+
+
+def crimelake_engine(settings: Settings) -> tuple[float, int, int, int]:
+    from data_contracts.expectations import validate_frame
+
+    read = loaded = quarantined = 0
+    t0 = time.perf_counter()
+    for c in default_contracts().values():
+        for month in landed_months(settings, c.source):
+            r = ingest_partition(settings, c, month)
+            validate_frame(c, r.table.to_pandas(), rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+            read += r.rows_read
+            loaded += r.rows_loaded
+            quarantined += r.rows_quarantined
+    return time.perf_counter() - t0, read, loaded, quarantined
+
+
+def main(workdir: Path | None = None, months: int = 1) -> dict:
+    from crimelake.simulate import generate
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="crimelake-bench-"))
+    settings = Settings.from_env(work / "home").prepare()
+    t0 = time.perf_counter()
+    summary = generate(settings.landing, scale="national", months=months, start="2024-01")
+    gen_s = time.perf_counter() - t0
+    files = len(summary.files)
+    mb = sum(p.stat().st_size for p in settings.landing.rglob("*.csv")) / 1e6
+
+    # Warm both paths on nothing-sized work so imports and first-call costs are not timed.
+    import data_contracts.expectations  # noqa: F401
+
+    base_s, base_rows = baseline(settings, work / "baseline")
+    cl_s, read, loaded, quarantined = crimelake_engine(settings)
+    result = {
+        "files": files,
+        "megabytes": round(mb, 1),
+        "generate_seconds": round(gen_s, 1),
+        "baseline_seconds": round(base_s, 2),
+        "baseline_rows": base_rows,
+        "baseline_rows_per_second": round(base_rows / base_s),
+        "crimelake_seconds": round(cl_s, 2),
+        "crimelake_rows_read": read,
+        "crimelake_rows_loaded": loaded,
+        "crimelake_rows_quarantined": quarantined,
+        "crimelake_rows_per_second": round(read / cl_s),
+        "ratio_crimelake_to_baseline_time": round(cl_s / base_s, 2),
+        "counts_add_up": read == loaded + quarantined,
+    }
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

@@ -1,0 +1,175 @@
+"""Ingest engine: nothing lost, every defect quarantined with a reason, idempotent, re-deliveries handled."""
+
+from __future__ import annotations
+
+import os
+
+import h3
+import pytest
+
+from crimelake import lake
+from crimelake.ingest.engine import ingest_partition
+from tests.factories import STREET_ID, contract, csv_text, land, rms_ho_row, street_row
+
+STREET = contract("police_uk", "street")
+RMS = contract("force_rms_ho", "crimes")
+CARE = contract("social_care", "indicators")
+
+
+def quarantine(settings, c, month="2024-03"):
+    return lake.read(settings.quarantine(c.source, c.entity), month=month).to_pylist()
+
+
+def test_defective_rows_are_quarantined_with_line_and_reason(settings):
+    rows = [
+        street_row(),
+        street_row(**{"Crime type": "Cyber crime"}),
+        street_row(**{"Longitude": "12.5", "Latitude": "41.9"}),
+        street_row(**{"Month": "2024-02"}),
+        street_row(**{"Longitude": "abc"}),
+        street_row(**{"Crime ID": "", "Crime type": "Anti-social behaviour", "Longitude": "", "Latitude": "",
+                      "Location": "No location", "LSOA code": "", "LSOA name": ""}),
+    ]
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, rows))
+    r = ingest_partition(settings, STREET, "2024-03")
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (6, 2, 4)
+    assert r.counts_add_up
+    q = {row["_source_line"]: row for row in quarantine(settings, STREET)}
+    assert set(q) == {3, 4, 5, 6}
+    assert "label 'Cyber crime' is not mapped by contract police_uk_street@1.0.0" in q[3]["reason"]
+    assert "lies outside England and Wales" in q[4]["reason"]
+    assert "belongs to 2024-02, not the file's month 2024-03" in q[5]["reason"]
+    assert "Longitude: 'abc' is not a valid number" in q[6]["reason"]
+    assert q[3]["raw_text"].startswith(STREET_ID) and "Cyber crime" in q[3]["raw_text"]
+    assert all(row["_source_file"] == "landing/police_uk/2024-03/2024-03-bedfordshire-street.csv" for row in q.values())
+    bronze = lake.read(settings.bronze("police_uk", "street"), month="2024-03")
+    assert bronze.column("_source_line").to_pylist() == [2, 7]
+    # A row with no location is a valid record: loaded without a cell, as data.police.uk publishes it.
+    assert bronze.column("h3_cell").to_pylist()[1] is None
+    cell = bronze.column("h3_cell")[0].as_py()
+    assert h3.get_resolution(cell) == settings.h3_resolution
+    assert bronze.column("force").to_pylist() == ["bedfordshire", "bedfordshire"]
+    assert bronze.column("_contract").to_pylist() == ["police_uk_street@1.0.0"] * 2
+
+
+def test_british_national_grid_is_reprojected_and_required_location_enforced(settings):
+    rows = [
+        rms_ho_row("BD/0000001/24"),
+        rms_ho_row("BD/0000002/24", EASTING="", NORTHING=""),
+        rms_ho_row("BD/0000003/24", HO_CODE="999X"),
+        rms_ho_row("BD/0000004/24", REC_DATE="31/02/2024"),
+        rms_ho_row("BD/0000001/24"),
+        rms_ho_row("BD/0000005/24", KNIFE_FLAG="Y", HO_CODE="010D"),
+    ]
+    land(settings, RMS, "2024-03", "bedfordshire-rms-2024-03.csv", csv_text(RMS, rows, newline="\r\n"))
+    r = ingest_partition(settings, RMS, "2024-03")
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (6, 2, 4)
+    reasons = {row["_source_line"]: row["reason"] for row in quarantine(settings, RMS)}
+    assert "EASTING" in reasons[3] and "location missing" in reasons[3]
+    assert "'999X' is not mapped" in reasons[4]
+    assert "REC_DATE: '31/02/2024' is not a valid date" in reasons[5]
+    assert "duplicates the row at landing/force_rms_ho/2024-03/bedfordshire-rms-2024-03.csv line 2" in reasons[6]
+    b = lake.read(settings.bronze("force_rms_ho", "crimes"), month="2024-03").to_pylist()
+    # EPSG:27700 (504900, 249700) is in Bedford, about 0.47 W 52.13 N.
+    assert b[0]["wgs84_lon"] == pytest.approx(-0.466, abs=0.01)
+    assert b[0]["wgs84_lat"] == pytest.approx(52.13, abs=0.01)
+    assert b[0]["offence_desc"] == "Theft – shop"
+    assert [x["knife_enabled"] for x in b] == [False, True]
+    assert str(b[0]["recorded_date"]) == "2024-03-05"
+
+
+def test_unsuppressed_small_count_is_a_disclosure_breach_and_quarantined(settings):
+    header = ",".join(CARE.header)
+    body = [
+        "E01017540,Bedford 001A,E06000055,2024-Q2,children_in_need_referrals,12",
+        "E01017541,Bedford 001B,E06000055,2024-Q2,children_in_need_referrals,c",
+        "E01017542,Bedford 001C,E06000055,2024-Q2,children_in_need_referrals,3",
+        "E01017543,Bedford 001D,E06000055,2024-Q2,children_in_need_referrals,0",
+    ]
+    land(settings, CARE, "2024-04", "bedford-social-care-2024-Q2.csv", "\n".join([header, *body]) + "\n")
+    r = ingest_partition(settings, CARE, "2024-04")
+    assert (r.rows_loaded, r.rows_quarantined) == (3, 1)
+    q = quarantine(settings, CARE, "2024-04")
+    assert "unsuppressed count 3 below 5" in q[0]["reason"]
+    b = lake.read(settings.bronze("social_care", "indicators"), month="2024-04")
+    assert b.column("count").to_pylist() == [12, None, 0]
+    assert b.column("count_suppressed").to_pylist() == [False, True, False]
+
+
+def test_rerunning_a_month_changes_nothing(settings):
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, [street_row()] * 3))
+    first = ingest_partition(settings, STREET, "2024-03")
+    again = ingest_partition(settings, STREET, "2024-03")
+    path = settings.bronze("police_uk", "street")
+    assert again.bronze_version == first.bronze_version + 1
+    now = lake.read(path).drop_columns(["_ingest_run_id", "_ingested_at"])
+    before = lake.read(path, version=first.bronze_version).drop_columns(["_ingest_run_id", "_ingested_at"])
+    assert now.equals(before)
+    assert now.num_rows == 3
+
+
+def test_other_months_are_untouched_when_one_is_replaced(settings):
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, [street_row()]))
+    land(settings, STREET, "2024-04", "2024-04-bedfordshire-street.csv",
+         csv_text(STREET, [street_row(Month="2024-04")] * 2))
+    ingest_partition(settings, STREET, "2024-03")
+    ingest_partition(settings, STREET, "2024-04")
+    ingest_partition(settings, STREET, "2024-03")
+    months = lake.read(settings.bronze("police_uk", "street")).column("month").to_pylist()
+    assert sorted(months) == ["2024-03", "2024-04", "2024-04"]
+
+
+def test_duplicate_delivery_counts_once_and_is_recorded(settings):
+    text = csv_text(STREET, [street_row(), street_row()])
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", text)
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street (1).csv", text)
+    r = ingest_partition(settings, STREET, "2024-03")
+    assert r.rows_loaded == 2
+    status = {f.file.rsplit("/", 1)[1]: (f.status, f.reason) for f in r.files}
+    assert status["2024-03-bedfordshire-street (1).csv"] == (
+        "duplicate", "identical to 2024-03-bedfordshire-street.csv (same SHA-256)")
+    rejected = lake.read(settings.rejected_files("police_uk", "street"), month="2024-03").to_pylist()
+    assert [x["status"] for x in rejected] == ["duplicate"]
+
+
+def test_corrected_redelivery_replaces_the_rows_of_the_file_it_corrects(settings):
+    old = land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv",
+               csv_text(STREET, [street_row(**{"Crime type": "Drugs"})] * 3))
+    ingest_partition(settings, STREET, "2024-03")
+    new = land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.v2.csv",
+               csv_text(STREET, [street_row(**{"Crime type": "Robbery"})] * 2))
+    os.utime(old, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(new, ns=(2_000_000_000, 2_000_000_000))
+    r = ingest_partition(settings, STREET, "2024-03")
+    bronze = lake.read(settings.bronze("police_uk", "street"), month="2024-03")
+    assert bronze.column("crime_type").to_pylist() == ["Robbery", "Robbery"]
+    superseded = [f for f in r.files if f.status == "superseded"]
+    assert len(superseded) == 1 and "corrected by newer delivery 2024-03-bedfordshire-street.v2.csv" in superseded[0].reason
+
+
+def test_unreadable_file_is_rejected_whole_while_other_forces_load(settings):
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, [street_row()]))
+    land(settings, STREET, "2024-03", "2024-03-cheshire-street.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    land(settings, STREET, "2024-03", "2024-03-kent-street.csv", "Crime ID,Month,Extra\n1,2,3\n")
+    land(settings, STREET, "2024-03", "2024-03-essex-street.csv", b"")
+    land(settings, STREET, "2024-03", "2024-03-atlantis-street.csv", csv_text(STREET, [street_row()]))
+    land(settings, STREET, "2024-03", "2024-02-surrey-street.csv", csv_text(STREET, [street_row()]))
+    r = ingest_partition(settings, STREET, "2024-03")
+    assert r.rows_loaded == 1
+    reasons = {f.file.rsplit("/", 1)[1]: f.reason for f in r.rejected}
+    assert "not a text file" in reasons["2024-03-cheshire-street.csv"]
+    assert "header does not match contract police_uk_street@1.0.0" in reasons["2024-03-kent-street.csv"]
+    assert "empty file" in reasons["2024-03-essex-street.csv"]
+    assert "unknown force slug 'atlantis'" in reasons["2024-03-atlantis-street.csv"]
+    assert "named for 2024-02 but landed in the 2024-03 folder" in reasons["2024-02-surrey-street.csv"]
+    table = lake.read(settings.rejected_files("police_uk", "street"), month="2024-03")
+    assert table.num_rows == 5
+
+
+def test_a_file_matching_no_contract_is_reported_once(settings):
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, [street_row()]))
+    land(settings, STREET, "2024-03", "notes.txt", "hello\n")
+    reports = [ingest_partition(settings, contract("police_uk", e), "2024-03")
+               for e in ("street", "outcomes", "stop_and_search")]
+    named = [f.file for r in reports for f in r.rejected]
+    assert named == ["landing/police_uk/2024-03/notes.txt"]
