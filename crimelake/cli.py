@@ -181,5 +181,24 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def ui(
+    home: HomeOpt = None,
+    port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+) -> None:
+    """Open the Dagster UI on this home's instance (assets, partitions, checks, sensor, runs)."""
+    import os
+    import shutil
+    import sys
+
+    settings = _settings(home)
+    root = Path(__file__).resolve().parent.parent
+    dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    console.print(f"Dagster UI for {settings.home} at http://{host}:{port} (Ctrl-C to stop)")
+    os.chdir(root)
+    os.execv(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"), "-h", host, "-p", str(port)])
+
+
 if __name__ == "__main__":
     app()
