@@ -63,7 +63,7 @@ def run_landed(
 
     settings.prepare()
     instance = dg.DagsterInstance.get()
-    job = defs().get_job_def("ingest_landing_job")
+    job = defs().resolve_job_def("ingest_landing_job")
     todo = pending(settings, months=months, everything=everything)
     out = []
     for month, keys in todo.items():

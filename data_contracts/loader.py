@@ -213,6 +213,8 @@ def parse_contract(path: Path, taxonomy: Taxonomy | None = None) -> Contract:
     need_column(coords.get("y"), "coordinates.y")
     knife = custom.get("knifeFlag") or {}
     need_column(knife.get("column"), "knifeFlag")
+    if knife and not knife.get("trueValues"):
+        raise _fail(path, "knifeFlag needs trueValues: the values that mean knife-enabled")
     mapping = custom.get("labelMapping") or {}
     need_column(mapping.get("column"), "labelMapping")
     labels = {str(k): str(v) for k, v in (mapping.get("labels") or {}).items()}
@@ -259,7 +261,7 @@ def parse_contract(path: Path, taxonomy: Taxonomy | None = None) -> Contract:
         y=coords.get("y"),
         coords_required=bool(coords.get("required", False)),
         knife_column=knife.get("column"),
-        knife_true=tuple(str(v) for v in knife.get("true", ())),
+        knife_true=tuple(str(v) for v in knife.get("trueValues", ())),
         label_column=mapping.get("column"),
         labels=labels,
         suppression=supp,

@@ -40,6 +40,14 @@ def _local_to_utc(naive: pa.Array) -> pa.Array:
     return pc.cast(local, pa.timestamp("us", tz="UTC"))
 
 
+def _real_dates(arr: pa.Array, date_fmt: str, width: int | None) -> pa.Array:
+    """True where the date part exists in the calendar: Arrow's strptime rolls 31/02 over to 02/03, so the
+    parsed date is formatted back and compared with the text."""
+    part = pc.utf8_slice_codeunits(arr, 0, width) if width else arr
+    parsed = pc.strptime(part, format=date_fmt, unit="s", error_is_null=True)
+    return pc.fill_null(pc.equal(pc.strftime(parsed, format=date_fmt), part), False)
+
+
 def _timestamp(arr: pa.Array, fmt: str | None) -> tuple[pa.Array, pa.Array]:
     if fmt in (None, "iso8601"):
         with_offset = pc.strptime(arr, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
@@ -47,13 +55,18 @@ def _timestamp(arr: pa.Array, fmt: str | None) -> tuple[pa.Array, pa.Array]:
         values = pc.coalesce(pc.cast(with_offset, pa.timestamp("us", tz="UTC")), _local_to_utc(naive))
     else:
         values = _local_to_utc(pc.strptime(arr, format=fmt, unit="us", error_is_null=True))
-    return values, _invalid(arr, pc.is_valid(values))
+    date_fmt = (fmt or "%Y-%m-%dT").replace("T", " ").split(" ")[0] if fmt not in (None, "iso8601") else "%Y-%m-%d"
+    ok = pc.and_(pc.is_valid(values), _real_dates(arr, date_fmt, 10))
+    values = pc.if_else(ok, values, pa.scalar(None, values.type))
+    return values, _invalid(arr, ok)
 
 
 def _date(arr: pa.Array, fmt: str | None) -> tuple[pa.Array, pa.Array]:
-    parsed = pc.strptime(arr, format=fmt or "%Y-%m-%d", unit="s", error_is_null=True)
-    values = pc.cast(parsed, pa.date32())
-    return values, _invalid(arr, pc.is_valid(values))
+    fmt = fmt or "%Y-%m-%d"
+    ok = _real_dates(arr, fmt, None)
+    parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+    values = pc.if_else(ok, pc.cast(parsed, pa.date32()), pa.scalar(None, pa.date32()))
+    return values, _invalid(arr, ok)
 
 
 def _boolean(arr: pa.Array) -> tuple[pa.Array, pa.Array]:

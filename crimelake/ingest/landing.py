@@ -104,13 +104,14 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
     for lf in mine:
         by_key.setdefault(lf.logical_key, []).append(lf)
     for files in by_key.values():
-        # Identical bytes: the first name in sort order stands for all copies, whatever their mtimes.
+        # Identical bytes: the plainest name (no delivery suffix, then shortest) stands for all copies,
+        # whatever their mtimes.
         by_sha: dict[str, list[LandedFile]] = {}
         for lf in files:
             by_sha.setdefault(lf.sha256, []).append(lf)
         versions = []
         for copies in by_sha.values():
-            copies.sort(key=lambda f: f.name)
+            copies.sort(key=lambda f: (bool(f.groups.get("suffix")), len(f.name), f.name))
             versions.append(copies)
             for dup in copies[1:]:
                 decisions.append(Decision(dup, "duplicate", f"identical to {copies[0].name} (same SHA-256)"))
