@@ -17,11 +17,11 @@ app = typer.Typer(help="crimelake: map, track and forecast crime concentrations 
                   no_args_is_help=True, add_completion=False)
 ingest_app = typer.Typer(help="Land real extracts for the pipeline.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
-console = Console()
+console = Console(soft_wrap=True)
 if not console.is_terminal:
     # Piped output (CI logs, files) gets room for the status table instead of the 80-column default.
-    console = Console(width=120)
-err = Console(stderr=True)
+    console = Console(width=120, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="crimelake home folder (default: $CRIMELAKE_HOME or ./var).",
                                               show_default=False)]

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from data_contracts.loader import ContractError, default_contracts, load_contracts, load_taxonomy, parse_contract
+from data_contracts.loader import (
+    ContractError,
+    default_contracts,
+    load_contracts,
+    load_taxonomy,
+    parse_contract,
+)
 
 EXPECTED = {
     ("police_uk", "street"), ("police_uk", "outcomes"), ("police_uk", "stop_and_search"),

@@ -1,0 +1,1 @@
+select * from {{ source('police_uk', 'street') }}
