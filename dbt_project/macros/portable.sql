@@ -7,6 +7,26 @@
 {% macro spark__regex_matches(expr, pattern) -%} ({{ expr }} rlike '{{ pattern }}') {%- endmacro %}
 
 {% macro month_filter(column='month') -%}
-    {#- Restrict to the month Dagster is rebuilding (var month), or nothing on a full build. -#}
-    {%- if var('month', '') -%} {{ column }} = '{{ var("month") }}' {%- else -%} true {%- endif -%}
+    {#- Restrict to the months Dagster is rebuilding (vars month_from..month_to), or none on a full build. -#}
+    {%- set lo = var('month_from', '') -%}
+    {%- set hi = var('month_to', '') or lo -%}
+    {%- if lo and not is_incremental() -%}
+        {#- A first (or full-refresh) build of an incremental model must hold every month. -#}
+        true
+    {%- elif lo -%} {{ column }} between '{{ lo }}' and '{{ hi }}'
+    {%- else -%} true
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro record_id(sha_column='_source_sha256', line_column='_source_line') -%}
+    {#- Stable identity of a bronze row: the file's content hash and the line number, hashed. -#}
+    {{ dbt.hash(dbt.concat([sha_column, "':'", dbt.safe_cast(line_column, api.Column.translate_type('string'))])) }}
+{%- endmacro %}
+
+{% macro quarter_of(month_column) -%}
+    {#- 'YYYY-MM' to 'YYYY-Qn'. -#}
+    {{ dbt.concat([dbt.safe_cast("substring(" ~ month_column ~ ", 1, 4)", api.Column.translate_type('string')),
+                   "'-Q'",
+                   dbt.safe_cast("floor((cast(substring(" ~ month_column ~ ", 6, 2) as integer) - 1) / 3) + 1",
+                                 api.Column.translate_type('integer'))]) }}
 {%- endmacro %}

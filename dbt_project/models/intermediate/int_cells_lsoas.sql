@@ -1,0 +1,23 @@
+{{ config(materialized='table') }}
+
+{#- The LSOA of an H3 cell, learned from the data: data.police.uk rows carry both, so each cell takes the LSOA its
+    rows name most often (ties to the lowest code). Points from sources without an LSOA (force exports, council
+    reports) reach their area through this lookup. -#}
+
+with pairs as (
+    select h3_cell, lsoa_code, count(*) as n
+    from {{ ref('stg_police_uk__street_crimes') }}
+    where h3_cell is not null and lsoa_code is not null
+    group by h3_cell, lsoa_code
+),
+
+ranked as (
+    select
+        h3_cell, lsoa_code, n,
+        row_number() over (partition by h3_cell order by n desc, lsoa_code) as rn
+    from pairs
+)
+
+select h3_cell, lsoa_code, n as rows_seen
+from ranked
+where rn = 1
