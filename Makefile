@@ -17,13 +17,15 @@ export DO_NOT_TRACK := 1
 
 CRIMELAKE := $(VENV)/bin/crimelake
 
-.PHONY: install demo test ui bench lint clean help
+.PHONY: install demo test ui bench lint docs seeds clean help
 
 help:
 	@echo "make demo   generate demo data and run the whole pipeline into $(CRIMELAKE_HOME)"
 	@echo "make test   run the test suite"
 	@echo "make ui     open the Dagster UI on the same home (http://127.0.0.1:3000)"
 	@echo "make bench  run the benchmarks"
+	@echo "make docs   build the dbt docs into $(CRIMELAKE_HOME)/dbt-docs (after make demo)"
+	@echo "make seeds  regenerate the dbt seeds from the data contracts"
 	@echo "make lint   ruff"
 
 $(TOOLS)/bin/uv:
@@ -34,7 +36,11 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.synced
+# The dbt manifest is built at install time, never when the Dagster definitions are imported.
+dbt_project/target/manifest.json: $(VENV)/.synced $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) dbt_project/dbt_project.yml
+	cd dbt_project && $(VENV)/bin/dbt parse --quiet --profiles-dir .
+
+install: $(VENV)/.synced dbt_project/target/manifest.json
 
 demo: install
 	$(CRIMELAKE) demo
@@ -47,6 +53,13 @@ ui: install
 
 bench: install
 	$(VENV)/bin/python -m benchmarks.run
+
+docs: install
+	cd dbt_project && $(VENV)/bin/dbt docs generate --profiles-dir . --target-path $(CRIMELAKE_HOME)/dbt-docs --static
+	@echo "dbt docs: open $(CRIMELAKE_HOME)/dbt-docs/static_index.html in a browser"
+
+seeds: install
+	$(VENV)/bin/python -m data_contracts.seeds
 
 lint: install
 	$(VENV)/bin/ruff check .

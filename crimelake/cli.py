@@ -103,31 +103,42 @@ def ingest_police_uk(
         _run(settings, months=summary.months, everything=False)
 
 
-def _run(settings: Settings, months: list[str] | None, everything: bool) -> bool:
-    from crimelake.pipeline import pending, run_landed
+def _run(settings: Settings, months: list[str] | None, everything: bool, full_refresh: bool = False) -> bool:
+    """Ingest what changed (one Dagster run per month), then dbt and the gold exports over those months."""
+    from crimelake import lake
+    from crimelake.pipeline import pending, run_landed, run_transform
 
     todo = pending(settings, months=months, everything=everything)
-    if not todo:
-        console.print("Nothing to run: every landed month is loaded and unchanged (use --all to reload).")
-        return True
     ok = True
-    with _progress() as bar:
-        task = bar.add_task("Running ingest", total=len(todo))
+    if todo:
+        with _progress() as bar:
+            task = bar.add_task("Running ingest", total=len(todo))
 
-        def on_start(month: str, n: int) -> None:
-            bar.update(task, description=f"Running ingest {month} ({n} assets)")
+            def on_start(month: str, n: int) -> None:
+                bar.update(task, description=f"Running ingest {month} ({n} assets)")
 
-        def on_month(mr) -> None:
-            nonlocal ok
-            bar.advance(task)
-            if not mr.success or mr.failed_checks:
-                ok = ok and mr.success
-                bar.console.print(f"[yellow]{mr.month}[/yellow]: run {mr.run_id[:8]} "
-                                  f"{'succeeded' if mr.success else '[red]failed[/red]'}; failed checks: "
-                                  f"{', '.join(mr.failed_checks) or 'none'}")
+            def on_month(mr) -> None:
+                nonlocal ok
+                bar.advance(task)
+                if not mr.success or mr.failed_checks:
+                    ok = ok and mr.success
+                    bar.console.print(f"[yellow]{mr.month}[/yellow]: run {mr.run_id[:8]} "
+                                      f"{'succeeded' if mr.success else '[red]failed[/red]'}; failed checks: "
+                                      f"{', '.join(mr.failed_checks) or 'none'}")
 
-        run_landed(settings, months=months, everything=everything, on_month=on_month, on_start=on_start)
-    return ok
+            run_landed(settings, months=months, everything=everything, on_month=on_month, on_start=on_start)
+    built = lake.table_exists(settings.gold("fct_cell_month_counts"))
+    if not todo and built and not full_refresh:
+        console.print("Nothing to run: every landed month is loaded and unchanged (use --all to reload).")
+        return ok
+    span = (min(todo), max(todo)) if todo and built and not full_refresh else None
+    what = "full refresh" if full_refresh else f"months {span[0]}..{span[1]}" if span else "all months"
+    with err.status(f"Running dbt (build and tests) and gold exports, {what}..."):
+        tr = run_transform(settings, span, full_refresh=full_refresh)
+    state = "succeeded" if tr.success else "[red]failed[/red]"
+    console.print(f"Transform run {tr.run_id[:8]} ({what}) {state}; failed checks: "
+                  f"{', '.join(tr.failed_checks) or 'none'}; warnings: {', '.join(tr.warned_checks) or 'none'}")
+    return ok and tr.success
 
 
 @app.command()
@@ -135,10 +146,11 @@ def run(
     home: HomeOpt = None,
     month: Annotated[list[str] | None, typer.Option(help="Only this month (repeatable).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Reload every landed month, changed or not.")] = False,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild every dbt model from scratch.")] = False,
 ) -> None:
     """Materialize what has landed through the Dagster definitions (runs appear in the Dagster UI)."""
     settings = _settings(home)
-    ok = _run(settings, months=month or None, everything=all_)
+    ok = _run(settings, months=month or None, everything=all_, full_refresh=full_refresh)
     status(home)
     if not ok:
         raise typer.Exit(1)
@@ -147,7 +159,7 @@ def run(
 @app.command()
 def status(home: HomeOpt = None) -> None:
     """Print the lake's tables: Delta versions, months, rows, quarantined rows and rejected files."""
-    from crimelake.status import table_status
+    from crimelake.status import gold_status, table_status
 
     settings = _settings(home)
     t = Table(title=f"crimelake lake at {settings.lake}")
@@ -158,6 +170,15 @@ def status(home: HomeOpt = None) -> None:
         t.add_row(f"{s.source}/{s.entity}", "-" if s.bronze_version is None else str(s.bronze_version), months,
                   f"{s.rows:,}", f"{s.quarantined:,}", str(s.rejected_files), str(s.duplicate_or_superseded_files))
     console.print(t)
+    gold = gold_status(settings)
+    if gold:
+        g = Table(title="gold tables (dbt marts exported to Delta)")
+        g.add_column("table")
+        g.add_column("delta version", justify="right")
+        g.add_column("rows", justify="right")
+        for x in gold:
+            g.add_row(f"gold/{x.mart}", str(x.version), f"{x.rows:,}")
+        console.print(g)
 
 
 @app.command()
@@ -174,7 +195,9 @@ def demo(
     console.print(
         f"\n[bold]Where to look[/bold]\n"
         f"  landing files   {settings.landing}\n"
-        f"  Delta lake      {settings.lake} (bronze/, quarantine/)\n"
+        f"  Delta lake      {settings.lake} (bronze/, quarantine/, gold/)\n"
+        f"  warehouse       {settings.warehouse} (dbt: staging, intermediate, marts)\n"
+        f"  dbt docs        make docs  (then open {settings.home / 'dbt-docs' / 'index.html'})\n"
         f"  Dagster UI      make ui  (then http://127.0.0.1:3000; runs, checks and metadata are there)\n"
     )
     if not ok:

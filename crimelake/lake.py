@@ -46,6 +46,13 @@ def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: 
     return WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
 
 
+def replace_table(path: Path, table: pa.Table) -> WriteResult:
+    """Replace a whole table (schema included) in one commit; earlier versions stay readable by time travel."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
+    return WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
+
+
 def append(path: Path, table: pa.Table) -> WriteResult:
     """Append rows (for append-only logs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +61,7 @@ def append(path: Path, table: pa.Table) -> WriteResult:
 
 
 def read(path: Path, *, month: str | None = None, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
-    """Read a table (optionally one month, optionally as of a version); an absent table reads as None."""
+    """Read a table (optionally one month, optionally as of a version); FileNotFoundError if there is none."""
     try:
         dt = DeltaTable(str(path), version=version)
     except TableNotFoundError:

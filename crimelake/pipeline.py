@@ -16,6 +16,15 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
+class TransformRun:
+    months: tuple[str, str] | None
+    run_id: str
+    success: bool
+    failed_checks: list[str]
+    warned_checks: list[str]
+
+
+@dataclass
 class MonthRun:
     month: str
     assets: list[str]
@@ -77,14 +86,57 @@ def run_landed(
             raise_on_error=False,
             tags={"crimelake/trigger": "cli"},
         )
-        failed = [
-            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-        ]
+        failed, _ = _failed_checks(result)
         mr = MonthRun(month, [k.to_user_string() for k in keys], result.run_id, result.success, failed)
         out.append(mr)
         if on_month:
             on_month(mr)
     return out
+
+
+def _failed_checks(result) -> tuple[list[str], list[str]]:
+    """(failed with severity error, failed with severity warn) check names of a run."""
+    import dagster as dg
+
+    errors, warnings = [], []
+    for e in result.all_events:
+        if e.event_type_value != "ASSET_CHECK_EVALUATION" or e.asset_check_evaluation_data.passed:
+            continue
+        data = e.asset_check_evaluation_data
+        name = f"{data.asset_key.to_user_string()}:{data.check_name}"
+        (warnings if data.severity == dg.AssetCheckSeverity.WARN else errors).append(name)
+    return errors, warnings
+
+
+def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, full_refresh: bool = False) -> TransformRun:
+    """One Dagster run of dbt (build and tests) and the gold exports, over a range of months (or everything)."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    settings.prepare()
+    instance = dg.DagsterInstance.get()
+    job = defs().resolve_job_def("transform_lakehouse_job")
+    if months is None:
+        all_months = sorted({m for ms in pending_months(settings).values() for m in ms})
+        if not all_months:
+            raise ValueError(f"nothing has landed in {settings.landing}: generate or ingest data first")
+        months = (all_months[0], all_months[-1])
+    config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": full_refresh}}}}
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={**QUIET_LOGS, **config},
+        raise_on_error=False,
+        tags={"crimelake/trigger": "cli", "dagster/asset_partition_range_start": months[0],
+              "dagster/asset_partition_range_end": months[1]},
+    )
+    errors, warnings = _failed_checks(result)
+    return TransformRun(months, result.run_id, result.success, errors, warnings)
+
+
+def pending_months(settings: Settings) -> dict[str, list[str]]:
+    """Source -> landed months."""
+    from orchestration.defs.ingest.automation import source_assets
+
+    return {source: landed_months(settings, source) for source in source_assets()}
 

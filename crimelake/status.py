@@ -49,3 +49,17 @@ def table_status(settings: Settings) -> list[TableStatus]:
             duplicate_or_superseded_files=_rows(rf) - rejected,
         ))
     return out
+
+
+@dataclass
+class GoldStatus:
+    mart: str
+    version: int | None
+    rows: int
+
+
+def gold_status(settings: Settings) -> list[GoldStatus]:
+    base = settings.lake / "gold"
+    if not base.is_dir():
+        return []
+    return [GoldStatus(p.name, lake.version(p), _rows(p)) for p in sorted(base.iterdir()) if lake.table_exists(p)]

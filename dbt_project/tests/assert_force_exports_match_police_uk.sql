@@ -1,0 +1,7 @@
+{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'int_incidents_reconciled'}}}) }}
+{#- The deduplication rule trusts that a force export and data.police.uk describe the same crimes. Warn where,
+    for a force, month and category with at least 20 crimes, the two counts differ by more than 10%. -#}
+select *
+from {{ ref('int_incidents_reconciled') }}
+where greatest(police_uk_count, force_export_count) >= 20
+  and abs(police_uk_count - force_export_count) > 0.1 * greatest(police_uk_count, force_export_count)
