@@ -46,7 +46,7 @@ demo: install
 	$(CRIMELAKE) demo
 
 test: install
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2
 
 ui: install
 	$(CRIMELAKE) ui

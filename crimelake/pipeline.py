@@ -68,9 +68,12 @@ def run_landed(
     """Materialize what has landed, one Dagster run per month."""
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from orchestration.lib.dbt import ensure_manifest
 
     settings.prepare()
+    ensure_manifest()
+    from orchestration.definitions import defs
+
     instance = dg.DagsterInstance.get()
     job = defs().resolve_job_def("ingest_landing_job")
     todo = pending(settings, months=months, everything=everything)
@@ -112,9 +115,12 @@ def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, 
     """One Dagster run of dbt (build and tests) and the gold exports, over a range of months (or everything)."""
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from orchestration.lib.dbt import ensure_manifest
 
     settings.prepare()
+    ensure_manifest()
+    from orchestration.definitions import defs
+
     instance = dg.DagsterInstance.get()
     job = defs().resolve_job_def("transform_lakehouse_job")
     if months is None:

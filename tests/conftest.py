@@ -27,3 +27,11 @@ def real_sample() -> Path:
     if not REAL_SAMPLE.is_dir():
         pytest.skip(f"the real data.police.uk sample is not at {REAL_SAMPLE} (it lives in the shared folder beside the repo)")
     return REAL_SAMPLE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest():
+    """The dbt manifest the Dagster definitions load, built once per test session (as `make install` does)."""
+    from orchestration.lib.dbt import ensure_manifest
+
+    return ensure_manifest()

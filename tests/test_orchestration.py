@@ -11,7 +11,7 @@ from data_contracts.loader import default_contracts
 from orchestration.defs.ingest.automation import landing_sensor
 from tests.factories import contract, csv_text, land, street_row
 
-pytestmark = pytest.mark.xdist_group("dagster")
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from crimelake.simulate import generate
 from crimelake.status import table_status
 from data_contracts.loader import default_contracts
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dagster")]
+pytestmark = [pytest.mark.integration]
 
 
 def test_every_injected_defect_is_quarantined_and_counts_add_up(settings):

@@ -11,7 +11,7 @@ from crimelake import lake
 from crimelake.cli import app
 from data_contracts.loader import default_contracts
 
-pytestmark = [pytest.mark.realdata, pytest.mark.integration, pytest.mark.xdist_group("dagster")]
+pytestmark = [pytest.mark.realdata, pytest.mark.integration]
 
 KINDS = {"street": "street", "outcomes": "outcomes", "stop-and-search": "stop_and_search"}
 

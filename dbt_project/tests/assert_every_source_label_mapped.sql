@@ -1,6 +1,7 @@
 {{ config(meta={'dagster': {'ref': {'name': 'int_incidents_unioned'}}}) }}
 {#- Every label a source used maps onto a shared category through its contract. A row returned here names the
-    label, its source and the file and line it came from. -#}
+    label, its source and the file and line it came from. Reported on the conformed model every label feeds. -#}
+-- depends_on: {{ ref('int_incidents_unioned') }}
 select 'police_uk' as source, source_label, _source_file, _source_line
 from {{ ref('stg_police_uk__street_crimes') }} where category_slug is null
 union all

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project, ensure_manifest
+from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
@@ -40,7 +40,12 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-ensure_manifest()
+dbt_project.prepare_if_dev()
+if not dbt_project.manifest_path.exists():
+    raise FileNotFoundError(
+        f"{dbt_project.manifest_path} is missing: build it with `make install` (dbt parse), or call "
+        "orchestration.lib.dbt.ensure_manifest() before loading the definitions"
+    )
 
 
 @dbt_assets(

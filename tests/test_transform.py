@@ -1,0 +1,118 @@
+"""dbt on the demo data inside the test suite: conformed counts against bronze, checks in Dagster, per-month
+rebuilds equal to a full refresh, and an unmapped label caught and reported."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pytest
+
+from crimelake import lake
+from crimelake.pipeline import run_landed, run_transform
+from crimelake.simulate import generate
+
+pytestmark = [pytest.mark.integration]
+
+MONTHS = ["2024-01", "2024-02", "2024-03"]
+
+
+@pytest.fixture
+def built(settings):
+    generate(settings.landing, seed=5, forces=["bedfordshire", "cambridgeshire", "city-of-london"], months=3,
+             incidents=400, defect_rate=0.0)
+    runs = run_landed(settings)
+    assert all(r.success for r in runs)
+    return settings
+
+
+def query(settings, sql: str):
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def snapshot(settings, table: str, order: str) -> pa.Table:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        return con.sql(f"select * exclude (_ingest_run_id) from marts.{table} order by {order}").to_arrow_table() \
+            if table == "fct_incidents" else con.sql(f"select * from marts.{table} order by {order}").to_arrow_table()
+    finally:
+        con.close()
+
+
+def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built):
+    settings = built
+    for m in MONTHS:
+        tr = run_transform(settings, (m, m))
+        assert tr.success, tr.failed_checks
+        assert tr.failed_checks == []
+    by_month = {t: snapshot(settings, t, o) for t, o in
+                [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, month, forecast_group")]}
+
+    full = run_transform(settings, full_refresh=True)
+    assert full.success and full.failed_checks == []
+    for t, o in [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, month, forecast_group")]:
+        assert snapshot(settings, t, o).equals(by_month[t]), t
+
+    # Conformed counts against bronze: every bronze incident row is a fact, superseded, or (never here) unmapped.
+    bronze = sum(lake.read(settings.bronze(s, e)).num_rows
+                 for s, e in [("police_uk", "street"), ("force_rms_ho", "crimes"), ("force_rms_text", "crimes")])
+    (facts,), = query(settings, "select count(*) from marts.fct_incidents")
+    (superseded,), = query(settings, "select count(*) from intermediate.int_incidents_deduplicated where is_superseded")
+    assert facts + superseded == bronze
+    assert superseded > 0  # bedfordshire and cambridgeshire send force exports that duplicate data.police.uk
+    # Bedfordshire's export wins: its crimes come from force_rms_ho, its anti-social behaviour from data.police.uk.
+    rows = dict(query(settings, "select source, count(*) from marts.fct_incidents where force = 'bedfordshire' "
+                                "group by source"))
+    assert set(rows) == {"force_rms_ho", "police_uk"}
+    (non_asb,), = query(settings, "select count(*) from marts.fct_incidents where force = 'bedfordshire' "
+                                  "and source = 'police_uk' and category_slug <> 'anti-social-behaviour'")
+    assert non_asb == 0
+
+    # Zero-filled: every study-area cell has every month and group.
+    (cells,), = query(settings, "select count(*) from marts.dim_cells")
+    (grid,), = query(settings, "select count(*) from marts.fct_cell_month_counts")
+    assert grid == cells * len(MONTHS) * 5
+
+    # Gold Delta tables hold the marts, with the version recorded in Dagster.
+    gold = lake.read(settings.gold("fct_cell_month_counts"))
+    assert gold.num_rows == grid
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey(["gold", "fct_cell_month_counts"]))
+    assert event.asset_materialization.metadata["delta_version"].value == lake.version(settings.gold("fct_cell_month_counts"))
+
+
+def test_dbt_tests_are_dagster_checks_on_the_models_they_test(built):
+    from orchestration.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    checks = {k.name for k in graph.get_check_keys_for_assets({dg.AssetKey(["marts", "fct_incidents"])})}
+    assert {"assert_no_incident_counted_twice", "assert_every_bronze_row_accounted_for",
+            "unique_fct_incidents_incident_id"} <= checks
+    unioned = {k.name for k in graph.get_check_keys_for_assets({dg.AssetKey(["intermediate", "int_incidents_unioned"])})}
+    assert "assert_every_source_label_mapped" in unioned
+    # Source keys equal the ingest keys: staging sits downstream of ingest in one graph.
+    parents = graph.get(dg.AssetKey(["staging", "stg_police_uk__street_crimes"])).parent_keys
+    assert dg.AssetKey(["police_uk", "street"]) in parents
+
+
+def test_a_label_no_contract_maps_fails_its_check_and_names_the_row(built):
+    settings = built
+    assert run_transform(settings).success
+    # A bronze row carrying a label the contract does not map (as an older contract version would have let in).
+    path = settings.bronze("police_uk", "street")
+    month = lake.read(path, month="2024-02")
+    bad = month.slice(0, 1)
+    bad = bad.set_column(bad.schema.get_field_index("crime_type"), "crime_type", pa.array(["Cyber crime"]))
+    bad = bad.set_column(bad.schema.get_field_index("_source_line"), "_source_line", pa.array([99999], pa.int64()))
+    lake.replace_month(path, pa.concat_tables([month, bad]), "2024-02")
+
+    tr = run_transform(settings, ("2024-02", "2024-02"))
+    assert "intermediate/int_incidents_unioned:assert_every_source_label_mapped" in tr.failed_checks
+    assert not tr.success  # an error-severity dbt test fails the build
+    (row,) = query(settings, "select source_label, _source_line from staging.stg_police_uk__street_crimes "
+                             "where category_slug is null")
+    assert row == ("Cyber crime", 99999)
