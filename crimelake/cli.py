@@ -219,6 +219,8 @@ def ui(
     root = Path(__file__).resolve().parent.parent
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
     console.print(f"Dagster UI for {settings.home} at http://{host}:{port} (Ctrl-C to stop)")
+    # Under `dagster dev` dagster-dbt looks for `dbt` on PATH: put this environment's tools first.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.chdir(root)
     os.execv(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"), "-h", host, "-p", str(port)])
 
