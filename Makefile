@@ -17,12 +17,13 @@ export DO_NOT_TRACK := 1
 
 CRIMELAKE := $(VENV)/bin/crimelake
 
-.PHONY: install demo test ui bench lint docs seeds clean help
+.PHONY: install demo test ui mlflow bench lint docs seeds clean help
 
 help:
 	@echo "make demo   generate demo data and run the whole pipeline into $(CRIMELAKE_HOME)"
 	@echo "make test   run the test suite"
 	@echo "make ui     open the Dagster UI on the same home (http://127.0.0.1:3000)"
+	@echo "make mlflow open the MLflow UI on the same home (http://127.0.0.1:5000)"
 	@echo "make bench  run the benchmarks"
 	@echo "make docs   build the dbt docs into $(CRIMELAKE_HOME)/dbt-docs (after make demo)"
 	@echo "make seeds  regenerate the dbt seeds from the data contracts"
@@ -47,6 +48,9 @@ demo: install
 
 test: install
 	$(VENV)/bin/pytest -n 2
+
+mlflow: install
+	$(CRIMELAKE) mlflow
 
 ui: install
 	$(CRIMELAKE) ui

@@ -185,23 +185,160 @@ def status(home: HomeOpt = None) -> None:
 def demo(
     home: HomeOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed for the simulated data.")] = 7,
+    models_: Annotated[bool, typer.Option("--models/--no-models",
+                                          help="Also backtest, track and forecast every group.")] = True,
 ) -> None:
     """Generate the demo data (if the landing folder is empty), run the whole pipeline, print where to look."""
+    from crimelake.forecasting import GROUPS
+
     settings = _settings(home)
     if not any(settings.landing.glob("*/*/*")):
         generate(home=settings.home, seed=seed)
     ok = _run(settings, months=None, everything=False)
     status(settings.home)
+    if models_:
+        ok = _models(settings, list(GROUPS)) and ok
     console.print(
         f"\n[bold]Where to look[/bold]\n"
         f"  landing files   {settings.landing}\n"
         f"  Delta lake      {settings.lake} (bronze/, quarantine/, gold/)\n"
         f"  warehouse       {settings.warehouse} (dbt: staging, intermediate, marts)\n"
-        f"  dbt docs        make docs  (then open {settings.home / 'dbt-docs' / 'index.html'})\n"
+        f"  dbt docs        make docs  (then open {settings.home / 'dbt-docs' / 'static_index.html'})\n"
+        f"  MLflow UI       make mlflow  (then http://127.0.0.1:5000; one experiment per forecast group)\n"
+        f"  predictions     {settings.lake / 'ml' / 'predictions'} (Delta, versioned)\n"
         f"  Dagster UI      make ui  (then http://127.0.0.1:3000; runs, checks and metadata are there)\n"
     )
     if not ok:
         raise typer.Exit(1)
+
+
+def _models(settings: Settings, groups: list[str]) -> bool:
+    from crimelake.pipeline import run_models
+
+    ok = True
+    with _progress() as bar:
+        task = bar.add_task("Training and forecasting", total=len(groups))
+
+        def on_group(mr) -> None:
+            nonlocal ok
+            bar.advance(task)
+            md = mr.metadata.get("ml/hotspot_model", {})
+            pred = mr.metadata.get("ml/predictions", {})
+            state = "promoted to champion" if md.get("promoted") else "not promoted"
+            bar.console.print(
+                f"[bold]{mr.group}[/bold]: model v{md.get('model_version')} {state} "
+                f"(PEI* 5% {md.get('pei_star_5_model', float('nan')):.3f} vs best baseline "
+                f"{md.get('best_baseline')} {md.get('pei_star_5_best_baseline', float('nan')):.3f}); "
+                + (f"{pred.get('dagster/row_count')} predictions for {pred.get('target_month')}" if pred else
+                   "no predictions written")
+                + (f"; failed checks: {', '.join(mr.failed_checks)}" if mr.failed_checks else ""))
+            ok = ok and mr.success
+
+        run_models(settings, groups, on_group=on_group)
+    return ok
+
+
+@app.command()
+def models(
+    home: HomeOpt = None,
+    group: Annotated[list[str] | None, typer.Option(help="Forecast group (repeatable; default all five).")] = None,
+) -> None:
+    """Backtest, track in MLflow, gate and forecast each group through Dagster (runs appear in the UI)."""
+    from crimelake.forecasting import GROUPS, check_group
+
+    settings = _settings(home)
+    groups = [check_group(g) for g in group] if group else list(GROUPS)
+    if not _models(settings, groups):
+        raise typer.Exit(1)
+
+
+@app.command()
+def backtest(
+    home: HomeOpt = None,
+    group: Annotated[str, typer.Option(help="Forecast group: all_crime, asb, violence, theft or weapons.")] = "all_crime",
+    force: Annotated[str | None, typer.Option(help="Only this force (slug); default the whole study area.")] = None,
+    months: Annotated[int, typer.Option(help="Backtest months (rolling origin, one month ahead).")] = 12,
+) -> None:
+    """Backtest the model and every baseline on the same months and cells; print the table, log it to MLflow."""
+    from crimelake.forecasting import check_group, run_backtest
+
+    settings = _settings(home)
+    try:
+        check_group(group)
+        with err.status(f"Backtesting {group} over {months} months...") as st:
+            result, _, tracked, _ = run_backtest(settings, group, force=force, months=months,
+                                                 register=force is None, progress=lambda m: st.update(m))
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    cols = ["pai_1", "pai_5", "pai_10", "pei_star_1", "pei_star_5", "pei_star_10", "hit_rate_5", "deviance",
+            "calibration"]
+    t = Table(title=f"Backtest: {group}, {force or 'all forces'}, {months} months (means)")
+    t.add_column("method")
+    for c in cols:
+        t.add_column(c, justify="right")
+    summary = result.summary
+    for method, row in summary[cols].iterrows():
+        style = "bold" if method == "model" else None
+        t.add_row(str(method), *(f"{v:.3f}" for v in row), style=style)
+    console.print(t)
+    d = tracked.decision
+    console.print(f"MLflow experiment {tracked.experiment_id}, model run {tracked.model_run_id}"
+                  + (f", registered version {tracked.model_version}: "
+                     f"{'promoted to champion' if d.promoted else 'not promoted'}" if tracked.model_version else
+                     " (force-level backtests are tracked, not registered)"))
+    for r in d.reasons:
+        console.print(f"  - {r}")
+
+
+@app.command()
+def forecast(
+    as_of: Annotated[str, typer.Option("--as-of", help="Month to forecast, YYYY-MM; only data before it is used.")],
+    out: Annotated[Path, typer.Option(help="Output file: .csv or .parquet.")],
+    home: HomeOpt = None,
+    group: Annotated[str, typer.Option(help="Forecast group.")] = "all_crime",
+    force: Annotated[str | None, typer.Option(help="Only this force (slug).")] = None,
+) -> None:
+    """Write the forecast for one month, one row per cell of the study area, and append it to the predictions table."""
+    import re
+
+    from crimelake.forecasting import check_group, forecast_as_of
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):
+        err.print(f"[red]error:[/red] --as-of must be YYYY-MM, got {as_of!r}")
+        raise typer.Exit(2)
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        err.print(f"[red]error:[/red] {out}: the output must end in .csv or .parquet")
+        raise typer.Exit(2)
+    settings = _settings(home)
+    try:
+        check_group(group)
+        with err.status(f"Training on the months before {as_of} and forecasting {group}..."):
+            frame = forecast_as_of(settings, as_of, group, force=force, out=out)
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    top = frame.nsmallest(5, "rank")[["h3_cell", "force", "predicted_count", "rank"]]
+    console.print(f"Wrote {len(frame):,} cells to {out} (model run {frame['mlflow_run_id'].iloc[0]}). Top cells:")
+    console.print(top.to_string(index=False))
+
+
+@app.command()
+def mlflow(
+    home: HomeOpt = None,
+    port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface (loopback by default).")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on this home's tracking store: experiments per group, model and baselines side by side."""
+    import os
+    import shutil
+    import sys
+
+    settings = _settings(home)
+    exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    console.print(f"MLflow UI for {settings.home} at http://{host}:{port} (Ctrl-C to stop)")
+    os.execv(exe, [exe, "ui", "--backend-store-uri", settings.mlflow_uri, "--default-artifact-root",
+                   settings.mlflow_artifacts.as_uri(), "--host", host, "--port", str(port)])
 
 
 @app.command()

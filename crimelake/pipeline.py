@@ -146,3 +146,42 @@ def pending_months(settings: Settings) -> dict[str, list[str]]:
 
     return {source: landed_months(settings, source) for source in source_assets()}
 
+
+
+@dataclass
+class ModelRun:
+    group: str
+    run_id: str
+    success: bool
+    failed_checks: list[str]
+    warned_checks: list[str]
+    metadata: dict
+
+
+def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelRun], None] | None = None) -> list[ModelRun]:
+    """One Dagster run per forecast group: backtest, MLflow tracking, promotion gate, predictions."""
+    import dagster as dg
+
+    from orchestration.lib.dbt import ensure_manifest
+
+    settings.prepare()
+    ensure_manifest()
+    from orchestration.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    job = defs().resolve_job_def("train_forecast_models_job")
+    out = []
+    for group in groups:
+        result = job.execute_in_process(partition_key=group, instance=instance, run_config=QUIET_LOGS,
+                                        raise_on_error=False, tags={"crimelake/trigger": "cli"})
+        errors, warnings = _failed_checks(result)
+        md = {}
+        for e in result.all_events:
+            if e.event_type_value == "ASSET_MATERIALIZATION":
+                mat = e.event_specific_data.materialization
+                md[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        mr = ModelRun(group, result.run_id, result.success, errors, warnings, md)
+        out.append(mr)
+        if on_group:
+            on_group(mr)
+    return out

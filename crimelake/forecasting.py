@@ -1,0 +1,183 @@
+"""Forecasting over a crimelake home: read the gold tables, backtest and track in MLflow, write versioned
+predictions. The statistics live in `ml/`; this module knows where the tables are and what to record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from crimelake import lake
+from crimelake.config import Settings
+
+GROUPS = ("all_crime", "asb", "violence", "theft", "weapons")
+GOLD_INPUTS = ("fct_cell_month_counts", "dim_cells", "fct_area_quarter_indicators", "fct_stop_search_cell_months",
+               "fct_outcomes")
+
+
+@dataclass
+class GoldInputs:
+    frames: dict[str, pd.DataFrame]
+    versions: dict[str, int]
+    uris: dict[str, str]
+
+
+def load_gold(settings: Settings, version_of: dict[str, int] | None = None) -> GoldInputs:
+    """Read the gold tables forecasting needs, recording the Delta version of each."""
+    frames, versions, uris = {}, {}, {}
+    for name in GOLD_INPUTS:
+        path = settings.gold(name)
+        if not lake.table_exists(path):
+            raise FileNotFoundError(f"gold table {path} is missing: run the pipeline first (crimelake run)")
+        v = (version_of or {}).get(name, lake.version(path))
+        frames[name] = lake.read(path, version=v).to_pandas()
+        versions[name] = v
+        uris[name] = str(path)
+    return GoldInputs(frames, versions, uris)
+
+
+def check_group(group: str) -> str:
+    if group not in GROUPS:
+        raise ValueError(f"unknown forecast group {group!r}: choose from {', '.join(GROUPS)}")
+    return group
+
+
+def panel_and_context(gold: GoldInputs, force: str | None = None, before: str | None = None):
+    """The count panel (optionally one force; optionally only months before `before`) and its context."""
+    from ml.features import Context
+    from ml.panel import Panel
+
+    counts = gold.frames["fct_cell_month_counts"]
+    if force is not None and force not in set(counts["force"]):
+        raise ValueError(f"force {force!r} has no data in the gold tables; forces present: "
+                         f"{', '.join(sorted(set(counts['force'])))}")
+    if before is not None:
+        counts = counts[counts["month"] < before]
+        if counts.empty:
+            raise ValueError(f"no data before {before}")
+    panel = Panel.from_frames(counts, gold.frames["dim_cells"], force=force)
+    context = Context.from_frames(gold.frames["fct_area_quarter_indicators"], gold.frames["fct_stop_search_cell_months"],
+                                  gold.frames["fct_outcomes"], gold.frames["dim_cells"])
+    return panel, context
+
+
+def setup_mlflow(settings: Settings) -> None:
+    from ml.tracking import configure
+
+    configure(settings.mlflow_uri, settings.mlflow_artifacts)
+
+
+def run_backtest(settings: Settings, group: str, *, force: str | None = None, months: int = 12, register: bool = True,
+                 progress: Callable[[str], None] | None = None, gates: dict[str, bool] | None = None):
+    """Backtest the model and every baseline, train the production model on all months, log everything to
+    MLflow and decide promotion. Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
+    from ml.backtest import backtest, forecast
+    from ml.tracking import DatasetRef, log_backtest
+
+    check_group(group)
+    settings.prepare()
+    setup_mlflow(settings)
+    gold = load_gold(settings)
+    panel, context = panel_and_context(gold, force)
+    result = backtest(panel, group, months=months, context=context, progress=progress)
+    nxt = forecast(panel, group, context=context)
+    counts = gold.frames["fct_cell_month_counts"]
+    frame = counts[counts["forecast_group"] == group]
+    if force:
+        frame = frame[frame["force"] == force]
+    dataset = DatasetRef(gold.uris["fct_cell_month_counts"], gold.versions["fct_cell_month_counts"],
+                         frame.reset_index(drop=True))
+    tracked = log_backtest(result, nxt.model, group=group, scope=force or "all forces", dataset=dataset,
+                           feature_tables=gold.versions, gates=gates, register=register)
+    return result, nxt, tracked, gold
+
+
+def predictions_frame(nxt, group: str, tracked, gold: GoldInputs, alias: str | None) -> pd.DataFrame:
+    from ml.predictions import ModelRef, build
+    from ml.tracking import registered_name
+
+    ref = ModelRef(registered_name(group), tracked.model_version, alias, tracked.model_run_id)
+    months = nxt.model.train_months
+    frame = nxt.predictions
+    return build(frame["h3_cell"].to_numpy(), frame["force"].to_numpy(), frame["predicted_count"].to_numpy(),
+                 group=group, target_month=nxt.month, model=ref, feature_tables=gold.versions,
+                 data_months=(months[0], months[-1]))
+
+
+def append_predictions(settings: Settings, frame: pd.DataFrame) -> int:
+    """Append forecasts to the versioned predictions table; earlier forecasts are kept."""
+    from ml.predictions import to_arrow
+
+    return lake.append(settings.lake / "ml" / "predictions", to_arrow(frame)).version
+
+
+def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | None = None,
+                   out: Path | None = None) -> pd.DataFrame:
+    """Forecast month `as_of` from data before it only; the model is trained on those months and logged to
+    MLflow (run named forecast-<month>), the rows appended to the predictions table and written to `out`."""
+    import mlflow
+
+    from ml.backtest import forecast
+    from ml.panel import month_add
+    from ml.predictions import ModelRef, build
+    from ml.tracking import _experiment_id, model_requirements, registered_name
+
+    check_group(group)
+    settings.prepare()
+    setup_mlflow(settings)
+    gold = load_gold(settings)
+    panel, context = panel_and_context(gold, force, before=as_of)
+    if month_add(panel.months[-1], 1) != as_of:
+        raise ValueError(f"cannot forecast {as_of}: the data before it ends at {panel.months[-1]}, "
+                         f"not {month_add(as_of, -1)}")
+    nxt = forecast(panel, group, context=context)
+    with mlflow.start_run(experiment_id=_experiment_id(group), run_name=f"forecast-{as_of}") as run:
+        mlflow.set_tags({"kind": "forecast", "forecast_group": group, "target_month": as_of,
+                         "scope": force or "all forces"})
+        mlflow.log_params({"train_months": f"{nxt.model.train_months[0]}..{nxt.model.train_months[-1]}"})
+        mlflow.xgboost.log_model(nxt.model.regressor, name="model", pip_requirements=model_requirements())
+        run_id = run.info.run_id
+    months = nxt.model.train_months
+    frame = build(nxt.predictions["h3_cell"].to_numpy(), nxt.predictions["force"].to_numpy(),
+                  nxt.predictions["predicted_count"].to_numpy(), group=group, target_month=as_of,
+                  model=ModelRef(registered_name(group), None, None, run_id), feature_tables=gold.versions,
+                  data_months=(months[0], months[-1]))
+    append_predictions(settings, frame)
+    if out is not None:
+        write_frame(frame, out)
+    return frame
+
+
+def write_frame(frame: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        frame.to_csv(out, index=False)
+    elif out.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        raise ValueError(f"{out}: write .csv or .parquet")
+
+
+
+def champion_forecast(settings: Settings, group: str, force: str | None = None) -> pd.DataFrame:
+    """Next month's forecast from the group's current champion (when the latest candidate was not promoted)."""
+    from ml.backtest import forecast
+    from ml.model import TrainedModel
+    from ml.predictions import ModelRef, build
+    from ml.tracking import CHAMPION, load_champion, registered_name
+
+    champ = load_champion(group)
+    if champ is None:
+        raise ValueError(f"no champion model for {group}")
+    version, run_id, regressor = champ
+    gold = load_gold(settings)
+    panel, context = panel_and_context(gold, force)
+    model = TrainedModel(regressor=regressor, group=group, feature_names=list(regressor.get_booster().feature_names),
+                         params={}, train_months=list(panel.months), n_rows=0, uses_context=True)
+    nxt = forecast(panel, group, context=context, model=model)
+    return build(nxt.predictions["h3_cell"].to_numpy(), nxt.predictions["force"].to_numpy(),
+                 nxt.predictions["predicted_count"].to_numpy(), group=group, target_month=nxt.month,
+                 model=ModelRef(registered_name(group), version, CHAMPION, run_id), feature_tables=gold.versions,
+                 data_months=(panel.months[0], panel.months[-1]))

@@ -1,0 +1,231 @@
+"""MLflow tracking of backtests: one experiment per forecast group, the model and every baseline as runs in it,
+a registered model per group, and the champion promotion decision with its reasons.
+
+A model owner opens the MLflow UI and compares, per group, the model beside every baseline on the same backtest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+PROMOTION_METRIC = "pei_star_5"
+CHAMPION = "champion"
+
+
+def experiment_name(group: str) -> str:
+    return f"crimelake-forecast-{group}"
+
+
+def registered_name(group: str) -> str:
+    return f"crimelake-hotspots-{group}"
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """The training table as read: where, at which Delta version, and the slice used."""
+
+    table_uri: str
+    delta_version: int
+    frame: pd.DataFrame
+    name: str = "fct_cell_month_counts"
+
+
+@dataclass
+class PromotionDecision:
+    promoted: bool
+    candidate: float
+    champion: float | None
+    best_baseline: str
+    best_baseline_value: float
+    reasons: list[str] = field(default_factory=list)
+    gates: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class TrackedBacktest:
+    group: str
+    experiment_id: str
+    model_run_id: str
+    baseline_run_ids: dict[str, str]
+    model_version: str | None
+    decision: PromotionDecision
+
+
+def model_requirements() -> list[str]:
+    """Stated outright: MLflow's own inference shells out to package managers and takes seconds."""
+    import xgboost
+
+    return [f"xgboost=={xgboost.__version__}", f"pandas=={pd.__version__}"]
+
+
+def configure(tracking_uri: str, artifact_root: Path) -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(tracking_uri)
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    os.environ["CRIMELAKE_MLFLOW_ARTIFACTS"] = str(artifact_root)
+
+
+def _experiment_id(group: str) -> str:
+    name = experiment_name(group)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = Path(os.environ.get("CRIMELAKE_MLFLOW_ARTIFACTS", tempfile.gettempdir())) / name
+    return mlflow.create_experiment(name, artifact_location=root.as_uri(),
+                                    tags={"forecast_group": group, "crimelake": "forecast"})
+
+
+def decide_promotion(candidate: float, champion: float | None, best_baseline: tuple[str, float],
+                     gates: dict[str, bool] | None = None) -> PromotionDecision:
+    """Promote only when the candidate beats the current champion and the best baseline on PEI* at 5%, and
+    passes every extra gate (the fairness gate, when there is one)."""
+    name, value = best_baseline
+    reasons = []
+    ok = True
+    if not candidate == candidate:  # NaN: the backtest had no crime to score against
+        return PromotionDecision(False, candidate, champion, name, value,
+                                 [f"candidate {PROMOTION_METRIC} is undefined (no crime in the backtest months)"],
+                                 dict(gates or {}))
+    if candidate > value:
+        reasons.append(f"beats the best baseline {name}: {PROMOTION_METRIC} {candidate:.4f} > {value:.4f}")
+    else:
+        ok = False
+        reasons.append(f"does not beat the best baseline {name}: {PROMOTION_METRIC} {candidate:.4f} <= {value:.4f}")
+    if champion is None:
+        reasons.append("no current champion")
+    elif candidate > champion:
+        reasons.append(f"beats the current champion: {candidate:.4f} > {champion:.4f}")
+    else:
+        ok = False
+        reasons.append(f"does not beat the current champion: {candidate:.4f} <= {champion:.4f}")
+    for gate, passed in (gates or {}).items():
+        reasons.append(f"gate {gate}: {'passed' if passed else 'failed'}")
+        ok = ok and passed
+    return PromotionDecision(ok, candidate, champion, name, value, reasons, dict(gates or {}))
+
+
+def champion_metric(group: str) -> tuple[str, float | None] | None:
+    """(version, its backtest PROMOTION_METRIC) of the group's current champion, or None."""
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(registered_name(group), CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+    run = client.get_run(mv.run_id)
+    return mv.version, run.data.metrics.get(PROMOTION_METRIC)
+
+
+def _chart(summary: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    coverages = [1, 5, 10]
+    for method, row in summary.iterrows():
+        ax.plot(coverages, [row.get(f"pai_{c}") for c in coverages], marker="o", label=str(method),
+                linewidth=2.5 if method == "model" else 1.2)
+    ax.set_xlabel("share of cells flagged (%)")
+    ax.set_ylabel("PAI")
+    ax.set_title("Predictive Accuracy Index by coverage (backtest mean)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def log_backtest(
+    result,
+    trained,
+    *,
+    group: str,
+    scope: str,
+    dataset: DatasetRef,
+    feature_tables: dict[str, int],
+    gates: dict[str, bool] | None = None,
+    register: bool = True,
+) -> TrackedBacktest:
+    """Log the backtest (model and baselines as sibling runs), register the model, decide promotion."""
+    exp_id = _experiment_id(group)
+    summary = result.summary
+    per_month = result.per_month
+    months = sorted(per_month["month"].unique())
+    common_tags = {"forecast_group": group, "scope": scope, "backtest_months": f"{months[0]}..{months[-1]}",
+                   "feature_tables": json.dumps(feature_tables, sort_keys=True)}
+    ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
+                                 name=f"{dataset.name}@v{dataset.delta_version}")
+
+    def log_method(run, method: str) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
+        rows = per_month[per_month["method"] == method].sort_values("month")
+        for step, (_, r) in enumerate(rows.iterrows()):
+            mlflow.log_metrics({k: float(r[k]) for k in ("pai_5", "pei_star_5", "hit_rate_5", "deviance")
+                                if k in r and pd.notna(r[k])}, step=step)
+        mlflow.log_input(ds, context="backtest")
+
+    baseline_runs: dict[str, str] = {}
+    for method in summary.index:
+        if method == "model":
+            continue
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"baseline-{method}") as run:
+            mlflow.set_tags({**common_tags, "method": method, "kind": "baseline"})
+            mlflow.log_param("method", method)
+            log_method(run, method)
+            baseline_runs[method] = run.info.run_id
+
+    baselines = summary.drop(index="model")
+    best = baselines[PROMOTION_METRIC].idxmax()
+    prior = champion_metric(group) if register else None
+    decision = decide_promotion(float(summary.loc["model", PROMOTION_METRIC]), prior[1] if prior else None,
+                                (str(best), float(baselines.loc[best, PROMOTION_METRIC])), gates)
+    version = None
+    with mlflow.start_run(experiment_id=exp_id, run_name="xgboost-poisson") as run:
+        mlflow.set_tags({**common_tags, "method": "model", "kind": "model", "delta_version": dataset.delta_version,
+                         "table_uri": dataset.table_uri})
+        mlflow.log_params({k: v for k, v in trained.params.items() if v is not None})
+        mlflow.log_params({"train_months": f"{trained.train_months[0]}..{trained.train_months[-1]}",
+                           "n_training_rows": trained.n_rows, "uses_context": trained.uses_context})
+        log_method(run, "model")
+        with tempfile.TemporaryDirectory() as tmp:
+            tmpd = Path(tmp)
+            (tmpd / "feature_importance.json").write_text(json.dumps(trained.feature_importance(), indent=2))
+            _chart(summary, tmpd / "pai_by_coverage.png")
+            summary.to_csv(tmpd / "backtest_summary.csv")
+            per_month.to_csv(tmpd / "backtest_per_month.csv", index=False)
+            (tmpd / "promotion.json").write_text(json.dumps(asdict(decision), indent=2, default=str))
+            for f in tmpd.iterdir():
+                mlflow.log_artifact(str(f))
+        info = mlflow.xgboost.log_model(trained.regressor, name="model", pip_requirements=model_requirements(),
+                                        registered_model_name=registered_name(group) if register else None)
+        if register:
+            version = str(info.registered_model_version)
+            client = MlflowClient()
+            client.set_model_version_tag(registered_name(group), version, "promotion_decision",
+                                         "promoted" if decision.promoted else "not promoted")
+            client.set_model_version_tag(registered_name(group), version, "promotion_reasons",
+                                         "; ".join(decision.reasons))
+            if decision.promoted:
+                client.set_registered_model_alias(registered_name(group), CHAMPION, version)
+        mlflow.set_tag("promotion", "promoted" if decision.promoted else "not promoted")
+        model_run_id = run.info.run_id
+    return TrackedBacktest(group, exp_id, model_run_id, baseline_runs, version, decision)
+
+
+def load_champion(group: str):
+    """(version, run_id, xgboost regressor) of the group's champion, or None when there is none."""
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(registered_name(group), CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+    regressor = mlflow.xgboost.load_model(f"models:/{registered_name(group)}@{CHAMPION}")
+    return mv.version, mv.run_id, regressor

@@ -1,0 +1,133 @@
+"""Forecasting assets: per forecast group, a backtested and tracked model with a promotion gate, and the
+versioned predictions for next month. Thin: the work is in `crimelake.forecasting` and `ml/`."""
+
+import dagster as dg
+
+from crimelake import forecasting
+from orchestration.lib.resources import LakeResource
+
+GROUPS = list(forecasting.GROUPS)
+group_partitions = dg.StaticPartitionsDefinition(GROUPS)
+ML_GROUP = "ml"
+
+# Retrain when the feature tables gain a month: every gold input, any of its monthly partitions.
+GOLD_DEPS = [dg.AssetDep(dg.AssetKey(["gold", name]), partition_mapping=dg.AllPartitionMapping())
+             for name in forecasting.GOLD_INPUTS]
+
+
+@dg.asset(
+    key=["ml", "hotspot_model"],
+    deps=GOLD_DEPS,
+    partitions_def=group_partitions,
+    group_name=ML_GROUP,
+    kinds={"xgboost", "mlflow"},
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec(
+        "promotion_gate", asset=dg.AssetKey(["ml", "hotspot_model"]), blocking=True,
+        description="Passes when the new version became champion (it beat the current champion and the best "
+                    "baseline on PEI* at 5%), warns when it did not but an earlier champion still serves, and "
+                    "fails, blocking predictions, when the group has no champion at all.")],
+    description="Per forecast group (partition): a rolling-origin backtest over the last 12 months of the model and "
+                "every baseline (last month, rolling 3 and 12, EWMA, kernel density, prospective hotspotting), each a "
+                "run in MLflow experiment crimelake-forecast-<group>; the model retrained on all months and registered "
+                "as crimelake-hotspots-<group>, promoted to the champion alias only when it wins.",
+)
+def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
+    from ml.tracking import champion_metric
+
+    settings = lake.settings()
+    group = context.partition_key
+    result, nxt, tracked, gold = forecasting.run_backtest(settings, group, progress=context.log.info)
+    d = tracked.decision
+    champion = champion_metric(group)
+    if d.promoted:
+        passed, severity = True, dg.AssetCheckSeverity.ERROR
+    else:
+        passed = False
+        severity = dg.AssetCheckSeverity.WARN if champion else dg.AssetCheckSeverity.ERROR
+    # Keep the candidate's forecast beside the registry so predictions need not retrain.
+    frame = forecasting.predictions_frame(nxt, group, tracked, gold, "champion" if d.promoted else None)
+    staged = settings.home / "mlflow" / "staged" / f"{group}.parquet"
+    forecasting.write_frame(frame, staged)
+    summary = result.summary
+    return dg.MaterializeResult(
+        metadata={
+            "mlflow_run_id": tracked.model_run_id,
+            "mlflow_experiment_id": tracked.experiment_id,
+            "baseline_run_ids": dg.MetadataValue.json(tracked.baseline_run_ids),
+            "model_version": tracked.model_version,
+            "promoted": d.promoted,
+            "promotion_reasons": dg.MetadataValue.json(d.reasons),
+            "pei_star_5_model": float(summary.loc["model", "pei_star_5"]),
+            "pei_star_5_best_baseline": d.best_baseline_value,
+            "best_baseline": d.best_baseline,
+            "backtest": dg.MetadataValue.md(result.to_markdown(
+                columns=["pai_1", "pai_5", "pai_10", "pei_star_1", "pei_star_5", "pei_star_10", "hit_rate_5",
+                         "deviance", "calibration"])),
+            "feature_table_versions": dg.MetadataValue.json(gold.versions),
+            "staged_forecast": dg.MetadataValue.path(str(staged)),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="promotion_gate", passed=passed, severity=severity,
+            metadata={"reasons": dg.MetadataValue.json(d.reasons),
+                      "champion_version": champion[0] if champion else None},
+        )],
+    )
+
+
+@dg.asset(
+    key=["ml", "predictions"],
+    deps=[dg.AssetKey(["ml", "hotspot_model"])],
+    partitions_def=group_partitions,
+    group_name=ML_GROUP,
+    kinds={"deltalake", "mlflow"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Next month's forecast for every cell of the study area, appended to the Delta table "
+                "`lake/ml/predictions` (earlier forecasts are kept): prediction_id, cell, force, group, target month, "
+                "predicted count, rank, percentile, hotspot flags at 1% and 5%, model name, version, alias, MLflow run "
+                "and the Delta versions of the feature tables. Made by the group's champion.",
+)
+def predictions(context: dg.AssetExecutionContext, lake: LakeResource):
+    import pandas as pd
+
+    from ml.tracking import load_champion
+
+    settings = lake.settings()
+    group = context.partition_key
+    staged = pd.read_parquet(settings.home / "mlflow" / "staged" / f"{group}.parquet")
+    forecasting.setup_mlflow(settings)
+    champ = load_champion(group)
+    if champ is None:
+        raise dg.Failure(f"no champion model for {group}: nothing may publish predictions")
+    version, run_id, _ = champ
+    if not (staged["mlflow_run_id"] == run_id).all():
+        context.log.info(f"the latest candidate was not promoted; forecasting with champion version {version}")
+        staged = forecasting.champion_forecast(settings, group)
+    version_written = forecasting.append_predictions(settings, staged)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(staged),
+        "delta_version": version_written,
+        "target_month": str(staged["target_month"].iloc[0]),
+        "model_version": str(staged["model_version"].iloc[0]),
+        "mlflow_run_id": str(staged["mlflow_run_id"].iloc[0]),
+        "hotspots_5pct": int(staged["hotspot_5pct"].sum()),
+        "table_uri": dg.MetadataValue.path(str(settings.lake / "ml" / "predictions")),
+    })
+
+
+@dg.definitions
+def ml_definitions() -> dg.Definitions:
+    return dg.Definitions(assets=[hotspot_model, predictions])
+
+
+train_forecast_models_job = dg.define_asset_job(
+    "train_forecast_models_job",
+    selection=dg.AssetSelection.groups(ML_GROUP),
+    partitions_def=group_partitions,
+    description="Backtest, track, gate and forecast one forecast group (a partition).",
+)
+
+
+@dg.definitions
+def ml_jobs() -> dg.Definitions:
+    return dg.Definitions(jobs=[train_forecast_models_job])

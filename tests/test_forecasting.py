@@ -1,0 +1,75 @@
+"""Forecasting through Dagster and MLflow on small simulated data: experiments with the model beside every
+baseline, a registered model with its promotion decision, versioned predictions, and `crimelake forecast`."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from crimelake import lake
+from crimelake.cli import app
+from crimelake.pipeline import run_landed, run_models, run_transform
+from crimelake.simulate import generate
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+def gold(settings):
+    generate(settings.landing, seed=3, forces=["city-of-london", "bedfordshire"], months=16, incidents=250,
+             defect_rate=0.0)
+    run_landed(settings)
+    assert run_transform(settings).success
+    return settings
+
+
+def test_models_are_tracked_gated_and_forecast(gold):
+    settings = gold
+    (run,) = run_models(settings, ["all_crime"])
+    assert run.success, run.failed_checks
+    md = run.metadata["ml/hotspot_model"]
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("crimelake-forecast-all_crime")
+    runs = client.search_runs([exp.experiment_id])
+    methods = sorted(r.data.tags["method"] for r in runs)
+    assert methods == sorted(["model", "last_month", "rolling_3", "rolling_12", "ewma", "kde", "prospective"])
+    # Every method scored on the same months.
+    assert len({r.data.tags["backtest_months"] for r in runs}) == 1
+    model_run = next(r for r in runs if r.data.tags["method"] == "model")
+    assert model_run.info.run_id == md["mlflow_run_id"]
+    assert "pei_star_5" in model_run.data.metrics
+    inputs = model_run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.name.startswith("fct_cell_month_counts@v")
+    artifacts = {a.path for a in client.list_artifacts(model_run.info.run_id)}
+    assert {"feature_importance.json", "pai_by_coverage.png", "promotion.json"} <= artifacts
+    version = client.get_model_version("crimelake-hotspots-all_crime", md["model_version"])
+    assert version.tags["promotion_decision"] == ("promoted" if md["promoted"] else "not promoted")
+
+    preds = lake.read(settings.lake / "ml" / "predictions").to_pandas()
+    if md["promoted"]:
+        cells = lake.read(settings.gold("dim_cells")).num_rows
+        assert len(preds) == cells
+        assert preds["prediction_id"].is_unique
+        assert preds["target_month"].unique().tolist() == ["2025-05"]
+        assert preds["hotspot_5pct"].sum() == max(1, -(-cells * 5 // 100))
+        assert (preds["model_alias"] == "champion").all()
+    else:
+        assert "ml/predictions" not in run.metadata
+
+
+def test_forecast_command_uses_only_earlier_data(gold, tmp_path):
+    settings = gold
+    out = tmp_path / "f.csv"
+    r = CliRunner().invoke(app, ["forecast", "--as-of", "2025-03", "--group", "theft", "--out", str(out),
+                                 "--home", str(settings.home)])
+    assert r.exit_code == 0, r.output
+    frame = pd.read_csv(out)
+    assert {"h3_cell", "h3_resolution", "forecast_group", "predicted_count", "rank", "prediction_id"} <= set(frame)
+    assert frame["data_months"].iloc[0].endswith("..2025-02")
+    assert sorted(frame["rank"]) == list(range(1, len(frame) + 1))
+    bad = CliRunner().invoke(app, ["forecast", "--as-of", "2030-01", "--out", str(out), "--home", str(settings.home)])
+    assert bad.exit_code == 2 and "data before it ends at 2025-04" in bad.output
