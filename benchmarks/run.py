@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ingest
+from benchmarks import forecast, ingest
 
 
 def main() -> None:
@@ -25,6 +25,16 @@ def main() -> None:
         t.add_row(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v))
     console.print(t)
     console.print(f"Results written to {out / 'ingest.json'}")
+
+    console.print("[bold]Forecast: 12-month rolling-origin backtest on the demo data[/bold]")
+    fres = forecast.main()
+    (out / "forecast.json").write_text(json.dumps(fres, indent=2))
+    for group, r in fres["groups"].items():
+        console.print(f"\n[bold]{group}[/bold] ({fres['cells']:,} cells, {fres['months']} months)")
+        console.print(r["table"])
+        console.print(f"model / best baseline ({r['best_baseline']}) PEI* at 5%: "
+                      f"{r['ratio_model_to_best_baseline_pei_star_5']}; seconds per method: {r['seconds_per_method']}")
+    console.print(f"Results written to {out / 'forecast.json'}")
 
 
 if __name__ == "__main__":
