@@ -1,0 +1,170 @@
+"""Rolling-origin backtest: forecast each of the last ``months`` months one month ahead, as if in real time.
+
+At origin t every method sees months < t only: baselines read the history directly, and the model is retrained
+on origin months up to t - 1 (``default_train_months``). All methods are scored on the same month and the same
+cells (Tashman 2000, "Out-of-sample tests of forecasting accuracy: an analysis and review", International Journal
+of Forecasting 16(4), 437-450, on rolling-origin evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml.baselines import BASELINES
+from ml.features import Context
+from ml.metrics import LOWER_IS_BETTER, score
+from ml.model import TrainedModel, default_train_months, train
+from ml.panel import Panel
+
+MODEL = "model"
+MIN_HISTORY = 3
+
+
+@dataclass
+class BacktestResult:
+    """Scores per method and month, their means, and the last origin's per-cell predictions."""
+
+    group: str
+    per_month: pd.DataFrame
+    predictions: pd.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+    models: dict[str, TrainedModel] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Mean of every metric per method over the backtest months (NaN months, with no crime, are skipped)."""
+        return self.per_month.drop(columns=["month"]).groupby("method", sort=False).mean()
+
+    def best_baseline(self, metric: str = "pei_star_5") -> str:
+        """The baseline (not the model) with the best mean ``metric``; lower wins for deviance."""
+        s = self.summary.drop(index=MODEL, errors="ignore")[metric].dropna()
+        if s.empty:
+            raise ValueError(f"no baseline has a {metric} score")
+        return str(s.idxmin() if metric in LOWER_IS_BETTER else s.idxmax())
+
+    def to_markdown(self, columns: list[str] | None = None, digits: int = 3) -> str:
+        """The summary as a GitHub-flavoured markdown table (no extra dependency)."""
+        s = self.summary
+        cols = columns or [c for c in s.columns if c != "calibration"] + ["calibration"]
+        lines = ["| method | " + " | ".join(cols) + " |", "| --- |" + " ---: |" * len(cols)]
+        for method, row in s[cols].iterrows():
+            cells = ["" if (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}" for v in row]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _resolve_methods(methods) -> dict[str, Callable | None]:
+    names = list(BASELINES) + [MODEL] if methods is None else list(methods)
+    unknown = [m for m in names if m != MODEL and m not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {list(BASELINES) + [MODEL]}")
+    return {m: (None if m == MODEL else BASELINES[m]) for m in names}
+
+
+def backtest(
+    panel: Panel,
+    group: str,
+    *,
+    months: int = 12,
+    context: Context | None = None,
+    methods: list[str] | None = None,
+    model_params: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Score every method on each of the last ``months`` months of ``panel``, one month ahead.
+
+    Needs ``months + 3`` months of history so that the first origin has three earlier months to learn from;
+    raises ValueError saying how many are needed otherwise. ``progress`` receives one line per origin.
+    """
+    panel.group_counts(group)
+    if months < 1:
+        raise ValueError(f"months must be at least 1, got {months}")
+    need = months + MIN_HISTORY
+    if panel.n_months < need:
+        raise ValueError(
+            f"a {months}-month backtest needs at least {need} months of history ({months} + {MIN_HISTORY}); "
+            f"the panel has {panel.n_months} ({panel.months[0]} to {panel.months[-1]})"
+        )
+    chosen = _resolve_methods(methods)
+    counts = panel.counts[group]
+    rows, seconds, models, feature_cache = [], dict.fromkeys(chosen, 0.0), {}, {}
+    last_preds: dict[str, np.ndarray] = {}
+    origins = range(panel.n_months - months, panel.n_months)
+    for t in origins:
+        observed = counts[:, t]
+        for name, fn in chosen.items():
+            start = time.perf_counter()
+            if fn is None:
+                model = train(
+                    panel, group, default_train_months(t), context, model_params, feature_cache=feature_cache
+                )
+                pred = model.predict(panel, t, context, feature_cache)
+                models[panel.months[t]] = model
+            else:
+                pred = fn(panel, group, t)
+            seconds[name] += time.perf_counter() - start
+            rows.append({"method": name, "month": panel.months[t], **score(pred, observed, panel.area_km2)})
+            if t == origins[-1]:
+                last_preds[name] = pred
+        if progress is not None:
+            progress(f"{group} {panel.months[t]}: scored {len(chosen)} methods on {panel.n_cells} cells")
+    predictions = pd.DataFrame(
+        {
+            "h3_cell": panel.cells,
+            "month": panel.months[origins[-1]],
+            "observed": counts[:, origins[-1]],
+            **last_preds,
+        }
+    )
+    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models)
+
+
+@dataclass
+class Forecast:
+    """Predicted counts for one month beyond (or inside) the panel, and the model that made them."""
+
+    month: str
+    predictions: pd.DataFrame
+    model: TrainedModel
+
+
+def forecast(
+    panel: Panel,
+    group: str,
+    target_month_index: int | None = None,
+    context: Context | None = None,
+    model: TrainedModel | None = None,
+    model_params: dict | None = None,
+) -> Forecast:
+    """Forecast month ``target_month_index`` (default ``panel.n_months``: the month after the last observed).
+
+    Without ``model`` one is trained on the origin months before the target. The frame holds h3_cell, force,
+    month, predicted_count and, for reference, the ewma baseline.
+    """
+    t = panel.n_months if target_month_index is None else target_month_index
+    if not 1 <= t <= panel.n_months:
+        raise ValueError(f"target month index must be in 1..{panel.n_months}, got {t}")
+    if model is None:
+        train_months = default_train_months(t)
+        if not train_months:
+            raise ValueError("the panel is too short to train a model: it needs at least 2 months")
+        model = train(panel, group, train_months, context, model_params)
+    elif model.group != group:
+        raise ValueError(f"model was trained for {model.group!r}, not {group!r}")
+    label = panel.month_label(t)
+    frame = pd.DataFrame(
+        {
+            "h3_cell": panel.cells,
+            "force": panel.force,
+            "month": label,
+            "predicted_count": model.predict(panel, t, context),
+            "ewma_baseline": BASELINES["ewma"](panel, group, t),
+        }
+    )
+    return Forecast(label, frame, model)

@@ -1,0 +1,200 @@
+"""Per-cell features for forecasting month ``t`` from months ``< t`` only.
+
+Every feature reads the count history through ``counts[:, :t]`` (or context restricted the same way), so no value
+from month ``t`` or later can leak in; ``tests/test_ml_backtest.py`` checks this by perturbing the future.
+Short histories give NaN lags rather than zeros, which the gradient-boosted model treats as missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.panel import Panel
+
+# data.police.uk outcome labels that mean the case closed without anyone being brought to account.
+UNRESOLVED_OUTCOMES = ("Investigation complete; no suspect identified", "Unable to prosecute suspect")
+INDICATOR_COLUMNS = (
+    "council_reports",
+    "council_reports_environmental",
+    "council_reports_nuisance",
+    "council_reports_personal",
+    "children_in_need_referrals",
+    "child_protection_plans_started",
+    "looked_after_children_started",
+    "early_help_assessments",
+    "social_care_values_suppressed",
+)
+STOP_SEARCH_COLUMNS = ("searches", "searches_for_weapons", "arrests")
+LAGS = (1, 2, 3, 12)
+WINDOWS = (3, 6, 12)
+
+
+def _quarter_before(month: str) -> str:
+    """The last quarter that ended before ``month`` starts: the quarter preceding the one containing it."""
+    y, m = int(month[:4]), int(month[5:7])
+    q = (m - 1) // 3  # 0-based quarter containing the month, so q is the 1-based previous quarter
+    return f"{y - 1}-Q4" if q == 0 else f"{y}-Q{q}"
+
+
+def _cell_month_matrix(
+    frame: pd.DataFrame, panel: Panel, month_col: str, value_cols
+) -> dict[str, np.ndarray]:
+    """Pivot long (cell, month) rows onto the panel grid. A month absent from the source entirely is unknown
+    (NaN); a cell without a row in a month the source covers had none (0)."""
+    cells = pd.Index(panel.cells)
+    months = pd.Index(panel.months)
+    covered = np.isin(panel.months, frame[month_col].unique())
+    frame = frame[frame["h3_cell"].isin(cells) & frame[month_col].isin(months)]
+    row, col = cells.get_indexer(frame["h3_cell"]), months.get_indexer(frame[month_col])
+    out = {}
+    for c in value_cols:
+        m = np.zeros((panel.n_cells, panel.n_months))
+        np.add.at(m, (row, col), frame[c].fillna(0).to_numpy(float))
+        m[:, ~covered] = np.nan
+        out[c] = m
+    return out
+
+
+@dataclass
+class Context:
+    """Non-crime context in long form, joined onto a panel's cells when features are built.
+
+    ``indicators``: ``fct_area_quarter_indicators`` (LSOA x quarter); ``stop_search``:
+    ``fct_stop_search_cell_months``; ``outcomes``: per (h3_cell, outcome_month) counts of all outcomes and of
+    unresolved ones; ``cell_lsoa``: h3_cell -> lsoa_code from ``dim_cells``. Any part may be empty.
+    """
+
+    indicators: pd.DataFrame
+    stop_search: pd.DataFrame
+    outcomes: pd.DataFrame
+    cell_lsoa: pd.Series
+
+    @classmethod
+    def from_frames(cls, indicators=None, stop_search=None, outcomes=None, cells=None) -> Context:
+        indicators = pd.DataFrame(columns=["lsoa_code", "quarter"]) if indicators is None else indicators
+        keep = ["lsoa_code", "quarter", *[c for c in INDICATOR_COLUMNS if c in indicators.columns]]
+        ind = indicators[keep].copy()
+        for c in keep[2:]:
+            ind[c] = pd.to_numeric(ind[c], errors="coerce").astype(float)  # suppressed (null) stays NaN
+        if stop_search is None:
+            stop_search = pd.DataFrame(columns=["h3_cell", "month", *STOP_SEARCH_COLUMNS])
+        ss = stop_search[["h3_cell", "month", *STOP_SEARCH_COLUMNS]]
+        ss = ss.groupby(["h3_cell", "month"], as_index=False)[list(STOP_SEARCH_COLUMNS)].sum()
+        if outcomes is None:
+            outcomes = pd.DataFrame(columns=["h3_cell", "outcome_month", "outcome_type"])
+        out = outcomes.dropna(subset=["h3_cell", "outcome_month"])
+        out = (
+            out.assign(total=1.0, unresolved=out["outcome_type"].isin(UNRESOLVED_OUTCOMES).astype(float))
+            .groupby(["h3_cell", "outcome_month"], as_index=False)[["total", "unresolved"]]
+            .sum()
+        )
+        if cells is None:
+            lsoa = pd.Series(dtype=object)
+        else:
+            lsoa = cells.drop_duplicates("h3_cell").set_index("h3_cell")["lsoa_code"]
+        return cls(indicators=ind, stop_search=ss, outcomes=out, cell_lsoa=lsoa)
+
+    def aligned(self, panel: Panel) -> dict:
+        """Context on the panel's grid, built once per panel and context."""
+        cache = panel.cache()
+        key = ("context", id(self))
+        if key not in cache:
+            ss = _cell_month_matrix(self.stop_search, panel, "month", STOP_SEARCH_COLUMNS)
+            oc = _cell_month_matrix(self.outcomes, panel, "outcome_month", ("total", "unresolved"))
+            lsoa = pd.Series(panel.cells).map(self.cell_lsoa)
+            lsoa = lsoa.where(lsoa.notna(), pd.Series(panel.lsoa_code))
+            # Holding the context itself keeps it alive, so its id cannot be reused by another context.
+            cache[key] = {"stop_search": ss, "outcomes": oc, "lsoa": lsoa.to_numpy(), "owner": self}
+        return cache[key]
+
+    def indicator_features(self, panel: Panel, t: int) -> pd.DataFrame:
+        """Area indicators of the latest quarter that ended before month ``t`` (per cell, via its LSOA)."""
+        cols = [c for c in self.indicators.columns if c not in ("lsoa_code", "quarter")]
+        quarters = sorted(
+            q
+            for q in self.indicators["quarter"].dropna().unique()
+            if q <= _quarter_before(panel.month_label(t))
+        )
+        lsoa = self.aligned(panel)["lsoa"]
+        if not quarters or not cols:
+            return pd.DataFrame(np.nan, index=range(panel.n_cells), columns=[f"area_{c}" for c in cols])
+        latest = self.indicators[self.indicators["quarter"] == quarters[-1]]
+        latest = latest.groupby("lsoa_code")[cols].sum(min_count=1)
+        joined = latest.reindex(lsoa).reset_index(drop=True)
+        return joined.add_prefix("area_")
+
+
+def _lag(hist: np.ndarray, k: int) -> np.ndarray:
+    return hist[:, -k] if hist.shape[1] >= k else np.full(hist.shape[0], np.nan)
+
+
+def _window_mean(hist: np.ndarray, k: int) -> np.ndarray:
+    if hist.shape[1] == 0:
+        return np.full(hist.shape[0], np.nan)
+    window = hist[:, -k:]
+    if not np.isnan(window).any():
+        return window.mean(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window is a NaN feature, not an error
+        return np.nanmean(window, axis=1)
+
+
+def build_features(panel: Panel, group: str, t: int, context: Context | None = None) -> pd.DataFrame:
+    """One row per cell (in ``panel.cells`` order) of features for forecasting month index ``t``.
+
+    Own history: lags 1, 2, 3, 12; means over 3, 6, 12 months; an exponentially weighted mean (half-life 2);
+    the share of the last 12 months with any crime. Neighbourhood: ring-1 and ring-2 sums at lag 1 and over 3
+    months. Other forecast groups: lag 1 and 3-month mean. Calendar: month-of-year sine and cosine of month t
+    (known in advance). Cell area. With ``context``: area indicators of the last quarter that ended before month
+    t (suppressed values NaN), stop and search at lag 1 and over 3 months, and the share of the cell's outcomes
+    in the last 3 months that closed unresolved.
+    """
+    counts = panel.group_counts(group)
+    if not 1 <= t <= panel.n_months:
+        raise ValueError(f"month index {t} needs 1 <= t <= {panel.n_months} (at least one earlier month)")
+    hist = counts[:, :t]
+    f: dict[str, np.ndarray] = {}
+    for k in LAGS:
+        f[f"lag_{k}"] = _lag(hist, k)
+    for k in WINDOWS:
+        f[f"mean_{k}"] = _window_mean(hist, k)
+    w = 0.5 ** (np.arange(hist.shape[1])[::-1] / 2.0)
+    f["ewma_2"] = hist @ (w / w.sum())
+    f["nonzero_share_12"] = (hist[:, -12:] > 0).mean(axis=1)
+
+    lag1, mean3 = hist[:, -1], f["mean_3"]
+    for name, ring in (("ring1", panel.ring1), ("ring2", panel.ring2)):
+        f[f"{name}_lag_1"] = ring @ lag1
+        f[f"{name}_mean_3"] = ring @ mean3
+    for other in panel.groups:
+        if other != group:
+            oh = panel.counts[other][:, :t]
+            f[f"{other}_lag_1"] = oh[:, -1]
+            f[f"{other}_mean_3"] = _window_mean(oh, 3)
+
+    month_of_year = int(panel.month_label(t)[5:7])
+    angle = 2 * np.pi * (month_of_year - 1) / 12
+    f["month_sin"] = np.full(panel.n_cells, np.sin(angle))
+    f["month_cos"] = np.full(panel.n_cells, np.cos(angle))
+    f["area_km2"] = panel.area_km2
+    frame = pd.DataFrame(f)
+
+    if context is not None:
+        al = context.aligned(panel)
+        extra: dict[str, np.ndarray] = {}
+        for c, m in al["stop_search"].items():
+            past = m[:, :t]
+            extra[f"ss_{c}_lag_1"] = past[:, -1]
+            extra[f"ss_{c}_mean_3"] = _window_mean(past, 3)
+        total = np.nansum(al["outcomes"]["total"][:, max(0, t - 3) : t], axis=1)
+        unresolved = np.nansum(al["outcomes"]["unresolved"][:, max(0, t - 3) : t], axis=1)
+        extra["outcomes_3"] = total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            extra["outcomes_unresolved_share_3"] = np.where(total > 0, unresolved / total, np.nan)
+        frame = pd.concat([frame, pd.DataFrame(extra), context.indicator_features(panel, t)], axis=1)
+    frame.index = pd.Index(panel.cells, name="h3_cell")
+    return frame
