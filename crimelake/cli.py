@@ -235,7 +235,14 @@ def _models(settings: Settings, groups: list[str]) -> bool:
             ok = ok and mr.success
 
         run_models(settings, groups, on_group=on_group)
-    return ok
+    from crimelake.pipeline import run_hotspot_tracking
+
+    with err.status("Measuring concentration and classifying emerging hot spots..."):
+        tr = run_hotspot_tracking(settings)
+    cats = tr.metadata.get("ml/emerging_hotspots", {}).get("all_crime_categories", {})
+    console.print(f"Hot spot tracking run {tr.run_id[:8]} {'succeeded' if tr.success else '[red]failed[/red]'}; "
+                  f"all_crime emerging classes: {', '.join(f'{k} {v}' for k, v in cats.items()) or 'none'}")
+    return ok and tr.success
 
 
 @app.command()

@@ -185,3 +185,25 @@ def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelR
         if on_group:
             on_group(mr)
     return out
+
+
+def run_hotspot_tracking(settings: Settings) -> ModelRun:
+    """One Dagster run measuring concentration and classifying emerging hot spots."""
+    import dagster as dg
+
+    from orchestration.lib.dbt import ensure_manifest
+
+    settings.prepare()
+    ensure_manifest()
+    from orchestration.definitions import defs
+
+    result = defs().resolve_job_def("track_hotspots_job").execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False,
+        tags={"crimelake/trigger": "cli"})
+    errors, warnings = _failed_checks(result)
+    md = {}
+    for e in result.all_events:
+        if e.event_type_value == "ASSET_MATERIALIZATION":
+            mat = e.event_specific_data.materialization
+            md[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return ModelRun("hotspots", result.run_id, result.success, errors, warnings, md)
