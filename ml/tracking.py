@@ -90,7 +90,7 @@ def decide_promotion(candidate: float, champion: float | None, best_baseline: tu
     name, value = best_baseline
     reasons = []
     ok = True
-    if not candidate == candidate:  # NaN: the backtest had no crime to score against
+    if candidate != candidate:  # NaN: the backtest had no crime to score against
         return PromotionDecision(False, candidate, champion, name, value,
                                  [f"candidate {PROMOTION_METRIC} is undefined (no crime in the backtest months)"],
                                  dict(gates or {}))

@@ -268,3 +268,18 @@ def _split_duplicates(table: pa.Table, raws: list[str], contract: Contract) -> t
     if not out:
         return table, []
     return table.filter(pc.invert(pa.array(dup_mask))), out
+
+
+def ensure_bronze_tables(settings, contracts=None) -> list[str]:
+    """Create an empty bronze table (the contract's schema, no rows) for every source that has not delivered
+    yet, so the conformed layer can read every source from the first month on; returns the tables created."""
+    from deltalake import write_deltalake
+
+    created = []
+    for c in (contracts or default_contracts()).values():
+        path = settings.bronze(c.source, c.entity)
+        if not lake.table_exists(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_deltalake(str(path), bronze_schema(c).empty_table(), mode="append", partition_by=["month"])
+            created.append(f"{c.source}/{c.entity}")
+    return created

@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from orchestration.defs.ingest.assets import INGEST_GROUP
 from orchestration.lib.partitions import monthly_partitions
+
+TRANSFORM_GROUPS = ("reference", "staging", "intermediate", "marts", "gold")
 
 transform_lakehouse_job = dg.define_asset_job(
     "transform_lakehouse_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(INGEST_GROUP),
+    selection=dg.AssetSelection.groups(*TRANSFORM_GROUPS),
     partitions_def=monthly_partitions,
     description="Run dbt (staging, intermediate, marts, tests) for a range of months and export the gold tables.",
 )
