@@ -129,6 +129,10 @@ def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | N
     setup_mlflow(settings)
     gold = load_gold(settings)
     panel, context = panel_and_context(gold, force, before=as_of)
+    if panel.n_months < 2:
+        raise ValueError(f"cannot forecast {as_of}: the data before it holds {panel.n_months} month "
+                         f"({panel.months[0]}); the model needs at least 2 months before the forecast month "
+                         "(ingest more months, e.g. crimelake ingest police-uk <archive>)")
     if month_add(panel.months[-1], 1) != as_of:
         raise ValueError(f"cannot forecast {as_of}: the data before it ends at {panel.months[-1]}, "
                          f"not {month_add(as_of, -1)}")

@@ -79,3 +79,25 @@ def test_forecast_command_uses_only_earlier_data(gold, tmp_path):
     assert sorted(frame["rank"]) == list(range(1, len(frame) + 1))
     bad = CliRunner().invoke(app, ["forecast", "--as-of", "2030-01", "--out", str(out), "--home", str(settings.home)])
     assert bad.exit_code == 2 and "data before it ends at 2025-04" in bad.output
+    preds = lake.read(settings.lake / "ml" / "predictions").to_pandas()
+    assert set(preds["prediction_id"]) == set(frame["prediction_id"])
+
+    bt = CliRunner().invoke(app, ["backtest", "--group", "asb", "--force", "bedfordshire", "--home",
+                                  str(settings.home)])
+    assert bt.exit_code == 0, bt.output
+    for method in ("model", "last_month", "rolling_3", "rolling_12", "ewma", "kde", "prospective"):
+        assert f"\n│ {method}" in bt.output or f"│ {method} " in bt.output, method
+    assert "force-level backtests are tracked, not registered" in bt.output
+
+
+def test_models_retrain_when_the_feature_tables_change(settings):
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["ml", "hotspot_model"]))
+    assert node.automation_condition is not None
+    assert dg.AssetKey(["gold", "fct_cell_month_counts"]) in node.parent_keys
+    checks = {k.name for k in graph.get_check_keys_for_assets({node.key})}
+    assert checks == {"promotion_gate"}
