@@ -111,6 +111,16 @@ def _failed_checks(result) -> tuple[list[str], list[str]]:
     return errors, warnings
 
 
+def _materializations(result) -> dict[str, dict]:
+    """Asset key -> metadata values of every materialization in a run."""
+    md = {}
+    for e in result.all_events:
+        if e.event_type_value == "ASSET_MATERIALIZATION":
+            mat = e.event_specific_data.materialization
+            md[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return md
+
+
 def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, full_refresh: bool = False) -> TransformRun:
     """One Dagster run of dbt (build and tests) and the gold exports, over a range of months (or everything)."""
     import dagster as dg
@@ -175,12 +185,7 @@ def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelR
         result = job.execute_in_process(partition_key=group, instance=instance, run_config=QUIET_LOGS,
                                         raise_on_error=False, tags={"crimelake/trigger": "cli"})
         errors, warnings = _failed_checks(result)
-        md = {}
-        for e in result.all_events:
-            if e.event_type_value == "ASSET_MATERIALIZATION":
-                mat = e.event_specific_data.materialization
-                md[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-        mr = ModelRun(group, result.run_id, result.success, errors, warnings, md)
+        mr = ModelRun(group, result.run_id, result.success, errors, warnings, _materializations(result))
         out.append(mr)
         if on_group:
             on_group(mr)
@@ -201,9 +206,4 @@ def run_hotspot_tracking(settings: Settings) -> ModelRun:
         instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False,
         tags={"crimelake/trigger": "cli"})
     errors, warnings = _failed_checks(result)
-    md = {}
-    for e in result.all_events:
-        if e.event_type_value == "ASSET_MATERIALIZATION":
-            mat = e.event_specific_data.materialization
-            md[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-    return ModelRun("hotspots", result.run_id, result.success, errors, warnings, md)
+    return ModelRun("hotspots", result.run_id, result.success, errors, warnings, _materializations(result))

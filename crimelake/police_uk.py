@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from crimelake.config import Settings
+from crimelake.ingest.landing import sha256_file as _sha
 
 POLICE_FILE = re.compile(r"^(?P<month>\d{4}-\d{2})-(?P<force>[a-z0-9-]+?)-(?P<kind>street|outcomes|stop-and-search)\.csv$")
 
@@ -88,10 +89,3 @@ def land(settings: Settings, paths: list[Path], progress: Callable[[str], None] 
                 progress(base)
     return summary
 
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

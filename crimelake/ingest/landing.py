@@ -40,7 +40,7 @@ class Decision:
     reason: str = ""
 
 
-def _sha(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -78,13 +78,13 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
         m = contract.filename_pattern.match(path.name)
         if m is None:
             if owner_of_strays and not any(s.filename_pattern.match(path.name) for s in siblings):
-                lf = LandedFile(path, path.name, {}, st.st_mtime_ns, st.st_size, _sha(path))
+                lf = LandedFile(path, path.name, {}, st.st_mtime_ns, st.st_size, sha256_file(path))
                 names = ", ".join(s.ref for s in siblings)
                 decisions.append(Decision(lf, "rejected", f"file name matches no contract of source "
                                                           f"{contract.source} ({names})"))
             continue
         groups = {k: v for k, v in m.groupdict().items() if v is not None}
-        lf = LandedFile(path, path.name, groups, st.st_mtime_ns, st.st_size, _sha(path))
+        lf = LandedFile(path, path.name, groups, st.st_mtime_ns, st.st_size, sha256_file(path))
         named = _month_of_name(groups)
         if named is not None and named != month:
             decisions.append(Decision(lf, "rejected", f"file is named for {named} but landed in the {month} folder"))

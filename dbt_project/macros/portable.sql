@@ -30,3 +30,10 @@
                    dbt.safe_cast("floor((cast(substring(" ~ month_column ~ ", 6, 2) as integer) - 1) / 3) + 1",
                                  api.Column.translate_type('integer'))]) }}
 {%- endmacro %}
+
+{% macro source_labels(source_name, entity) -%}
+    {#- The contract's label mapping for one source entity (seed generated from the data contracts). -#}
+    select source_label, category_slug
+    from {{ ref('contract_labels') }}
+    where source = '{{ source_name }}' and entity = '{{ entity }}'
+{%- endmacro %}

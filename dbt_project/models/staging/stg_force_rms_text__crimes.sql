@@ -6,9 +6,7 @@ with source as (
 ),
 
 labels as (
-    select source_label, category_slug
-    from {{ ref('contract_labels') }}
-    where source = 'force_rms_text' and entity = 'crimes'
+    {{ crimelake.source_labels('force_rms_text', 'crimes') }}
 )
 
 select

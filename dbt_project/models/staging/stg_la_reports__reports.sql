@@ -6,9 +6,7 @@ with source as (
 ),
 
 labels as (
-    select source_label, category_slug
-    from {{ ref('contract_labels') }}
-    where source = 'la_reports' and entity = 'reports'
+    {{ crimelake.source_labels('la_reports', 'reports') }}
 ),
 
 kinds as (

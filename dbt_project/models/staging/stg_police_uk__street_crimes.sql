@@ -6,9 +6,7 @@ with source as (
 ),
 
 labels as (
-    select source_label, category_slug
-    from {{ ref('contract_labels') }}
-    where source = 'police_uk' and entity = 'street'
+    {{ crimelake.source_labels('police_uk', 'street') }}
 )
 
 select
