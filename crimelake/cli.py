@@ -331,6 +331,45 @@ def forecast(
 
 
 @app.command()
+def trace(
+    prediction_id: Annotated[str, typer.Argument(help="A prediction_id from the predictions table or a forecast file.")],
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole chain as JSON.")] = False,
+) -> None:
+    """Trace one prediction to the model, feature tables, dbt models, bronze rows and raw extract lines,
+    verifying each hop; exits 1 when any link is broken."""
+    from rich.tree import Tree
+
+    from crimelake.trace import trace as follow
+
+    settings = _settings(home)
+    try:
+        t = follow(settings, prediction_id)
+    except LookupError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(t.to_json())
+    else:
+        p = t.prediction
+        tree = Tree(f"[bold]prediction {prediction_id}[/bold]: cell {p['h3_cell']} ({p['force']}), "
+                    f"{p['forecast_group']} {p['target_month']}, predicted {p['predicted_count']:.3f}, rank {p['rank']}")
+        for h in t.hops:
+            node = tree.add(f"{'[green]verified[/green]' if h.ok else '[red]BROKEN[/red]'} {h.name}: {h.detail}")
+            if h.name == "extract files":
+                for name, f in h.data.get("files", {}).items():
+                    lines = f["lines"]
+                    shown = ", ".join(map(str, lines[:12])) + (f" ... ({len(lines)} lines)" if len(lines) > 12 else "")
+                    node.add(f"{name} [{f['status']}] sha256 {f['sha256_recorded'][:16]}... {f['contract']}: "
+                             f"lines {shown}")
+            elif h.name == "dbt models":
+                node.add(", ".join(h.data.get("models", [])))
+        console.print(tree)
+    if not t.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def mlflow(
     home: HomeOpt = None,
     port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000,

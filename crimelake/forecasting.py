@@ -15,6 +15,9 @@ from crimelake.config import Settings
 GROUPS = ("all_crime", "asb", "violence", "theft", "weapons")
 GOLD_INPUTS = ("fct_cell_month_counts", "dim_cells", "fct_area_quarter_indicators", "fct_stop_search_cell_months",
                "fct_outcomes")
+# Not read by the features, but recorded with them: the incidents behind the counts, for tracing a prediction
+# back to the bronze rows and extract lines.
+LINEAGE_ONLY = ("fct_incidents",)
 
 
 @dataclass
@@ -35,6 +38,11 @@ def load_gold(settings: Settings, version_of: dict[str, int] | None = None) -> G
         frames[name] = lake.read(path, version=v).to_pandas()
         versions[name] = v
         uris[name] = str(path)
+    for name in LINEAGE_ONLY:
+        path = settings.gold(name)
+        if lake.table_exists(path):
+            versions[name] = (version_of or {}).get(name, lake.version(path))
+            uris[name] = str(path)
     return GoldInputs(frames, versions, uris)
 
 

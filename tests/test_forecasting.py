@@ -90,6 +90,42 @@ def test_forecast_command_uses_only_earlier_data(gold, tmp_path):
     assert "force-level backtests are tracked, not registered" in bt.output
 
 
+def test_trace_reaches_the_raw_extract_lines_and_reports_a_broken_link(gold, tmp_path):
+    import json
+
+    settings = gold
+    out = tmp_path / "f.parquet"
+    r = CliRunner().invoke(app, ["forecast", "--as-of", "2025-05", "--out", str(out), "--home", str(settings.home)])
+    assert r.exit_code == 0, r.output
+    frame = pd.read_parquet(out)
+    pid = frame.sort_values("rank")["prediction_id"].iloc[0]  # the top cell: it has incidents behind it
+
+    ok = CliRunner().invoke(app, ["trace", pid, "--json", "--home", str(settings.home)])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)
+    assert doc["verified"] is True
+    hops = {h["name"]: h for h in doc["hops"]}
+    assert hops["model"]["data"]["run_id"] == frame["mlflow_run_id"].iloc[0]
+    assert "fct_cell_month_counts" in hops["feature tables"]["data"]
+    assert "int_incidents_deduplicated" in hops["dbt models"]["data"]["models"]
+    files = hops["extract files"]["data"]["files"]
+    assert files and all(f["status"] == "verified" for f in files.values())
+    name, first = next(iter(files.items()))
+    # The recorded lines are real lines of the landed file.
+    text = (settings.home / name).read_bytes().decode("cp1252" if "-rms-" in name else "utf-8").splitlines()
+    assert len(text) >= max(first["lines"])
+
+    # Change a landed file: the chain is reported broken, naming the file.
+    path = settings.home / name
+    path.write_bytes(path.read_bytes() + b"\n")
+    broken = CliRunner().invoke(app, ["trace", pid, "--home", str(settings.home)])
+    assert broken.exit_code == 1
+    assert "BROKEN" in broken.output and name.rsplit("/", 1)[-1] in broken.output
+
+    missing = CliRunner().invoke(app, ["trace", "nope", "--home", str(settings.home)])
+    assert missing.exit_code == 2 and "not in" in missing.output
+
+
 def test_models_retrain_when_the_feature_tables_change(settings):
     import dagster as dg
 

@@ -1,0 +1,164 @@
+"""Trace one prediction back to its sources, verifying every hop.
+
+prediction -> model version, alias and MLflow run (and the metrics that promoted it) -> the feature tables at the
+Delta versions recorded -> the dbt models between bronze and gold -> the bronze rows of the cell -> the raw
+extract files (path, SHA-256 now versus when loaded, contract, line numbers). A hop that cannot be verified is
+reported as broken, never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from crimelake import lake
+from crimelake.config import Settings
+from crimelake.ingest.landing import sha256_file
+
+
+@dataclass
+class Hop:
+    name: str
+    ok: bool
+    detail: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Trace:
+    prediction_id: str
+    prediction: dict
+    hops: list[Hop]
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok for h in self.hops)
+
+    def to_json(self) -> str:
+        return json.dumps({"prediction_id": self.prediction_id, "verified": self.ok, "prediction": self.prediction,
+                           "hops": [asdict(h) for h in self.hops]}, indent=2, default=str)
+
+
+def find_prediction(settings: Settings, prediction_id: str) -> dict:
+    path = settings.lake / "ml" / "predictions"
+    if not lake.table_exists(path):
+        raise LookupError(f"no predictions table at {path}: run `crimelake models` or `crimelake forecast` first")
+    ds = DeltaTable(str(path)).to_pyarrow_dataset()
+    rows = ds.to_table(filter=pc.field("prediction_id") == prediction_id).to_pylist()
+    if not rows:
+        raise LookupError(f"prediction {prediction_id!r} is not in {path}")
+    return rows[0]
+
+
+def _model_hop(settings: Settings, p: dict) -> Hop:
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    client = MlflowClient()
+    try:
+        run = client.get_run(p["mlflow_run_id"])
+    except mlflow.exceptions.MlflowException as e:
+        return Hop("model", False, f"MLflow run {p['mlflow_run_id']} not found: {e}")
+    data = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "run_name": run.info.run_name,
+            "model_name": p["model_name"], "model_version": p["model_version"], "model_alias": p["model_alias"],
+            "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith(("pei_star", "pai", "hit_rate"))},
+            "promotion": run.data.tags.get("promotion"), "train_months": run.data.params.get("train_months")}
+    detail = f"MLflow run {run.info.run_id} ({run.info.run_name})"
+    if p["model_version"]:
+        try:
+            mv = client.get_model_version(p["model_name"], p["model_version"])
+        except mlflow.exceptions.MlflowException as e:
+            return Hop("model", False, f"{p['model_name']} version {p['model_version']} not registered: {e}", data)
+        if mv.run_id != run.info.run_id:
+            return Hop("model", False, f"version {p['model_version']} belongs to run {mv.run_id}, not "
+                                       f"{run.info.run_id}", data)
+        data["promotion_reasons"] = mv.tags.get("promotion_reasons")
+        detail = f"{p['model_name']} v{p['model_version']} ({p['model_alias'] or 'no alias'}), " + detail
+    return Hop("model", True, detail, data)
+
+
+def _tables_hop(settings: Settings, versions: dict[str, int]) -> Hop:
+    broken, seen = [], {}
+    for name, v in sorted(versions.items()):
+        try:
+            seen[name] = {"version": v, "rows": DeltaTable(str(settings.gold(name)), version=v)
+                          .to_pyarrow_dataset().count_rows()}
+        except Exception as e:  # an unreadable version is a broken link, whatever the cause
+            broken.append(f"gold/{name}@v{v}: {type(e).__name__}: {e}")
+    if broken:
+        return Hop("feature tables", False, "; ".join(broken), seen)
+    return Hop("feature tables", True, f"{len(seen)} gold tables readable at their recorded versions", seen)
+
+
+def _dbt_hop() -> Hop:
+    from orchestration.lib.dbt import dbt_project
+
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return Hop("dbt models", False, f"{manifest} missing: cannot show the models between bronze and gold")
+    m = json.loads(manifest.read_text())
+    parents = m["parent_map"]
+    start = "model.crimelake.fct_cell_month_counts"
+    chain, todo = set(), [start, "model.crimelake.fct_incidents"]
+    while todo:
+        node = todo.pop()
+        if node in chain:
+            continue
+        chain.add(node)
+        todo.extend(parents.get(node, []))
+    models = sorted(n.split(".", 2)[-1] for n in chain if n.startswith("model."))
+    sources = sorted(n.split(".", 2)[-1] for n in chain if n.startswith("source."))
+    return Hop("dbt models", True, f"{len(models)} models from {len(sources)} bronze sources",
+               {"models": models, "sources": sources})
+
+
+def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int]) -> tuple[Hop, Hop]:
+    v = versions.get("fct_incidents")
+    if v is None:
+        none = Hop("bronze rows", False, "the prediction did not record a version of gold/fct_incidents")
+        return none, Hop("extract files", False, "no bronze rows to follow")
+    first, last = p["data_months"].split("..")
+    try:
+        ds = DeltaTable(str(settings.gold("fct_incidents")), version=v).to_pyarrow_dataset()
+    except Exception as e:
+        bad = Hop("bronze rows", False, f"gold/fct_incidents@v{v} unreadable: {e}")
+        return bad, Hop("extract files", False, "no bronze rows to follow")
+    flt = ((pc.field("h3_cell") == p["h3_cell"]) & (pc.field("month") >= first) & (pc.field("month") <= last))
+    rows = ds.to_table(filter=flt, columns=["incident_id", "month", "source", "category_slug", "_source_file",
+                                            "_source_sha256", "_source_line", "_contract"]).to_pylist()
+    bronze = Hop("bronze rows", True, f"{len(rows)} incidents in cell {p['h3_cell']} from {first} to {last} "
+                                     f"(gold/fct_incidents@v{v})", {"incidents": len(rows)})
+    files: dict[str, dict] = {}
+    for r in rows:
+        f = files.setdefault(r["_source_file"], {"sha256_recorded": r["_source_sha256"], "contract": r["_contract"],
+                                                 "lines": []})
+        f["lines"].append(r["_source_line"])
+    broken = []
+    for name, f in sorted(files.items()):
+        path = settings.home / name if not Path(name).is_absolute() else Path(name)
+        f["lines"].sort()
+        f["path"] = str(path)
+        if not path.exists():
+            f["status"] = "missing"
+            broken.append(f"{name}: file missing")
+        else:
+            now = sha256_file(path)
+            f["sha256_now"] = now
+            f["status"] = "verified" if now == f["sha256_recorded"] else "changed"
+            if now != f["sha256_recorded"]:
+                broken.append(f"{name}: SHA-256 now {now[:12]}..., recorded {f['sha256_recorded'][:12]}...")
+    detail = (f"{len(files)} files, all hashes match" if not broken else "; ".join(broken))
+    return bronze, Hop("extract files", not broken, detail, {"files": files})
+
+
+def trace(settings: Settings, prediction_id: str) -> Trace:
+    p = find_prediction(settings, prediction_id)
+    versions = json.loads(p["feature_tables"])
+    hops = [_model_hop(settings, p), _tables_hop(settings, versions), _dbt_hop()]
+    hops.extend(_bronze_hop(settings, p, versions))
+    return Trace(prediction_id, {k: v for k, v in p.items() if k != "feature_tables"}, hops)
