@@ -96,6 +96,10 @@ def ingest_police_uk(
         except ValueError as e:
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
+    from crimelake.audit import record
+
+    record(settings, "ingest", "police_uk", {"paths": [str(p) for p in paths], "landed": len(summary.landed),
+                                             "redelivered": len(summary.redelivered), "months": summary.months})
     console.print(f"Landed {len(summary.landed)} new and {len(summary.redelivered)} re-delivered files for "
                   f"{', '.join(summary.months) or 'no months'}; {len(summary.unchanged)} already landed; "
                   f"{len(summary.ignored)} files that are not street, outcomes or stop-and-search ignored.")
@@ -133,6 +137,9 @@ def _run(settings: Settings, months: list[str] | None, everything: bool, full_re
         return ok
     span = (min(todo), max(todo)) if todo and built and not full_refresh else None
     what = "full refresh" if full_refresh else f"months {span[0]}..{span[1]}" if span else "all months"
+    from crimelake.audit import record
+
+    record(settings, "run", "pipeline", {"ingest_months": sorted(todo), "transform": what})
     with err.status(f"Running dbt (build and tests) and gold exports, {what}..."):
         tr = run_transform(settings, span, full_refresh=full_refresh)
     state = "succeeded" if tr.success else "[red]failed[/red]"
@@ -233,6 +240,13 @@ def _models(settings: Settings, groups: list[str]) -> bool:
                    "no predictions written")
                 + (f"; failed checks: {', '.join(mr.failed_checks)}" if mr.failed_checks else ""))
             ok = ok and mr.success
+            if md:
+                record(settings, "promote" if md.get("promoted") else "not_promoted",
+                       f"crimelake-hotspots-{mr.group} v{md.get('model_version')}",
+                       {"dagster_run_id": mr.run_id, "mlflow_run_id": md.get("mlflow_run_id"),
+                        "reasons": md.get("promotion_reasons")})
+
+        from crimelake.audit import record
 
         run_models(settings, groups, on_group=on_group)
     from crimelake.pipeline import run_hotspot_tracking
@@ -325,6 +339,10 @@ def forecast(
     except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    from crimelake.audit import record
+
+    record(settings, "export", str(out), {"group": group, "target_month": as_of, "force": force, "rows": len(frame),
+                                          "mlflow_run_id": frame["mlflow_run_id"].iloc[0]})
     top = frame.nsmallest(5, "rank")[["h3_cell", "force", "predicted_count", "rank"]]
     console.print(f"Wrote {len(frame):,} cells to {out} (model run {frame['mlflow_run_id'].iloc[0]}). Top cells:")
     console.print(top.to_string(index=False))
@@ -348,6 +366,9 @@ def trace(
     except LookupError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    from crimelake.audit import record
+
+    record(settings, "view", prediction_id, {"command": "trace", "verified": t.ok})
     if as_json:
         print(t.to_json())
     else:

@@ -125,6 +125,12 @@ def test_trace_reaches_the_raw_extract_lines_and_reports_a_broken_link(gold, tmp
     missing = CliRunner().invoke(app, ["trace", "nope", "--home", str(settings.home)])
     assert missing.exit_code == 2 and "not in" in missing.output
 
+    from crimelake.audit import entries
+
+    log = [(e["action"], e["target"]) for e in entries(settings)]
+    assert ("export", str(out)) in log
+    assert log.count(("view", pid)) == 2
+
 
 def test_models_retrain_when_the_feature_tables_change(settings):
     import dagster as dg
