@@ -34,7 +34,9 @@ def test_each_ingest_asset_carries_its_checks_and_monthly_partitions(defs):
     assert checks == {"rows_accounted_for", "no_rejected_files", "contract_expectations"}
     node = graph.get(street)
     assert node.partitions_def.get_first_partition_key() == "2010-12"
-    assert {s.name for s in defs.sensors} == {"landing_sensor"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_downstream_sensor"}
+    auto = next(s for s in defs.sensors if s.name == "refresh_downstream_sensor")
+    assert auto.default_status == dg.DefaultSensorStatus.RUNNING
     assert {s.name for s in defs.schedules} == {"ingest_landing_job_schedule"}
 
 
