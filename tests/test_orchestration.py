@@ -63,6 +63,13 @@ def test_run_loads_landed_months_through_dagster_and_records_runs(settings, defs
     assert md["delta_version"] == lake.version(settings.bronze("police_uk", "street"))
     assert "2024-03-cheshire-street.csv | rejected" in md["files"]
     assert instance.get_runs_count() == 1
+    # The materialization also emitted an OpenLineage event: landing files in, Delta versions out.
+    from crimelake import lineage
+
+    ev = [e for e in lineage.events(settings) if e["job"]["name"] == "police_uk/street"][-1]
+    assert [i["name"] for i in ev["inputs"]] == ["landing/police_uk/2024-03/2024-03-bedfordshire-street.csv"]
+    out = {o["name"]: o["facets"]["version"]["datasetVersion"] for o in ev["outputs"]}
+    assert out["bronze/police_uk/street"] == str(md["delta_version"])
     # Loaded and unchanged: nothing is pending any more.
     assert pending(settings) == {}
 

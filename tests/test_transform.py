@@ -84,6 +84,18 @@ def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built)
     event = instance.get_latest_materialization_event(dg.AssetKey(["gold", "fct_cell_month_counts"]))
     assert event.asset_materialization.metadata["delta_version"].value == lake.version(settings.gold("fct_cell_month_counts"))
 
+    # OpenLineage: every dbt model and gold export emitted a run event with its inputs and outputs.
+    from crimelake import lineage
+
+    events = lineage.events(settings)
+    jobs = {e["job"]["name"] for e in events}
+    assert {"staging/stg_police_uk__street_crimes", "marts/fct_incidents", "gold/fct_cell_month_counts"} <= jobs
+    stg = next(e for e in events if e["job"]["name"] == "staging/stg_police_uk__street_crimes")
+    assert "bronze/police_uk/street" in [i["name"] for i in stg["inputs"]]
+    gold_ev = [e for e in events if e["job"]["name"] == "gold/fct_cell_month_counts"][-1]
+    assert gold_ev["outputs"][0]["facets"]["version"]["datasetVersion"] == str(
+        lake.version(settings.gold("fct_cell_month_counts")))
+
 
 def test_dbt_tests_are_dagster_checks_on_the_models_they_test(built):
     from orchestration.definitions import defs

@@ -91,6 +91,20 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
         if not suite.passed:
             context.log.error(f"contract {contract.ref} breached for {month}:\n{suite.summary()}")
 
+        from crimelake import lineage
+
+        lineage.emit(
+            settings, f"{contract.source}/{contract.entity}", context.run_id,
+            inputs=[lineage.landing_file(settings, f.file, f.sha256) for f in result.files if f.status == "loaded"],
+            outputs=[
+                lineage.delta(settings, settings.bronze(contract.source, contract.entity), result.bronze_version,
+                              result.rows_loaded),
+                lineage.delta(settings, settings.quarantine(contract.source, contract.entity),
+                              result.quarantine_version, result.rows_quarantined),
+                lineage.delta(settings, settings.rejected_files(contract.source, contract.entity),
+                              result.rejected_version, len(result.files) - sum(f.status == "loaded" for f in result.files)),
+            ],
+        )
         rejected = [f"{f.file}: {f.reason}" for f in result.rejected]
         checks = [
             dg.AssetCheckResult(

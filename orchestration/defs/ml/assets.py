@@ -50,6 +50,12 @@ def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
     staged = settings.home / "mlflow" / "staged" / f"{group}.parquet"
     forecasting.write_frame(frame, staged)
     summary = result.summary
+    from crimelake import lineage
+
+    lineage.emit(settings, f"ml/hotspot_model/{group}", context.run_id,
+                 inputs=[lineage.delta(settings, settings.gold(n), v) for n, v in sorted(gold.versions.items())],
+                 outputs=[lineage.Dataset(f"mlflow://{settings.mlflow_uri}", f"crimelake-hotspots-{group}",
+                                          tracked.model_version)])
     return dg.MaterializeResult(
         metadata={
             "mlflow_run_id": tracked.model_run_id,
@@ -104,6 +110,12 @@ def predictions(context: dg.AssetExecutionContext, lake: LakeResource):
         context.log.info(f"the latest candidate was not promoted; forecasting with champion version {version}")
         staged = forecasting.champion_forecast(settings, group)
     version_written = forecasting.append_predictions(settings, staged)
+    from crimelake import lineage
+
+    model = lineage.Dataset(f"mlflow://{settings.mlflow_uri}", f"crimelake-hotspots-{group}",
+                            str(staged["model_version"].iloc[0]))
+    lineage.emit(settings, f"ml/predictions/{group}", context.run_id, inputs=[model],
+                 outputs=[lineage.delta(settings, settings.lake / "ml" / "predictions", version_written, len(staged))])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(staged),
         "delta_version": version_written,

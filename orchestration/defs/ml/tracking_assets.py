@@ -14,6 +14,15 @@ GOLD = [dg.AssetDep(dg.AssetKey(["gold", name]), partition_mapping=dg.AllPartiti
         for name in ("fct_cell_month_counts", "dim_cells")]
 
 
+def _lineage(settings, job: str, run_id: str, counts_version: int, cells_version: int, written) -> None:
+    from crimelake import lineage
+
+    lineage.emit(settings, job, run_id,
+                 inputs=[lineage.delta(settings, settings.gold("fct_cell_month_counts"), counts_version),
+                         lineage.delta(settings, settings.gold("dim_cells"), cells_version)],
+                 outputs=[lineage.delta(settings, written.path, written.version, written.rows)])
+
+
 def _gold(settings, name: str) -> tuple[pd.DataFrame, int]:
     path = settings.gold(name)
     return delta.read(path).to_pandas(), delta.version(path)
@@ -40,6 +49,7 @@ def concentration(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     table = measure(counts, cells)
     table["counts_delta_version"] = counts_version
     written = delta.replace_table(settings.lake / "ml" / "concentration", pa.Table.from_pandas(table, preserve_index=False))
+    _lineage(settings, "ml/concentration", context.run_id, counts_version, cells_version, written)
     latest = table[table["month"] == table["month"].max()]
     median = latest.groupby("forecast_group")[["top1_share", "top5_share", "gini_corrected"]].median().round(3)
     return dg.MaterializeResult(metadata={
@@ -89,6 +99,8 @@ def emerging_hotspots(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     table["counts_delta_version"] = counts_version
     written = delta.replace_table(settings.lake / "ml" / "emerging_hotspots",
                                   pa.Table.from_pandas(table, preserve_index=False))
+    _lineage(settings, "ml/emerging_hotspots", context.run_id, counts_version, delta.version(settings.gold("dim_cells")),
+             written)
     tally = table[table["forecast_group"] == "all_crime"]["category"].value_counts()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": written.rows,

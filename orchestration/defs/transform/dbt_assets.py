@@ -69,7 +69,41 @@ def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     else:
         first, last = context.partition_key_range
         args = ["build", "--vars", json.dumps({"month_from": first, "month_to": last})]
-    yield from dbt.cli(args, context=context).stream()
+    materialized = []
+    for event in dbt.cli(args, context=context).stream():
+        key = getattr(event, "asset_key", None)
+        if key is not None:
+            materialized.append(key)
+        yield event
+    _emit_lineage(settings, context.run_id, materialized)
+
+
+def _emit_lineage(settings, run_id: str, keys) -> None:
+    """One OpenLineage event per dbt node built: its parents (bronze Delta tables or warehouse relations) in,
+    its warehouse relation out."""
+    from crimelake import lake as delta
+    from crimelake import lineage
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    by_key = {}
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] in ("model", "seed"):
+            by_key[(node["schema"], node["name"])] = uid
+
+    def dataset(uid: str):
+        if uid.startswith("source."):
+            src = manifest["sources"][uid]
+            path = settings.bronze(src["source_name"], src["name"])
+            return lineage.delta(settings, path, delta.version(path))
+        node = manifest["nodes"][uid]
+        return lineage.warehouse(settings, f"{node['schema']}.{node['name']}")
+
+    for key in keys:
+        uid = by_key.get(tuple(key.path[-2:]))
+        if uid is None:
+            continue
+        parents = [dataset(p) for p in manifest["parent_map"].get(uid, []) if p.startswith(("source.", "model.", "seed."))]
+        lineage.emit(settings, "/".join(key.path), run_id, inputs=parents, outputs=[dataset(uid)])
 
 
 @dg.definitions

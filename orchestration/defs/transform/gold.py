@@ -46,6 +46,10 @@ def build_gold_asset(mart: str) -> dg.AssetsDefinition:
         finally:
             con.close()
         written = replace_table(settings.gold(mart), table)
+        from crimelake import lineage
+
+        lineage.emit(settings, f"gold/{mart}", context.run_id, inputs=[lineage.warehouse(settings, f"marts.{mart}")],
+                     outputs=[lineage.delta(settings, written.path, written.version, written.rows)])
         context.log.info(f"exported marts.{mart}: {written.rows} rows to {written.path} (Delta version {written.version})")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": written.rows,
