@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from crimelake import lake
@@ -77,6 +78,51 @@ def setup_mlflow(settings: Settings) -> None:
     configure(settings.mlflow_uri, settings.mlflow_artifacts)
 
 
+def imd_path(settings: Settings) -> Path | None:
+    """The deprivation table for the fairness audit: a user-supplied `landing/reference/imd.csv` (LSOA code, IMD
+    decile, population; for real data), else the simulator's `landing/reference/areas.csv` (demo)."""
+    for name in ("imd.csv", "areas.csv"):
+        p = settings.landing / "reference" / name
+        if p.exists():
+            return p
+    return None
+
+
+def fairness_max_ratio() -> float:
+    import os
+
+    return float(os.environ.get("CRIMELAKE_FAIRNESS_MAX_RATIO", "1.5"))
+
+
+def fairness_audit(settings: Settings, result, panel, group: str, gold: GoldInputs):
+    """The model's flags in the last backtest month, per deprivation decile, and the gate on them; (None, None)
+    when no deprivation table is available. Crime is split into police-discovered and victim-reported."""
+    from ml.fairness import audit, gate, load_imd
+
+    path = imd_path(settings)
+    if path is None:
+        return None, None
+    imd = load_imd(path)
+    pred = result.predictions
+    month = str(pred["month"].iloc[0])
+    v = gold.versions.get("fct_incidents")
+    incidents = lake.read(settings.gold("fct_incidents"), version=v,
+                          columns=["h3_cell", "month", f"in_{group}", "police_discovered"]).to_pandas()
+    incidents = incidents[(incidents["month"] == month) & incidents[f"in_{group}"].astype(bool)]
+    index = {c: i for i, c in enumerate(panel.cells)}
+    kinds = {}
+    for kind, mask in (("police_discovered", incidents["police_discovered"].astype(bool)),
+                       ("victim_reported", ~incidents["police_discovered"].astype(bool))):
+        arr = np.zeros(panel.n_cells)
+        for cell, n in incidents[mask].groupby("h3_cell").size().items():
+            if cell in index:
+                arr[index[cell]] = n
+        kinds[kind] = arr
+    a = audit(panel.cells, panel.lsoa_code, pred["model"].to_numpy(), pred["observed"].to_numpy(), imd,
+              coverage=0.05, obs_by_kind=kinds, area=panel.area_km2)
+    return a, gate(a, max_ratio=fairness_max_ratio())
+
+
 def run_backtest(settings: Settings, group: str, *, force: str | None = None, months: int = 12, register: bool = True,
                  progress: Callable[[str], None] | None = None, gates: dict[str, bool] | None = None):
     """Backtest the model and every baseline, train the production model on all months, log everything to
@@ -97,8 +143,13 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
         frame = frame[frame["force"] == force]
     dataset = DatasetRef(gold.uris["fct_cell_month_counts"], gold.versions["fct_cell_month_counts"],
                          frame.reset_index(drop=True))
+    audit, verdict = fairness_audit(settings, result, panel, group, gold)
+    gates = dict(gates or {})
+    if verdict is not None:
+        gates["fairness"] = verdict.passed
     tracked = log_backtest(result, nxt.model, group=group, scope=force or "all forces", dataset=dataset,
-                           feature_tables=gold.versions, gates=gates, register=register)
+                           feature_tables=gold.versions, gates=gates, register=register, fairness=audit,
+                           fairness_gate=verdict)
     return result, nxt, tracked, gold
 
 

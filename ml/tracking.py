@@ -57,6 +57,7 @@ class TrackedBacktest:
     baseline_run_ids: dict[str, str]
     model_version: str | None
     decision: PromotionDecision
+    fairness_markdown: str | None = None
 
 
 def model_requirements() -> list[str]:
@@ -143,6 +144,51 @@ def _chart(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def model_card(*, group: str, scope: str, months: list[str], summary: pd.DataFrame, decision: PromotionDecision,
+               trained, dataset: DatasetRef, fairness=None, fairness_gate=None) -> str:
+    """The model card logged with every version: use and misuse, data, metrics against baselines, fairness."""
+    cols = ["pai_1", "pai_5", "pai_10", "pei_star_1", "pei_star_5", "pei_star_10", "hit_rate_5", "deviance",
+            "calibration"]
+    rows = ["| method | " + " | ".join(cols) + " |", "| --- |" + " ---: |" * len(cols)]
+    for method, r in summary[cols].iterrows():
+        rows.append(f"| {method} | " + " | ".join("" if pd.isna(v) else f"{v:.3f}" for v in r) + " |")
+    fair = (fairness.to_markdown() + "\n\nGate: " + ("passed" if fairness_gate.passed else "failed") + ". "
+            + "; ".join(fairness_gate.reasons)) if fairness is not None else (
+        "No deprivation table was available (landing/reference/imd.csv), so no fairness audit was run.")
+    return f"""# Model card: crimelake-hotspots-{group}
+
+## Intended use
+Rank the H3 cells of the study area ({scope}) by expected {group} incidents next month, so that
+analysts and neighbourhood teams can plan patrols, problem-solving and prevention at places. Read it beside the
+baselines below and the analyst's local knowledge.
+
+## Misuse
+Not for decisions about individuals, not as evidence of anyone's guilt, not to justify stop and search. Where
+police-discovered offences (drugs, possession of weapons, public order) drive a forecast, more patrols produce
+more records and a feedback loop; the fairness table below shows flag shares against crime shares by
+deprivation decile.
+
+## Data and period
+Training table {dataset.name} (Delta version {dataset.delta_version}, {dataset.table_uri}); model trained on
+{trained.train_months[0]}..{trained.train_months[-1]} ({trained.n_rows:,} cell-months); backtest months
+{months[0]}..{months[-1]}, rolling origin, one month ahead.
+
+## Metrics against the baselines (backtest means)
+{chr(10).join(rows)}
+
+## Promotion
+{"Promoted to champion" if decision.promoted else "Not promoted"}: {"; ".join(decision.reasons)}.
+
+## Fairness (last backtest month, flags at 5% of cells, by IMD decile; 1 = most deprived)
+{fair}
+
+## Known limitations
+Counts are recorded crime, shaped by reporting and by where police look. data.police.uk locations are
+anonymised to map points; LSOAs of cells are learned from the data. The demo's deprivation deciles are
+simulated. Forecasts are one month ahead, at one H3 resolution.
+"""
+
+
 def log_backtest(
     result,
     trained,
@@ -153,6 +199,8 @@ def log_backtest(
     feature_tables: dict[str, int],
     gates: dict[str, bool] | None = None,
     register: bool = True,
+    fairness=None,
+    fairness_gate=None,
 ) -> TrackedBacktest:
     """Log the backtest (model and baselines as sibling runs), register the model, decide promotion."""
     exp_id = _experiment_id(group)
@@ -202,6 +250,16 @@ def log_backtest(
             summary.to_csv(tmpd / "backtest_summary.csv")
             per_month.to_csv(tmpd / "backtest_per_month.csv", index=False)
             (tmpd / "promotion.json").write_text(json.dumps(asdict(decision), indent=2, default=str))
+            if fairness is not None:
+                (tmpd / "fairness.md").write_text(fairness.to_markdown())
+                (tmpd / "fairness.json").write_text(json.dumps(
+                    {"audit": fairness.to_dict(), "gate": fairness_gate.to_dict()}, indent=2))
+                if fairness_gate.worst_ratio == fairness_gate.worst_ratio:
+                    mlflow.log_metric("fairness_worst_flag_to_crime_ratio", float(fairness_gate.worst_ratio))
+                mlflow.set_tag("fairness_gate", "passed" if fairness_gate.passed else "failed")
+            (tmpd / "model_card.md").write_text(model_card(
+                group=group, scope=common_tags["scope"], months=months, summary=summary, decision=decision,
+                trained=trained, dataset=dataset, fairness=fairness, fairness_gate=fairness_gate))
             for f in tmpd.iterdir():
                 mlflow.log_artifact(str(f))
         info = mlflow.xgboost.log_model(trained.regressor, name="model", pip_requirements=model_requirements(),
@@ -217,7 +275,8 @@ def log_backtest(
                 client.set_registered_model_alias(registered_name(group), CHAMPION, version)
         mlflow.set_tag("promotion", "promoted" if decision.promoted else "not promoted")
         model_run_id = run.info.run_id
-    return TrackedBacktest(group, exp_id, model_run_id, baseline_runs, version, decision)
+    return TrackedBacktest(group, exp_id, model_run_id, baseline_runs, version, decision,
+                           fairness.to_markdown() if fairness is not None else None)
 
 
 def load_champion(group: str):

@@ -71,6 +71,7 @@ def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
                 columns=["pai_1", "pai_5", "pai_10", "pei_star_1", "pei_star_5", "pei_star_10", "hit_rate_5",
                          "deviance", "calibration"])),
             "feature_table_versions": dg.MetadataValue.json(gold.versions),
+            "fairness": dg.MetadataValue.md(tracked.fairness_markdown or "no deprivation table: audit not run"),
             "staged_forecast": dg.MetadataValue.path(str(staged)),
         },
         check_results=[dg.AssetCheckResult(
