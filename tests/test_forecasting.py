@@ -51,7 +51,14 @@ def test_models_are_tracked_gated_and_forecast(gold):
     inputs = model_run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name.startswith("fct_cell_month_counts@v")
     artifacts = {a.path for a in client.list_artifacts(model_run.info.run_id)}
-    assert {"feature_importance.json", "pai_by_coverage.png", "promotion.json"} <= artifacts
+    assert {"feature_importance.json", "pai_by_coverage.png", "promotion.json", "model_card.md", "fairness.md",
+            "fairness.json"} <= artifacts
+    card = mlflow.artifacts.download_artifacts(run_id=model_run.info.run_id, artifact_path="model_card.md")
+    text = open(card).read()
+    for heading in ("## Intended use", "## Misuse", "## Data and period", "## Metrics against the baselines",
+                    "## Fairness", "## Known limitations"):
+        assert heading in text
+    assert any(r.startswith("gate fairness:") for r in md["promotion_reasons"])
     version = client.get_model_version("crimelake-hotspots-all_crime", md["model_version"])
     assert version.tags["promotion_decision"] == ("promoted" if md["promoted"] else "not promoted")
 
