@@ -18,7 +18,7 @@ import pandas as pd
 
 from ml.baselines import BASELINES
 from ml.features import Context
-from ml.metrics import LOWER_IS_BETTER, score
+from ml.metrics import LOWER_IS_BETTER, score, top_cells
 from ml.model import TrainedModel, default_train_months, train
 from ml.panel import Panel
 
@@ -95,6 +95,8 @@ def backtest(
     counts = panel.counts[group]
     rows, seconds, models, feature_cache = [], dict.fromkeys(chosen, 0.0), {}, {}
     last_preds: dict[str, np.ndarray] = {}
+    # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
+    prev_flags: dict[str, set] = {}
     origins = range(panel.n_months - months, panel.n_months)
     for t in origins:
         observed = counts[:, t]
@@ -109,7 +111,12 @@ def backtest(
             else:
                 pred = fn(panel, group, t)
             seconds[name] += time.perf_counter() - start
-            rows.append({"method": name, "month": panel.months[t], **score(pred, observed, panel.area_km2)})
+            flags = set(top_cells(pred, 0.05).tolist())
+            before = prev_flags.get(name)
+            drift = len(flags & before) / len(flags | before) if before else float("nan")
+            prev_flags[name] = flags
+            rows.append({"method": name, "month": panel.months[t], **score(pred, observed, panel.area_km2),
+                         "flag_jaccard_5": drift})
             if t == origins[-1]:
                 last_preds[name] = pred
         if progress is not None:

@@ -3,6 +3,8 @@ baseline, a registered model with its promotion decision, versioned predictions,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -54,7 +56,7 @@ def test_models_are_tracked_gated_and_forecast(gold):
     assert {"feature_importance.json", "pai_by_coverage.png", "promotion.json", "model_card.md", "fairness.md",
             "fairness.json"} <= artifacts
     card = mlflow.artifacts.download_artifacts(run_id=model_run.info.run_id, artifact_path="model_card.md")
-    text = open(card).read()
+    text = Path(card).read_text()
     for heading in ("## Intended use", "## Misuse", "## Data and period", "## Metrics against the baselines",
                     "## Fairness", "## Known limitations"):
         assert heading in text

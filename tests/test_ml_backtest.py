@@ -181,3 +181,15 @@ def test_forecast_is_for_the_month_after_the_last():
     assert len(f.predictions) == len(cells) and (f.predictions["predicted_count"] > 0).all()
     again = forecast(panel, "all_crime", model=f.model)
     np.testing.assert_array_equal(again.predictions["predicted_count"], f.predictions["predicted_count"])
+
+
+def test_backtest_reports_how_the_flagged_set_drifts_between_origins():
+    cells, counts = hotspot_counts()
+    panel = make_panel(counts, cells)
+    result = backtest(panel, "all_crime", months=12, methods=["last_month", "rolling_12"])
+    drift = result.per_month.pivot(index="month", columns="method", values="flag_jaccard_5")
+    assert drift.iloc[0].isna().all()  # no earlier origin to compare with
+    later = drift.iloc[1:]
+    assert ((later >= 0) & (later <= 1)).all().all()
+    # A 12-month mean moves less from month to month than last month's counts do.
+    assert later["rolling_12"].mean() > later["last_month"].mean()

@@ -72,6 +72,19 @@ def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built)
                                   "and source = 'police_uk' and category_slug <> 'anti-social-behaviour'")
     assert non_asb == 0
 
+    # Feedback-loop guard: police-discovered offences stay out of all_crime; where a source flags knife-enabled
+    # offences, weapons counts those (victim-reported) and not possession offences found by patrols.
+    (leaked,), = query(settings, "select count(*) from marts.fct_incidents where police_discovered and in_all_crime")
+    assert leaked == 0
+    (flagged_possession,), = query(settings, "select count(*) from marts.fct_incidents where knife_enabled is not null "
+                                             "and category_slug = 'possession-of-weapons' and in_weapons")
+    assert flagged_possession == 0
+    (knife,), = query(settings, "select count(*) from marts.fct_incidents where knife_enabled and in_weapons")
+    assert knife > 0
+    (unflagged,), = query(settings, "select count(*) from marts.fct_incidents where knife_enabled is null "
+                                    "and category_slug = 'possession-of-weapons' and not in_weapons")
+    assert unflagged == 0
+
     # Zero-filled: every study-area cell has every month and group.
     (cells,), = query(settings, "select count(*) from marts.dim_cells")
     (grid,), = query(settings, "select count(*) from marts.fct_cell_month_counts")

@@ -21,12 +21,24 @@ select
     incidents.category_slug,
     categories.category_name,
     categories.police_discovered,
-    categories.in_all_crime,
+    -- Feedback-loop guard: police-discovered offences (drugs, possession of weapons, public order) mostly record
+    -- where police looked, so by default they stay out of the all-crime target (var
+    -- all_crime_includes_police_discovered).
+    (categories.in_all_crime
+        and ({{ 'true' if var('all_crime_includes_police_discovered') else 'not categories.police_discovered' }}))
+        as in_all_crime,
     categories.in_asb,
     categories.in_violence,
     categories.in_theft,
-    -- Weapons: possession offences, plus any offence a source flags as knife-enabled.
-    (categories.in_weapons or coalesce(incidents.knife_enabled, false)) as in_weapons,
+    -- Weapons: where a source flags knife-enabled offences, the victim-reported knife-enabled offences count and
+    -- possession offences found by patrols do not (var weapons_possession_where_flagged); elsewhere possession
+    -- of weapons is the only signal there is.
+    case
+        when incidents.knife_enabled is not null
+            then (incidents.knife_enabled and not categories.police_discovered)
+                {% if var('weapons_possession_where_flagged') %} or categories.in_weapons{% endif %}
+        else categories.in_weapons
+    end as in_weapons,
     incidents.knife_enabled,
     incidents.longitude,
     incidents.latitude,
