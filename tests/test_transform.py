@@ -97,6 +97,15 @@ def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built)
     event = instance.get_latest_materialization_event(dg.AssetKey(["gold", "fct_cell_month_counts"]))
     assert event.asset_materialization.metadata["delta_version"].value == lake.version(settings.gold("fct_cell_month_counts"))
 
+    # Public outputs: aggregates only, nothing below the threshold, everything rounded.
+    from crimelake.disclosure import check_public
+    from orchestration.defs.serve.public import PUBLIC_TABLES, count_columns
+
+    for name in PUBLIC_TABLES:
+        public = lake.read(settings.lake / "public" / name).to_pandas()
+        assert len(public) > 0, name
+        assert check_public(public, count_columns(public)) == [], name
+
     # OpenLineage: every dbt model and gold export emitted a run event with its inputs and outputs.
     from crimelake import lineage
 

@@ -1,0 +1,61 @@
+"""Statistical disclosure control for everything meant for the public.
+
+Published counts are aggregates only (never record-level rows) and are protected in two ways, as the Office for
+National Statistics does for small-area crime and social care tables:
+- counts below the threshold (default 5, `CRIMELAKE_DISCLOSURE_THRESHOLD`) are suppressed (published as null,
+  with a `<column>_suppressed` flag);
+- every other published count, totals included, is rounded to the nearest multiple of the rounding base
+  (default 5). Totals are rounded from their true values, not summed from rounded parts, so subtracting the
+  published parts from a published total leaves a range of at least five possible values for a suppressed cell:
+  differencing neighbouring totals cannot recover it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+RECORD_LEVEL_COLUMNS = {"incident_id", "record_id", "crime_id", "crime_ref", "incident_number", "case_reference",
+                        "_source_file", "_source_sha256", "_source_line", "_ingest_run_id", "longitude", "latitude"}
+
+
+def threshold() -> int:
+    return int(os.environ.get("CRIMELAKE_DISCLOSURE_THRESHOLD", "5"))
+
+
+def round_to_base(values: np.ndarray, base: int = 5) -> np.ndarray:
+    """Nearest multiple of `base`, halves rounded up (7.5 -> 10)."""
+    return (np.floor(np.asarray(values, dtype=float) / base + 0.5) * base).astype(float)
+
+
+def protect(frame: pd.DataFrame, count_columns: list[str], *, min_count: int | None = None,
+            base: int = 5) -> pd.DataFrame:
+    """Suppress counts below `min_count` and round the rest to `base`; refuses record-level columns."""
+    leaked = sorted(RECORD_LEVEL_COLUMNS & set(frame.columns))
+    if leaked:
+        raise ValueError(f"record-level columns {leaked} cannot be published")
+    floor = threshold() if min_count is None else min_count
+    out = frame.copy()
+    for col in count_columns:
+        raw = out[col].astype(float)
+        small = raw.notna() & (raw < floor) & (raw > 0)
+        rounded = pd.Series(round_to_base(raw.fillna(0).to_numpy(), base), index=out.index).where(raw.notna())
+        out[col] = rounded.mask(small).astype("Int64")
+        out[f"{col}_suppressed"] = small
+    return out
+
+
+def check_public(frame: pd.DataFrame, count_columns: list[str], *, min_count: int | None = None,
+                 base: int = 5) -> list[str]:
+    """Every way a frame breaks the disclosure rules (an empty list when it is safe to publish)."""
+    floor = threshold() if min_count is None else min_count
+    problems = [f"record-level column {c}" for c in sorted(RECORD_LEVEL_COLUMNS & set(frame.columns))]
+    for col in count_columns:
+        v = frame[col].dropna().astype(float)
+        if ((v > 0) & (v < floor)).any():
+            problems.append(f"{col}: {int(((v > 0) & (v < floor)).sum())} counts below {floor}")
+        if (v % base != 0).any():
+            problems.append(f"{col}: counts not rounded to {base}")
+    return problems
