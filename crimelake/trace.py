@@ -95,6 +95,27 @@ def _tables_hop(settings: Settings, versions: dict[str, int]) -> Hop:
     return Hop("feature tables", True, f"{len(seen)} gold tables readable at their recorded versions", seen)
 
 
+def _feature_rows_hop(settings: Settings, p: dict, versions: dict[str, int]) -> Hop:
+    """The cell's own count rows the features were built from, read at the recorded version."""
+    v = versions.get("fct_cell_month_counts")
+    if v is None:
+        return Hop("feature rows", False, "the prediction did not record a version of gold/fct_cell_month_counts")
+    first, last = p["data_months"].split("..")
+    try:
+        ds = DeltaTable(str(settings.gold("fct_cell_month_counts")), version=v).to_pyarrow_dataset()
+    except Exception as e:
+        return Hop("feature rows", False, f"gold/fct_cell_month_counts@v{v} unreadable: {e}")
+    flt = ((pc.field("h3_cell") == p["h3_cell"]) & (pc.field("forecast_group") == p["forecast_group"])
+           & (pc.field("month") <= last))
+    rows = sorted(ds.to_table(filter=flt, columns=["month", "incident_count"]).to_pylist(), key=lambda r: r["month"])
+    if not rows:
+        return Hop("feature rows", False, f"no rows for cell {p['h3_cell']} in gold/fct_cell_month_counts@v{v}")
+    series = {r["month"]: r["incident_count"] for r in rows}
+    return Hop("feature rows", True, f"{len(rows)} monthly counts of {p['forecast_group']} for the cell up to {last} "
+                                    f"(gold/fct_cell_month_counts@v{v}; trained on {first}..{last})",
+               {"counts": series})
+
+
 def _dbt_hop() -> Hop:
     from orchestration.lib.dbt import dbt_project
 
@@ -159,6 +180,7 @@ def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int]) -> tuple[
 def trace(settings: Settings, prediction_id: str) -> Trace:
     p = find_prediction(settings, prediction_id)
     versions = json.loads(p["feature_tables"])
-    hops = [_model_hop(settings, p), _tables_hop(settings, versions), _dbt_hop()]
+    hops = [_model_hop(settings, p), _tables_hop(settings, versions), _feature_rows_hop(settings, p, versions),
+            _dbt_hop()]
     hops.extend(_bronze_hop(settings, p, versions))
     return Trace(prediction_id, {k: v for k, v in p.items() if k != "feature_tables"}, hops)

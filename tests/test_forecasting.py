@@ -116,6 +116,8 @@ def test_trace_reaches_the_raw_extract_lines_and_reports_a_broken_link(gold, tmp
     hops = {h["name"]: h for h in doc["hops"]}
     assert hops["model"]["data"]["run_id"] == frame["mlflow_run_id"].iloc[0]
     assert "fct_cell_month_counts" in hops["feature tables"]["data"]
+    counts = hops["feature rows"]["data"]["counts"]
+    assert max(counts) == "2025-04" and min(counts) <= "2024-05"
     assert "int_incidents_deduplicated" in hops["dbt models"]["data"]["models"]
     files = hops["extract files"]["data"]["files"]
     assert files and all(f["status"] == "verified" for f in files.values())
