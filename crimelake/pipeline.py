@@ -33,6 +33,20 @@ class MonthRun:
     failed_checks: list[str]
 
 
+def _job(settings: Settings, name: str):
+    """A job of the code location and the home's Dagster instance, with the home prepared and the dbt manifest
+    built first (loading the definitions needs it)."""
+    import dagster as dg
+
+    from orchestration.lib.dbt import ensure_manifest
+
+    settings.prepare()
+    ensure_manifest()
+    from orchestration.definitions import defs
+
+    return defs().resolve_job_def(name), dg.DagsterInstance.get()
+
+
 def pending(settings: Settings, *, months: list[str] | None = None, everything: bool = False) -> dict[str, list]:
     """Month -> asset keys to materialize: months whose files changed since they were last loaded (or all)."""
     import dagster as dg
@@ -66,16 +80,7 @@ def run_landed(
     on_start: Callable[[str, int], None] | None = None,
 ) -> list[MonthRun]:
     """Materialize what has landed, one Dagster run per month."""
-    import dagster as dg
-
-    from orchestration.lib.dbt import ensure_manifest
-
-    settings.prepare()
-    ensure_manifest()
-    from orchestration.definitions import defs
-
-    instance = dg.DagsterInstance.get()
-    job = defs().resolve_job_def("ingest_landing_job")
+    job, instance = _job(settings, "ingest_landing_job")
     todo = pending(settings, months=months, everything=everything)
     out = []
     for month, keys in todo.items():
@@ -123,16 +128,7 @@ def _materializations(result) -> dict[str, dict]:
 
 def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, full_refresh: bool = False) -> TransformRun:
     """One Dagster run of dbt (build and tests) and the gold exports, over a range of months (or everything)."""
-    import dagster as dg
-
-    from orchestration.lib.dbt import ensure_manifest
-
-    settings.prepare()
-    ensure_manifest()
-    from orchestration.definitions import defs
-
-    instance = dg.DagsterInstance.get()
-    job = defs().resolve_job_def("transform_lakehouse_job")
+    job, instance = _job(settings, "transform_lakehouse_job")
     if months is None:
         all_months = sorted({m for ms in pending_months(settings).values() for m in ms})
         if not all_months:
@@ -170,16 +166,7 @@ class ModelRun:
 
 def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelRun], None] | None = None) -> list[ModelRun]:
     """One Dagster run per forecast group: backtest, MLflow tracking, promotion gate, predictions."""
-    import dagster as dg
-
-    from orchestration.lib.dbt import ensure_manifest
-
-    settings.prepare()
-    ensure_manifest()
-    from orchestration.definitions import defs
-
-    instance = dg.DagsterInstance.get()
-    job = defs().resolve_job_def("train_forecast_models_job")
+    job, instance = _job(settings, "train_forecast_models_job")
     out = []
     for group in groups:
         result = job.execute_in_process(partition_key=group, instance=instance, run_config=QUIET_LOGS,
@@ -194,16 +181,9 @@ def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelR
 
 def run_hotspot_tracking(settings: Settings) -> ModelRun:
     """One Dagster run measuring concentration and classifying emerging hot spots."""
-    import dagster as dg
-
-    from orchestration.lib.dbt import ensure_manifest
-
-    settings.prepare()
-    ensure_manifest()
-    from orchestration.definitions import defs
-
-    result = defs().resolve_job_def("track_hotspots_job").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False,
+    job, instance = _job(settings, "track_hotspots_job")
+    result = job.execute_in_process(
+        instance=instance, run_config=QUIET_LOGS, raise_on_error=False,
         tags={"crimelake/trigger": "cli"})
     errors, warnings = _failed_checks(result)
     return ModelRun("hotspots", result.run_id, result.success, errors, warnings, _materializations(result))

@@ -82,12 +82,13 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
             suppressed = pc.fill_null(pc.equal(arr, str(supp.get("marker", "c"))), False)
             arr = pc.if_else(suppressed, pa.scalar(None, pa.string()), arr)
         values, bad = coerce.convert(col, arr)
-        vals_py = arr
-        reasons.add(bad, lambda i, c=col, v=vals_py: f"{c.header}: {v[i].as_py()!r} is not a valid {c.logical_type}"
+        reasons.add(bad, lambda i, c=col, v=arr: f"{c.header}: {v[i].as_py()!r} is not a valid {c.logical_type}"
                     + (f" ({c.fmt})" if c.fmt else ""))
         if col.required:
-            missing = pc.is_null(arr) if suppressed is None or col.name != supp.get("column") else pc.and_(
-                pc.is_null(arr), pc.invert(suppressed))
+            missing = pc.is_null(arr)
+            if suppressed is not None and col.name == supp.get("column"):
+                # A value suppressed at source is published as the marker: present, just not shown.
+                missing = pc.and_(missing, pc.invert(suppressed))
             reasons.add(missing, f"{col.header}: required value missing")
         if col.enum is not None:
             out = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, pa.array(col.enum))))

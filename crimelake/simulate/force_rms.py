@@ -158,16 +158,22 @@ def _postcodes(world: World) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+def _draw_labels(source: str, category: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A source label for every crime, drawn from the labels its contract maps onto the crime's category."""
+    out = np.empty(len(category), dtype=object)
+    for c, labels in _label_table(source).items():
+        rows = category == c
+        out[rows] = choose(rng, labels, int(rows.sum()))
+    return out
+
+
 def rms_ho_rows(world: World, inc: Incidents, street_last: np.ndarray, state: RmsState,
                 rng: np.random.Generator) -> dict[str, np.ndarray]:
     _world_extras(world, rng)
     sel = _crimes(inc)
     n = len(sel)
     category = inc.category[sel]
-    code = np.empty(n, dtype=object)
-    for c, labels in _label_table("force_rms_ho").items():
-        rows = category == c
-        code[rows] = choose(rng, labels, int(rows.sum()))
+    code = _draw_labels("force_rms_ho", category, rng)
     days = month_days(inc.month)
     rec = rng.integers(0, len(days), n)
     lag = np.minimum(rng.geometric(0.35, n) - 1, 60)
@@ -199,10 +205,7 @@ def rms_text_rows(world: World, inc: Incidents, street_last: np.ndarray, state: 
     sel = _crimes(inc)
     n = len(sel)
     category = inc.category[sel]
-    offence = np.empty(n, dtype=object)
-    for c, labels in _label_table("force_rms_text").items():
-        rows = category == c
-        offence[rows] = choose(rng, labels, int(rows.sum()))
+    offence = _draw_labels("force_rms_text", category, rng)
     subgroup = np.array([SUBGROUPS.get(o) or CATEGORY_SUBGROUP.get(cat.SLUGS[c], "") for o, c in
                          zip(offence, category, strict=True)], dtype=object)
     subgroup[rng.random(n) < 0.05] = ""

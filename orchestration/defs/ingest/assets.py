@@ -7,7 +7,7 @@ partitioned by month, and their counts, Delta versions and check results reporte
 
 import dagster as dg
 
-from crimelake.ingest.engine import IngestResult, ingest_partition
+from crimelake.ingest.engine import IngestResult, bronze_schema, ingest_partition
 from crimelake.ingest.landing import fingerprint
 from data_contracts.loader import Contract, default_contracts
 from orchestration.lib.partitions import monthly_partitions
@@ -29,8 +29,6 @@ def _files_markdown(result: IngestResult) -> str:
 
 
 def _table_schema(contract: Contract) -> dg.TableSchema:
-    from crimelake.ingest.engine import bronze_schema
-
     described = {c.name: (c.description or f"{c.header} ({c.logical_type})") for c in contract.columns}
     return dg.TableSchema(columns=[
         dg.TableColumn(f.name, str(f.type), description=described.get(f.name, "")) for f in bronze_schema(contract)
