@@ -153,15 +153,14 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     return result, nxt, tracked, gold
 
 
-def predictions_frame(nxt, group: str, tracked, gold: GoldInputs, alias: str | None) -> pd.DataFrame:
-    from ml.predictions import ModelRef, build
-    from ml.tracking import registered_name
+def predictions_frame(nxt, group: str, gold: GoldInputs, model) -> pd.DataFrame:
+    """The forecast `nxt` as prediction rows made by `model` (an ml.predictions.ModelRef)."""
+    from ml.predictions import build
 
-    ref = ModelRef(registered_name(group), tracked.model_version, alias, tracked.model_run_id)
     months = nxt.model.train_months
     frame = nxt.predictions
     return build(frame["h3_cell"].to_numpy(), frame["force"].to_numpy(), frame["predicted_count"].to_numpy(),
-                 group=group, target_month=nxt.month, model=ref, feature_tables=gold.versions,
+                 group=group, target_month=nxt.month, model=model, feature_tables=gold.versions,
                  data_months=(months[0], months[-1]))
 
 
@@ -180,7 +179,7 @@ def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | N
 
     from ml.backtest import forecast
     from ml.panel import month_add
-    from ml.predictions import ModelRef, build
+    from ml.predictions import ModelRef
     from ml.tracking import _experiment_id, model_requirements, registered_name
 
     check_group(group)
@@ -202,11 +201,7 @@ def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | N
         mlflow.log_params({"train_months": f"{nxt.model.train_months[0]}..{nxt.model.train_months[-1]}"})
         mlflow.xgboost.log_model(nxt.model.regressor, name="model", pip_requirements=model_requirements())
         run_id = run.info.run_id
-    months = nxt.model.train_months
-    frame = build(nxt.predictions["h3_cell"].to_numpy(), nxt.predictions["force"].to_numpy(),
-                  nxt.predictions["predicted_count"].to_numpy(), group=group, target_month=as_of,
-                  model=ModelRef(registered_name(group), None, None, run_id), feature_tables=gold.versions,
-                  data_months=(months[0], months[-1]))
+    frame = predictions_frame(nxt, group, gold, ModelRef(registered_name(group), None, None, run_id))
     append_predictions(settings, frame)
     if out is not None:
         write_frame(frame, out)
@@ -223,12 +218,11 @@ def write_frame(frame: pd.DataFrame, out: Path) -> None:
         raise ValueError(f"{out}: write .csv or .parquet")
 
 
-
 def champion_forecast(settings: Settings, group: str, force: str | None = None) -> pd.DataFrame:
     """Next month's forecast from the group's current champion (when the latest candidate was not promoted)."""
     from ml.backtest import forecast
     from ml.model import TrainedModel
-    from ml.predictions import ModelRef, build
+    from ml.predictions import ModelRef
     from ml.tracking import CHAMPION, load_champion, registered_name
 
     champ = load_champion(group)
@@ -240,7 +234,4 @@ def champion_forecast(settings: Settings, group: str, force: str | None = None) 
     model = TrainedModel(regressor=regressor, group=group, feature_names=list(regressor.get_booster().feature_names),
                          params={}, train_months=list(panel.months), n_rows=0, uses_context=True)
     nxt = forecast(panel, group, context=context, model=model)
-    return build(nxt.predictions["h3_cell"].to_numpy(), nxt.predictions["force"].to_numpy(),
-                 nxt.predictions["predicted_count"].to_numpy(), group=group, target_month=nxt.month,
-                 model=ModelRef(registered_name(group), version, CHAMPION, run_id), feature_tables=gold.versions,
-                 data_months=(panel.months[0], panel.months[-1]))
+    return predictions_frame(nxt, group, gold, ModelRef(registered_name(group), version, CHAMPION, run_id))

@@ -46,7 +46,12 @@ def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
         passed = False
         severity = dg.AssetCheckSeverity.WARN if champion else dg.AssetCheckSeverity.ERROR
     # Keep the candidate's forecast beside the registry so predictions need not retrain.
-    frame = forecasting.predictions_frame(nxt, group, tracked, gold, "champion" if d.promoted else None)
+    from ml.predictions import ModelRef
+    from ml.tracking import registered_name
+
+    ref = ModelRef(registered_name(group), tracked.model_version, "champion" if d.promoted else None,
+                   tracked.model_run_id)
+    frame = forecasting.predictions_frame(nxt, group, gold, ref)
     staged = settings.home / "mlflow" / "staged" / f"{group}.parquet"
     forecasting.write_frame(frame, staged)
     summary = result.summary
