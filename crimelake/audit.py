@@ -24,7 +24,7 @@ AUDIT_SCHEMA = pa.schema([
     ("detail", pa.string()),
 ])
 
-ACTIONS = {"ingest", "run", "promote", "not_promoted", "export", "view"}
+ACTIONS = {"ingest", "run", "promote", "not_promoted", "export", "view", "refused"}
 
 
 def actor() -> str:
@@ -32,10 +32,12 @@ def actor() -> str:
     return os.environ.get("CRIMELAKE_ACTOR") or getpass.getuser()
 
 
-def record(settings: Settings, action: str, target: str, detail: dict | None = None) -> int:
+def record(settings: Settings, action: str, target: str, detail: dict | None = None, *,
+           who: str | None = None) -> int:
+    """Append one entry; `who` names the actor when it is not this process's user (a map API key, say)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: one of {sorted(ACTIONS)}")
-    row = {"at": datetime.now(UTC), "actor": actor(), "action": action, "target": target,
+    row = {"at": datetime.now(UTC), "actor": who or actor(), "action": action, "target": target,
            "detail": json.dumps(detail or {}, sort_keys=True, default=str)}
     return lake.append(settings.lake / "audit" / "log", pa.Table.from_pylist([row], schema=AUDIT_SCHEMA)).version
 

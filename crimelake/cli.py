@@ -7,33 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from crimelake.cli_common import HomeOpt, _progress, _settings, console, err
 from crimelake.config import Settings
 
 app = typer.Typer(help="crimelake: map, track and forecast crime concentrations in England and Wales.",
                   no_args_is_help=True, add_completion=False)
 ingest_app = typer.Typer(help="Land real extracts for the pipeline.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
-console = Console(soft_wrap=True)
-if not console.is_terminal:
-    # Piped output (CI logs, files) gets room for the status table instead of the 80-column default.
-    console = Console(width=120, soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="crimelake home folder (default: $CRIMELAKE_HOME or ./var).",
-                                              show_default=False)]
-
-
-def _settings(home: Path | None) -> Settings:
-    return Settings.from_env(home).prepare()
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=False)
 
 
 @app.command()
@@ -428,6 +410,15 @@ def ui(
     os.chdir(root)
     os.execv(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"), "-h", host, "-p", str(port)])
 
+
+def _register_map_commands() -> None:
+    from crimelake.serve.commands import access_app, serve
+
+    app.add_typer(access_app, name="access")
+    app.command()(serve)
+
+
+_register_map_commands()
 
 if __name__ == "__main__":
     app()

@@ -17,6 +17,9 @@ import os
 import numpy as np
 import pandas as pd
 
+# Published cells are H3 resolution 7 (about 5 km2): coarse enough that most published counts are not small.
+PUBLIC_H3_RESOLUTION = 7
+
 RECORD_LEVEL_COLUMNS = {"incident_id", "record_id", "crime_id", "crime_ref", "incident_number", "case_reference",
                         "_source_file", "_source_sha256", "_source_line", "_ingest_run_id", "longitude", "latitude"}
 

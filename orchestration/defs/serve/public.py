@@ -9,13 +9,12 @@ import pandas as pd
 import pyarrow as pa
 
 from crimelake import lake as delta
-from crimelake.disclosure import check_public, protect
+from crimelake.disclosure import PUBLIC_H3_RESOLUTION, check_public, protect
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
 PUBLIC_GROUP = "public"
-PUBLIC_H3_RESOLUTION = 7  # about 5 km2 a cell: coarse enough that most published counts are not small
 
 
 def cell_month_counts(counts: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,302 @@
+"""The crime map: a FastAPI app serving the map page and its GeoJSON/JSON API over the lake.
+
+Every request is checked against the caller's role (crimelake.serve.access); refused requests are written to the
+audit log, as are views of record-level incidents and prediction traces. The page and everything it loads
+(Leaflet, Swagger UI for /docs) are served from installed packages: the map works with no internet.
+"""
+
+import logging
+import threading
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crimelake import audit
+from crimelake.config import Settings
+from crimelake.serve.access import PUBLIC, AccessError, KeyRing, Principal
+from crimelake.serve.layers import (
+    DETAIL_BBOX_MAX_KM2,
+    DETAIL_H3_RESOLUTION,
+    GROUPS,
+    INCIDENTS_PAGE_MAX,
+    PAGE_MAX,
+    BBox,
+    Forbidden,
+    Layers,
+    NotFound,
+    RequestError,
+)
+from crimelake.serve.store import LakeView
+from crimelake.serve.tiles import TileServer, tile_server
+
+log = logging.getLogger("crimelake.serve")
+STATIC = Path(__file__).parent / "static"
+
+Group = Literal["all_crime", "asb", "violence", "theft", "weapons"]
+Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default the latest",
+                                     examples=["2025-12"])]
+ForceQ = Annotated[str | None, Query(description="data.police.uk force slug, e.g. bedfordshire; default all")]
+BBoxQ = Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (WGS84)",
+                                    examples=["-0.6,51.9,-0.3,52.2"])]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"page size, at most {PAGE_MAX}")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Resolution = Annotated[int | None, Query(
+    description="H3 resolution: 7 (public grid, ~5 km²) or 9 (street level, ~0.1 km²); default the finest the "
+                "caller may see")]
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> FastAPI:
+    """The map app over one crimelake home."""
+    view = LakeView(settings, refresh_seconds)
+    layers = Layers(view)
+    keys = KeyRing(settings)
+    tiles: TileServer | None = tile_server()
+    audit_lock = threading.Lock()
+
+    app = FastAPI(
+        title="crimelake map API",
+        version="1",
+        summary="Where recorded crime concentrates, how it moves and where it is forecast next, by role.",
+        description=(
+            "GeoJSON layers over H3 cells and JSON lookups. Without a key the caller is `public`: aggregates "
+            "on the H3 resolution 7 grid with counts below 5 suppressed and the rest rounded to 5. Send "
+            "`Authorization: Bearer <key>` (or `X-API-Key`) for analyst, auditor or admin access. Layers are "
+            "paged (`limit`, `offset`, and a `next` link); street-level requests need a force or a small bbox."),
+        docs_url=None, redoc_url=None,
+    )
+
+    def record(who: Principal, action: str, target: str, detail: dict) -> None:
+        with audit_lock:
+            try:
+                audit.record(settings, action, target, detail, who=who.name or "public")
+            except OSError as e:  # a read-only lake must not take the map down; the refusal is still logged here
+                log.error("could not write the audit log: %s", e)
+
+    def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        if not key:
+            return PUBLIC
+        try:
+            who = keys.resolve(key)
+        except AccessError as e:
+            log.error("%s", e)
+            raise Refused(500, f"the server's key list cannot be read: {e}") from None
+        if who is None:
+            raise Refused(401, "unknown or revoked API key; send no key for the public view")
+        request.state.principal = who
+        return who
+
+    Who = Annotated[Principal, Depends(principal)]
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused):
+        if exc.status in (401, 403):
+            _log_refusal(request, exc.status, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError):
+        if exc.status in (401, 403):
+            _log_refusal(request, exc.status, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path"))
+            problems.append(f"{where}: {err.get('msg')}" + (f" (got {err['input']!r})" if "input" in err else ""))
+        return JSONResponse({"detail": "; ".join(problems), "errors": [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    def _log_refusal(request: Request, status: int, reason: str) -> None:
+        who = getattr(request.state, "principal", PUBLIC)
+        log.warning("refused %s %s for %s: %s", request.method, request.url.path, who.describe(), reason)
+        record(who, "refused", request.url.path, {
+            "status": status, "reason": reason, "role": who.role, "query": str(request.url.query),
+            "client": request.client.host if request.client else None})
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        img = "'self' data:" + (f" {tiles.origin}" if tiles else "")
+        script = "'self' 'unsafe-inline'" if request.url.path == "/docs" else "'self'"
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src {script}; style-src 'self' 'unsafe-inline'; img-src {img}; "
+            "connect-src 'self'; frame-ancestors 'none'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def paged(request: Request, body: dict, limit: int, offset: int) -> dict:
+        more = offset + body["numberReturned"] < body["numberMatched"]
+        body["limit"], body["offset"] = limit, offset
+        body["next"] = str(request.url.include_query_params(offset=offset + limit)) if more else None
+        return body
+
+    # ----- pages ---------------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="crimelake map API",
+                                   swagger_js_url="/static/vendor/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger/swagger-ui.css",
+                                   swagger_favicon_url="/static/vendor/swagger/favicon-32x32.png")
+
+    app.mount("/static/app", StaticFiles(directory=STATIC), name="app")
+    app.mount("/static/vendor/leaflet", StaticFiles(packages=[("js_lib_leaflet", "static/js_lib_leaflet")]),
+              name="leaflet")
+    app.mount("/static/vendor/swagger",
+              StaticFiles(packages=[("swagger_ui_bundle", "vendor/swagger-ui-4.15.5")]), name="swagger")
+
+    # ----- API -----------------------------------------------------------------------------------------------
+    @app.get("/api/meta", tags=["map"], summary="What there is to see, for this caller, and how fresh it is")
+    def meta(who: Who) -> dict:
+        months = layers.months()
+        forces = layers.forces()
+        tables = [view.info(t) for t in ("gold/fct_cell_month_counts", "public/cell_month_counts",
+                                         "ml/predictions", "ml/emerging_hotspots")]
+        landed = view.landed_at()
+        refreshed = max((t.updated_at for t in tables if t.updated_at), default=None)
+        detail_forces = [f["slug"] for f in forces if who.may_see_detail(f["slug"])]
+        return {
+            "role": who.role, "principal": who.name, "analyst_force": who.force if who.role == "analyst" else None,
+            "groups": [{"slug": k, "name": v} for k, v in GROUPS.items()], "default_group": "all_crime",
+            "months": months, "latest_month": months[-1] if months else None,
+            "forces": forces, "detail_forces": detail_forces,
+            "resolutions": {"public": 7, "detail": DETAIL_H3_RESOLUTION},
+            "can_trace": who.can_trace, "can_audit": who.can_audit,
+            "can_see_emerging": bool(detail_forces), "can_see_incidents": bool(detail_forces),
+            "freshness": {"latest_month": months[-1] if months else None,
+                          "landed_at": landed.isoformat() if landed else None,
+                          "refreshed_at": refreshed.isoformat() if refreshed else None,
+                          "tables": [{"table": t.table, "version": t.version,
+                                      "updated_at": t.updated_at.isoformat() if t.updated_at else None}
+                                     for t in tables]},
+            "forecast": layers.forecast_summary(),
+            "tiles": tiles.public() if tiles else None,
+            "limits": {"page_max": PAGE_MAX, "incidents_page_max": INCIDENTS_PAGE_MAX,
+                       "detail_bbox_km2": DETAIL_BBOX_MAX_KM2},
+        }
+
+    @app.get("/api/layers/counts", tags=["layers"], summary="Recorded offences per H3 cell for one month (GeoJSON)")
+    def counts(request: Request, who: Who, month: Month = None, group: Group = "all_crime", force: ForceQ = None,
+               measure: Literal["count", "per_km2"] = "count", resolution: Resolution = None, bbox: BBoxQ = None,
+               limit: Limit = PAGE_MAX, offset: Offset = 0) -> dict:
+        box = BBox.parse(bbox) if bbox else None
+        body = layers.counts(who, month=month, group=group, force=force, measure=measure, resolution=resolution,
+                             bbox=box, limit=limit, offset=offset)
+        return paged(request, body, limit, offset)
+
+    @app.get("/api/layers/forecast", tags=["layers"],
+             summary="Next month's forecast per cell with the top 1% and 5% hot spots flagged (GeoJSON)")
+    def forecast(request: Request, who: Who, group: Group = "all_crime", force: ForceQ = None,
+                 resolution: Resolution = None,
+                 hotspots: Annotated[Literal["1", "5", "all"], Query(
+                     description="only the top 1% or 5% of cells, or all")] = "5",
+                 bbox: BBoxQ = None, limit: Limit = PAGE_MAX, offset: Offset = 0) -> dict:
+        box = BBox.parse(bbox) if bbox else None
+        body = layers.forecast(who, group=group, force=force, resolution=resolution, hotspots=hotspots, bbox=box,
+                               limit=limit, offset=offset)
+        return paged(request, body, limit, offset)
+
+    @app.get("/api/layers/emerging", tags=["layers"],
+             summary="Emerging hot spot classes of street-level cells (GeoJSON; analyst, auditor, admin)")
+    def emerging(request: Request, who: Who, group: Group = "all_crime", force: ForceQ = None,
+                 category: Annotated[str | None, Query(description="e.g. New Hot Spot")] = None,
+                 bbox: BBoxQ = None, limit: Limit = PAGE_MAX, offset: Offset = 0) -> dict:
+        box = BBox.parse(bbox) if bbox else None
+        body = layers.emerging(who, group=group, force=force, category=category, bbox=box, limit=limit,
+                               offset=offset)
+        return paged(request, body, limit, offset)
+
+    @app.get("/api/cells/{h3_cell}", tags=["cells"], summary="One cell: monthly history, forecast, emerging class")
+    def cell(h3_cell: str, who: Who, group: Group = "all_crime", force: ForceQ = None) -> dict:
+        return layers.cell(who, h3_cell, group=group, force=force)
+
+    @app.get("/api/cells/{h3_cell}/incidents", tags=["cells"],
+             summary="Record-level incidents of one street-level cell and month (analyst, auditor, admin)")
+    def incidents(request: Request, h3_cell: str, who: Who, month: Month = None,
+                  limit: Annotated[int, Query(ge=1, le=INCIDENTS_PAGE_MAX)] = 50, offset: Offset = 0) -> dict:
+        body = layers.incidents(who, h3_cell, month=month, limit=limit, offset=offset)
+        record(who, "view", h3_cell, {"what": "incidents", "month": body["month"], "rows": body["numberReturned"],
+                                      "role": who.role})
+        return paged(request, body, limit, offset)
+
+    @app.get("/api/forces/totals", tags=["forces"], summary="Monthly totals per force (public, protected)")
+    def force_totals(who: Who, group: Group = "all_crime", force: ForceQ = None) -> dict:
+        return layers.force_totals(group=group, force=force)
+
+    @app.get("/api/trace/{prediction_id}", tags=["audit"],
+             summary="Trace one prediction back to its model, tables, rows and files (auditor, admin)")
+    def trace(prediction_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")], who: Who) -> dict:
+        import json
+
+        from crimelake.trace import trace as run_trace
+
+        if not who.can_trace:
+            raise Forbidden(f"tracing predictions needs an auditor or admin key (caller: {who.describe()})")
+        try:
+            result = run_trace(settings, prediction_id)
+        except LookupError as e:
+            raise NotFound(str(e)) from None
+        record(who, "view", prediction_id, {"what": "trace", "verified": result.ok, "role": who.role})
+        return json.loads(result.to_json())
+
+    @app.get("/api/audit", tags=["audit"], summary="The audit log, newest first (auditor, admin)")
+    def audit_log(request: Request, who: Who,
+                  action: Annotated[str | None, Query(description=f"one of {', '.join(sorted(audit.ACTIONS))}")]
+                  = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0) -> dict:
+        if not who.can_audit:
+            raise Forbidden(f"the audit log needs an auditor or admin key (caller: {who.describe()})")
+        if action is not None and action not in audit.ACTIONS:
+            raise RequestError(f"action {action!r}: one of {', '.join(sorted(audit.ACTIONS))}", 422)
+        rows = [r for r in reversed(audit.entries(settings)) if action is None or r["action"] == action]
+        items = [{**r, "at": r["at"].isoformat()} for r in rows[offset:offset + limit]]
+        return paged(request, {"items": items, "numberMatched": len(rows), "numberReturned": len(items)},
+                     limit, offset)
+
+    @app.get("/api/access", tags=["admin"], summary="The API keys in use (names and roles, never keys)")
+    def access(who: Who) -> dict:
+        if who.role != "admin":
+            raise Forbidden(f"the key list needs an admin key (caller: {who.describe()})")
+        return {"keys": [{"name": e.name, "role": e.role, "force": e.force, "created_at": e.created_at,
+                          "origin": e.origin} for e in keys.entries()]}
+
+    if _missing_assets():
+        raise RuntimeError(f"the map page is missing from the install: {', '.join(_missing_assets())}")
+    return app
+
+
+def _missing_assets() -> list[str]:
+    return [name for name in ("index.html", "app.js", "app.css") if not (STATIC / name).is_file()]
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+

@@ -1,0 +1,496 @@
+"""The map's layers as GeoJSON and JSON, scoped to what the caller may see.
+
+Pure query logic over a LakeView: no web framework here, so the rules (who sees which resolution, what is
+suppressed, how big a request may be) are tested directly and the web app only translates errors to statuses.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+
+import h3
+import numpy as np
+import pandas as pd
+from pyproj import Geod
+
+from crimelake.disclosure import PUBLIC_H3_RESOLUTION
+from crimelake.reference.forces import ENGLAND_WALES_BBOX, FORCES
+from crimelake.serve.access import Principal
+from crimelake.serve.store import LakeView, public_forecast
+
+DETAIL_H3_RESOLUTION = 9
+PAGE_MAX = 5000
+INCIDENTS_PAGE_MAX = 200
+DETAIL_BBOX_MAX_KM2 = 10_000.0
+GROUPS = {"all_crime": "All crime", "asb": "Anti-social behaviour", "violence": "Violence and sexual offences",
+          "theft": "Theft", "weapons": "Weapons and knife crime"}
+NO_PATTERN = "No Pattern Detected"
+FORCE_NAMES = {f.slug: f.name for f in FORCES}
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_GEOD = Geod(ellps="WGS84")
+
+
+class RequestError(Exception):
+    """A request the API refuses, with the HTTP status and a message meant for the caller."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class Forbidden(RequestError):
+    status = 403
+
+
+class NotFound(RequestError):
+    status = 404
+
+
+@dataclass(frozen=True)
+class BBox:
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        parts = text.split(",")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise RequestError(f"bbox {text!r}: expected four numbers min_lon,min_lat,max_lon,max_lat", 422)
+        box = cls(*values)
+        if box.min_lon >= box.max_lon or box.min_lat >= box.max_lat:
+            raise RequestError(f"bbox {text!r}: the minimum must be below the maximum on both axes", 422)
+        w, s, e, n = ENGLAND_WALES_BBOX
+        if box.max_lon < w or box.min_lon > e or box.max_lat < s or box.min_lat > n:
+            raise RequestError(f"bbox {text!r} lies outside England and Wales ({w},{s},{e},{n})")
+        return box
+
+    @property
+    def area_km2(self) -> float:
+        lons = [self.min_lon, self.max_lon, self.max_lon, self.min_lon]
+        lats = [self.min_lat, self.min_lat, self.max_lat, self.max_lat]
+        area, _ = _GEOD.polygon_area_perimeter(lons, lats)
+        return abs(area) / 1e6
+
+    def contains(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        return (lon >= self.min_lon) & (lon <= self.max_lon) & (lat >= self.min_lat) & (lat <= self.max_lat)
+
+
+@functools.lru_cache(maxsize=500_000)
+def cell_geometry(cell: str) -> dict:
+    ring = [[round(lng, 6), round(lat, 6)] for lat, lng in h3.cell_to_boundary(cell)]
+    ring.append(ring[0])
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+@functools.lru_cache(maxsize=500_000)
+def cell_centre(cell: str) -> tuple[float, float]:
+    lat, lng = h3.cell_to_latlng(cell)
+    return lng, lat
+
+
+@functools.lru_cache(maxsize=500_000)
+def cell_area_km2(cell: str) -> float:
+    return h3.cell_area(cell, unit="km^2")
+
+
+def _clean(value):
+    """JSON-safe scalars: numpy to Python, NaN and pandas NA to null."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+class Layers:
+    """Every layer and lookup of the map for one lake."""
+
+    def __init__(self, view: LakeView):
+        self.view = view
+
+    # ----- what exists ---------------------------------------------------------------------------------------
+    def months(self) -> list[str]:
+        counts = self.view.frame("gold/fct_cell_month_counts")
+        if counts.empty:
+            counts = self.view.frame("public/cell_month_counts")
+        return sorted(str(m) for m in counts["month"].unique()) if not counts.empty else []
+
+    def forces(self) -> list[dict]:
+        return self.view.derived("gold/dim_cells", "forces", _force_extents)
+
+    def force_slugs(self) -> set[str]:
+        return {f["slug"] for f in self.forces()}
+
+    # ----- parameter checks ----------------------------------------------------------------------------------
+    def check_month(self, month: str | None) -> str:
+        months = self.months()
+        if not months:
+            raise NotFound("no data has been loaded yet: run `crimelake demo` or the pipeline first")
+        if month is None:
+            return months[-1]
+        if not MONTH_RE.match(month):
+            raise RequestError(f"month {month!r}: expected YYYY-MM", 422)
+        if not months[0] <= month <= months[-1]:
+            raise RequestError(f"month {month} is outside the data, which runs from {months[0]} to {months[-1]}")
+        return month
+
+    def check_force(self, force: str | None) -> str | None:
+        if force is None or force == "":
+            return None
+        if force not in FORCE_NAMES:
+            raise NotFound(f"unknown force {force!r}: use a data.police.uk force slug such as "
+                           f"{', '.join(sorted(self.force_slugs())[:5]) or 'bedfordshire'}")
+        return force
+
+    @staticmethod
+    def check_group(group: str) -> str:
+        if group not in GROUPS:
+            raise RequestError(f"unknown group {group!r}: one of {', '.join(GROUPS)}", 422)
+        return group
+
+    def resolution_for(self, who: Principal, force: str | None, resolution: int | None,
+                       bbox: BBox | None) -> int:
+        """The resolution a request gets: street level where the caller may see it, else the public grid."""
+        if resolution is None:
+            resolution = DETAIL_H3_RESOLUTION if (force and who.may_see_detail(force)) else PUBLIC_H3_RESOLUTION
+        if resolution == PUBLIC_H3_RESOLUTION:
+            return resolution
+        if resolution != DETAIL_H3_RESOLUTION:
+            raise RequestError(f"resolution {resolution}: cells are served at {PUBLIC_H3_RESOLUTION} (public) "
+                               f"and {DETAIL_H3_RESOLUTION} (street level)", 422)
+        self.require_detail(who, force)
+        if force is None:
+            if bbox is None:
+                raise RequestError(f"street-level cells (resolution {DETAIL_H3_RESOLUTION}) need a force or a "
+                                   f"bbox of at most {DETAIL_BBOX_MAX_KM2:,.0f} km²")
+            if bbox.area_km2 > DETAIL_BBOX_MAX_KM2:
+                raise RequestError(f"bbox covers {bbox.area_km2:,.0f} km²; street-level requests are limited "
+                                   f"to {DETAIL_BBOX_MAX_KM2:,.0f} km²: name a force or zoom in", 413)
+        return resolution
+
+    @staticmethod
+    def require_detail(who: Principal, force: str | None) -> None:
+        if who.may_see_detail(force):
+            return
+        if who.is_public:
+            raise Forbidden("street-level detail needs an analyst, auditor or admin key; the public view is "
+                            f"aggregated to H3 resolution {PUBLIC_H3_RESOLUTION}")
+        if who.role == "analyst":
+            scope = f"force {force}" if force else "every force at once"
+            raise Forbidden(f"the key of {who.name} covers street-level detail of {who.force} only, not {scope}")
+        raise Forbidden(f"role {who.role} may not see street-level detail")
+
+    # ----- layers --------------------------------------------------------------------------------------------
+    def counts(self, who: Principal, *, month: str | None = None, group: str = "all_crime",
+               force: str | None = None, measure: str = "count", resolution: int | None = None,
+               bbox: BBox | None = None, limit: int = PAGE_MAX, offset: int = 0) -> dict:
+        """Recorded offences per cell for a month: exact at street level, protected on the public grid."""
+        group, force, month = self.check_group(group), self.check_force(force), self.check_month(month)
+        if measure not in ("count", "per_km2"):
+            raise RequestError(f"measure {measure!r}: one of count, per_km2", 422)
+        res = self.resolution_for(who, force, resolution, bbox)
+        frame = self._count_rows(res, group, force)
+        series = frame.assign(value=frame["count"] if measure == "count" else frame["per_km2"])
+        breaks = _breaks(series["value"].dropna().to_numpy(dtype=float), integer=measure == "count")
+        rows = frame[frame["month"] == month]
+        rows = _in_bbox(rows, bbox)
+        rows = rows.sort_values(["force", "h3_cell"])
+        page = rows.iloc[offset:offset + limit]
+        features = []
+        for r in page.itertuples(index=False):
+            value = r.count if measure == "count" else r.per_km2
+            props = {"h3_cell": r.h3_cell, "force": r.force, "month": month, "group": group,
+                     "count": _clean(r.count), "suppressed": bool(r.suppressed), "per_km2": _clean(r.per_km2),
+                     "area_km2": round(float(r.area_km2), 4), "value": _clean(value)}
+            features.append(_feature(r.h3_cell, r.force, props))
+        return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(rows)),
+                "numberReturned": len(features), "month": month, "group": group, "resolution": res,
+                "measure": measure, "breaks": breaks, "force": force}
+
+    def _count_rows(self, res: int, group: str, force: str | None) -> pd.DataFrame:
+        """Every month of one group (and force) at one resolution, with count, suppression and density."""
+        if res == DETAIL_H3_RESOLUTION:
+            src = self.view.frame("gold/fct_cell_month_counts")
+            if src.empty:
+                return _empty_counts()
+            rows = src[src["forecast_group"] == group]
+            if force:
+                rows = rows[rows["force"] == force]
+            out = pd.DataFrame({"h3_cell": rows["h3_cell"].astype(str), "force": rows["force"].astype(str),
+                                "month": rows["month"].astype(str),
+                                "count": rows["incident_count"].astype("Int64"), "suppressed": False})
+        else:
+            src = self.view.frame("public/cell_month_counts")
+            if src.empty:
+                return _empty_counts()
+            rows = src[src["forecast_group"] == group]
+            if force:
+                rows = rows[rows["force"] == force]
+            out = pd.DataFrame({"h3_cell": rows["h3_cell"].astype(str), "force": rows["force"].astype(str),
+                                "month": rows["month"].astype(str),
+                                "count": rows["incident_count"].astype("Int64"),
+                                "suppressed": rows["incident_count_suppressed"].astype(bool)})
+        out["area_km2"] = [cell_area_km2(c) for c in out["h3_cell"]]
+        out["per_km2"] = (out["count"].astype("Float64") / out["area_km2"]).round(3)
+        return out.reset_index(drop=True)
+
+    def forecast(self, who: Principal, *, group: str = "all_crime", force: str | None = None,
+                 resolution: int | None = None, hotspots: str = "5", bbox: BBox | None = None,
+                 limit: int = PAGE_MAX, offset: int = 0) -> dict:
+        """The champion model's forecast for the month after the data, with the top 1% and 5% cells flagged."""
+        group, force = self.check_group(group), self.check_force(force)
+        if hotspots not in ("1", "5", "all"):
+            raise RequestError(f"hotspots {hotspots!r}: one of 1, 5, all", 422)
+        res = self.resolution_for(who, force, resolution, bbox)
+        frame = self._forecast_rows(res, group)
+        if frame.empty:
+            raise NotFound(f"no published forecast for {group}: the group has no champion model yet "
+                           "(see `crimelake models` and the promotion gate in MLflow)")
+        if force:
+            frame = frame[frame["force"] == force]
+        if hotspots != "all":
+            frame = frame[frame[f"hotspot_{hotspots}pct"]]
+        frame = _in_bbox(frame.assign(h3_cell=frame["h3_cell"].astype(str), force=frame["force"].astype(str)), bbox)
+        frame = frame.sort_values("rank")
+        page = frame.iloc[offset:offset + limit]
+        features = []
+        for r in page.to_dict("records"):
+            props = {"h3_cell": r["h3_cell"], "force": r["force"], "group": group,
+                     "target_month": r["target_month"],
+                     "predicted_count": _clean(r["predicted_count"]) if res == PUBLIC_H3_RESOLUTION
+                     else round(float(r["predicted_count"]), 3),
+                     "suppressed": bool(r.get("predicted_count_suppressed", False)),
+                     "rank": int(r["rank"]), "percentile": round(float(r["percentile"]), 4),
+                     "hotspot_1pct": bool(r["hotspot_1pct"]), "hotspot_5pct": bool(r["hotspot_5pct"]),
+                     "model_name": r["model_name"], "model_version": _clean(r["model_version"])}
+            if who.can_trace and res == DETAIL_H3_RESOLUTION:
+                props["prediction_id"] = r["prediction_id"]
+            features.append(_feature(r["h3_cell"], r["force"], props))
+        first = frame.iloc[0] if len(frame) else None
+        return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(frame)),
+                "numberReturned": len(features), "group": group, "resolution": res, "hotspots": hotspots,
+                "force": force,
+                "target_month": None if first is None else first["target_month"],
+                "model_name": None if first is None else first["model_name"],
+                "model_version": None if first is None else _clean(first["model_version"])}
+
+    def _forecast_rows(self, res: int, group: str) -> pd.DataFrame:
+        if res == DETAIL_H3_RESOLUTION:
+            frame = self.view.frame("ml/predictions")
+        else:
+            frame = self.view.derived("ml/predictions", "public",
+                                      lambda _dt: public_forecast(self.view.frame("ml/predictions")))
+        if frame.empty:
+            return frame
+        return frame[frame["forecast_group"] == group]
+
+    def forecast_summary(self) -> dict:
+        frame = self.view.frame("ml/predictions")
+        if frame.empty:
+            return {}
+        first = frame.drop_duplicates("forecast_group")
+        return {str(r.forecast_group): {"target_month": r.target_month, "model_name": r.model_name,
+                                        "model_version": _clean(r.model_version)}
+                for r in first.itertuples(index=False)}
+
+    def emerging(self, who: Principal, *, group: str = "all_crime", force: str | None = None,
+                 category: str | None = None, bbox: BBox | None = None, limit: int = PAGE_MAX,
+                 offset: int = 0) -> dict:
+        """Emerging hot spot classes of street-level cells (patterns other than 'No Pattern Detected')."""
+        group, force = self.check_group(group), self.check_force(force)
+        if force is None and who.role == "analyst":
+            force = who.force
+        self.resolution_for(who, force, DETAIL_H3_RESOLUTION, bbox)
+        frame = self.view.frame("ml/emerging_hotspots")
+        if frame.empty:
+            raise NotFound("no emerging hot spot classes yet: run `crimelake models` (it ends with hot spot "
+                           "tracking)")
+        frame = frame[(frame["forecast_group"] == group) & (frame["category"] != NO_PATTERN)]
+        if force:
+            frame = frame[frame["force"] == force]
+        if category:
+            known = sorted(str(c) for c in self.view.frame("ml/emerging_hotspots")["category"].unique())
+            if category not in known:
+                raise RequestError(f"category {category!r}: one of {', '.join(known)}", 422)
+            frame = frame[frame["category"] == category]
+        frame = _in_bbox(frame.assign(h3_cell=frame["h3_cell"].astype(str), force=frame["force"].astype(str)), bbox)
+        frame = frame.sort_values(["category", "h3_cell"])
+        page = frame.iloc[offset:offset + limit]
+        features = [_feature(r.h3_cell, r.force, {
+            "h3_cell": r.h3_cell, "force": r.force, "group": group, "category": str(r.category),
+            "trend": r.trend, "end_month": r.end_month}) for r in page.itertuples(index=False)]
+        return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(frame)),
+                "numberReturned": len(features), "group": group, "resolution": DETAIL_H3_RESOLUTION,
+                "force": force}
+
+    # ----- one cell ------------------------------------------------------------------------------------------
+    def cell(self, who: Principal, cell: str, *, group: str = "all_crime", force: str | None = None) -> dict:
+        """A cell's monthly history, its forecast and (at street level) its emerging class and trace link."""
+        group, force = self.check_group(group), self.check_force(force)
+        if not h3.is_valid_cell(cell):
+            raise RequestError(f"{cell!r} is not an H3 cell index", 422)
+        res = h3.get_resolution(cell)
+        if res == DETAIL_H3_RESOLUTION:
+            cells = self.view.frame("gold/dim_cells")
+            hit = cells[cells["h3_cell"] == cell] if not cells.empty else cells
+            if hit.empty:
+                raise NotFound(f"cell {cell} is not in the study area")
+            cell_force = str(hit["force"].iloc[0])
+            self.require_detail(who, cell_force)
+        elif res == PUBLIC_H3_RESOLUTION:
+            public = self.view.frame("public/cell_month_counts")
+            hit = public[public["h3_cell"] == cell] if not public.empty else public
+            if hit.empty:
+                raise NotFound(f"cell {cell} has no published counts")
+            totals = hit.groupby("force", observed=True)["incident_count"].sum().sort_values(ascending=False)
+            touched = [str(f) for f in totals.index]
+            cell_force = force if force in touched else touched[0]
+        else:
+            raise RequestError(f"cell {cell} is at resolution {res}; cells are served at {PUBLIC_H3_RESOLUTION} "
+                               f"(public) and {DETAIL_H3_RESOLUTION} (street level)", 422)
+        history = self._count_rows(res, group, cell_force)
+        history = history[history["h3_cell"] == cell].set_index("month")
+        points = []
+        for m in self.months():
+            if m in history.index:
+                row = history.loc[m]
+                points.append({"month": m, "count": _clean(row["count"]), "suppressed": bool(row["suppressed"])})
+            else:
+                points.append({"month": m, "count": 0, "suppressed": False})
+        forecast = None
+        rows = self._forecast_rows(res, group)
+        if not rows.empty:
+            rows = rows[(rows["h3_cell"] == cell) & (rows["force"] == cell_force)]
+            if len(rows):
+                r = rows.iloc[0]
+                forecast = {"target_month": r["target_month"],
+                            "predicted_count": _clean(r["predicted_count"]) if res == PUBLIC_H3_RESOLUTION
+                            else round(float(r["predicted_count"]), 3),
+                            "suppressed": bool(r.get("predicted_count_suppressed", False)),
+                            "rank": int(r["rank"]), "percentile": round(float(r["percentile"]), 4),
+                            "hotspot_1pct": bool(r["hotspot_1pct"]), "hotspot_5pct": bool(r["hotspot_5pct"]),
+                            "model_name": r["model_name"], "model_version": _clean(r["model_version"])}
+                if who.can_trace and res == DETAIL_H3_RESOLUTION:
+                    forecast["prediction_id"] = r["prediction_id"]
+        emerging = None
+        if res == DETAIL_H3_RESOLUTION:
+            eh = self.view.frame("ml/emerging_hotspots")
+            if not eh.empty:
+                eh = eh[(eh["h3_cell"] == cell) & (eh["forecast_group"] == group)]
+                if len(eh):
+                    e = eh.iloc[0]
+                    emerging = {"category": str(e["category"]), "trend": e["trend"], "end_month": e["end_month"]}
+        detail = res == DETAIL_H3_RESOLUTION
+        return {"h3_cell": cell, "resolution": res, "force": cell_force,
+                "force_name": FORCE_NAMES.get(cell_force, cell_force), "area_km2": round(cell_area_km2(cell), 4),
+                "group": group, "geometry": cell_geometry(cell), "history": points, "forecast": forecast,
+                "emerging": emerging,
+                "trace_url": f"/api/trace/{forecast['prediction_id']}" if forecast and "prediction_id" in forecast
+                else None,
+                "incidents_url": f"/api/cells/{cell}/incidents" if detail else None}
+
+    def incidents(self, who: Principal, cell: str, *, month: str | None = None, limit: int = INCIDENTS_PAGE_MAX,
+                  offset: int = 0) -> dict:
+        """Record-level incidents of one street-level cell and month: never more than one cell at a time."""
+        import pyarrow.compute as pc
+        from deltalake import DeltaTable
+
+        if not h3.is_valid_cell(cell):
+            raise RequestError(f"{cell!r} is not an H3 cell index", 422)
+        if h3.get_resolution(cell) != DETAIL_H3_RESOLUTION:
+            raise RequestError(f"incidents are listed per street-level cell (resolution {DETAIL_H3_RESOLUTION}); "
+                               f"{cell} is at resolution {h3.get_resolution(cell)}", 422)
+        if who.is_public:
+            self.require_detail(who, None)
+        cells = self.view.frame("gold/dim_cells")
+        hit = cells[cells["h3_cell"] == cell] if not cells.empty else cells
+        if hit.empty:
+            raise NotFound(f"cell {cell} is not in the study area")
+        self.require_detail(who, str(hit["force"].iloc[0]))
+        month = self.check_month(month)
+        path = self.view.settings.gold("fct_incidents")
+        columns = ["incident_id", "month", "occurred_date", "category_name", "source", "knife_enabled",
+                   "police_discovered"]
+        table = DeltaTable(str(path)).to_pyarrow_dataset().to_table(
+            columns=columns, filter=(pc.field("h3_cell") == cell) & (pc.field("month") == month))
+        rows = table.sort_by([("occurred_date", "ascending"), ("incident_id", "ascending")]).to_pylist()
+        items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                 for r in rows[offset:offset + limit]]
+        return {"h3_cell": cell, "month": month, "items": items, "numberMatched": len(rows),
+                "numberReturned": len(items)}
+
+    def force_totals(self, *, group: str = "all_crime", force: str | None = None) -> dict:
+        group, force = self.check_group(group), self.check_force(force)
+        frame = self.view.frame("public/force_month_totals")
+        if frame.empty:
+            return {"items": [], "group": group}
+        frame = frame[frame["forecast_group"] == group]
+        if force:
+            frame = frame[frame["force"] == force]
+        items = [{"force": r.force, "force_name": FORCE_NAMES.get(r.force, r.force), "month": r.month,
+                  "group": group, "count": _clean(r.incident_count), "suppressed": bool(r.incident_count_suppressed)}
+                 for r in frame.sort_values(["force", "month"]).itertuples(index=False)]
+        return {"items": items, "group": group, "force": force}
+
+
+def _feature(cell: str, force: str, props: dict) -> dict:
+    return {"type": "Feature", "id": f"{cell}/{force}", "geometry": cell_geometry(cell), "properties": props}
+
+
+def _empty_counts() -> pd.DataFrame:
+    return pd.DataFrame({"h3_cell": pd.Series(dtype=str), "force": pd.Series(dtype=str),
+                         "month": pd.Series(dtype=str), "count": pd.Series(dtype="Int64"),
+                         "suppressed": pd.Series(dtype=bool), "area_km2": pd.Series(dtype=float),
+                         "per_km2": pd.Series(dtype="Float64")})
+
+
+def _in_bbox(frame: pd.DataFrame, bbox: BBox | None) -> pd.DataFrame:
+    if bbox is None or frame.empty:
+        return frame
+    centres = np.array([cell_centre(c) for c in frame["h3_cell"]])
+    return frame[bbox.contains(centres[:, 0], centres[:, 1])]
+
+
+def _breaks(values: np.ndarray, *, integer: bool) -> list[float]:
+    """Five ascending class boundaries (six colour classes) from the quantiles of every month's values, so a
+    colour means the same count in every month of the time slider."""
+    values = values[values > 0]
+    if values.size == 0:
+        return [1, 2, 3, 4, 5] if integer else [0.1, 0.2, 0.3, 0.4, 0.5]
+    qs = np.quantile(values, [0.5, 0.75, 0.9, 0.97, 0.995])
+    step = 1.0 if integer else max(float(values.min()) / 10, 1e-3)
+    out: list[float] = []
+    for q in qs:
+        q = float(math.ceil(q)) if integer else round(float(q), 3)
+        out.append(q if not out or q > out[-1] else out[-1] + step)
+    return [int(v) if integer else round(v, 3) for v in out]
+
+
+def _force_extents(dt) -> list[dict]:
+    cells = dt.to_pandas(columns=["force", "centre_longitude", "centre_latitude"])
+    out = []
+    for force, g in cells.groupby("force"):
+        pad = 0.01
+        out.append({"slug": force, "name": FORCE_NAMES.get(force, force),
+                    "bbox": [round(float(g["centre_longitude"].min()) - pad, 4),
+                             round(float(g["centre_latitude"].min()) - pad, 4),
+                             round(float(g["centre_longitude"].max()) + pad, 4),
+                             round(float(g["centre_latitude"].max()) + pad, 4)],
+                    "cells": int(len(g))})
+    return sorted(out, key=lambda f: f["name"])

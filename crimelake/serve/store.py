@@ -1,0 +1,182 @@
+"""The map's view of the lake: the newest version of each table it serves, kept in memory until a newer one lands.
+
+Each table is checked for a new Delta version at most every `refresh_seconds` (`CRIMELAKE_SERVE_REFRESH_SECONDS`,
+default 10), so a map left open follows the pipeline as data arrives without re-reading unchanged tables.
+Frames are read once per version with string keys as pandas categoricals (filters compare codes, not strings).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import h3
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from crimelake.config import Settings
+from crimelake.disclosure import PUBLIC_H3_RESOLUTION, protect
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    table: str
+    version: int | None
+    updated_at: datetime | None
+
+
+def _categorical(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    for c in columns:
+        if c in frame.columns:
+            frame[c] = frame[c].astype("category")
+    return frame
+
+
+def _detail_counts(dt: DeltaTable) -> pd.DataFrame:
+    ds = dt.to_pyarrow_dataset()
+    table = ds.to_table(columns=["h3_cell", "force", "month", "forecast_group", "incident_count"],
+                        filter=pc.field("incident_count") > 0)
+    return _categorical(table.to_pandas(), ["h3_cell", "force", "month", "forecast_group"])
+
+
+def _public_counts(dt: DeltaTable) -> pd.DataFrame:
+    ds = dt.to_pyarrow_dataset()
+    # Zero cells are left out of the map; a suppressed cell (1 to 4 offences) is kept, with no count.
+    table = ds.to_table(filter=(pc.field("incident_count") > 0) | pc.field("incident_count_suppressed"))
+    return _categorical(table.to_pandas(), ["h3_cell", "force", "month", "forecast_group"])
+
+
+def _published_forecasts(dt: DeltaTable) -> pd.DataFrame:
+    """The champion's newest forecast per group: the latest target month, from its latest batch."""
+    ds = dt.to_pyarrow_dataset()
+    frame = ds.to_table(filter=pc.field("model_alias") == "champion").to_pandas()
+    if frame.empty:
+        return frame
+    latest_target = frame.groupby("forecast_group")["target_month"].transform("max")
+    frame = frame[frame["target_month"] == latest_target]
+    latest_batch = frame.groupby("forecast_group")["created_at"].transform("max")
+    frame = frame[frame["created_at"] == latest_batch].drop(columns=["feature_tables"])
+    return _categorical(frame.reset_index(drop=True), ["h3_cell", "force", "forecast_group"])
+
+
+def public_forecast(detail: pd.DataFrame) -> pd.DataFrame:
+    """Forecasts summed to the public resolution, ranked again there, with the disclosure rules applied.
+
+    The hot spot flags are set on the unrounded sums (top 1% and 5% of the cells with a forecast, at least one),
+    the published count is protected as every public count is.
+    """
+    if detail.empty:
+        return detail
+    parents = {c: h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in detail["h3_cell"].unique()}
+    frame = detail.assign(h3_cell=detail["h3_cell"].astype(str).map(parents), force=detail["force"].astype(str),
+                          forecast_group=detail["forecast_group"].astype(str))
+    keys = ["forecast_group", "h3_cell", "force", "target_month", "model_name", "model_version"]
+    out = frame.groupby(keys, observed=True, dropna=False)["predicted_count"].sum().reset_index()
+    parts = []
+    for _, g in out.groupby("forecast_group"):
+        g = g.sort_values(["predicted_count", "h3_cell"], ascending=[False, True]).reset_index(drop=True)
+        n = len(g)
+        rank = np.arange(1, n + 1)
+        g["rank"] = rank
+        g["percentile"] = 1.0 - (rank - 1) / n
+        g["hotspot_1pct"] = rank <= max(1, -(-n // 100))
+        g["hotspot_5pct"] = rank <= max(1, -(-n * 5 // 100))
+        parts.append(g)
+    out = pd.concat(parts, ignore_index=True)
+    out["h3_resolution"] = PUBLIC_H3_RESOLUTION
+    out = protect(out, ["predicted_count"])
+    return _categorical(out, ["h3_cell", "force", "forecast_group"])
+
+
+def _emerging(dt: DeltaTable) -> pd.DataFrame:
+    return _categorical(dt.to_pandas(), ["h3_cell", "force", "forecast_group", "category"])
+
+
+def _plain(dt: DeltaTable) -> pd.DataFrame:
+    return dt.to_pandas()
+
+
+# Table name (relative to the lake) -> how its newest version is turned into the frame the API filters.
+LOADERS: dict[str, Callable[[DeltaTable], pd.DataFrame]] = {
+    "gold/fct_cell_month_counts": _detail_counts,
+    "gold/dim_cells": _plain,
+    "gold/dim_forces": _plain,
+    "public/cell_month_counts": _public_counts,
+    "public/force_month_totals": _plain,
+    "ml/predictions": _published_forecasts,
+    "ml/emerging_hotspots": _emerging,
+}
+
+LANDING_TABLES = ("bronze/police_uk/street", "bronze/police_uk/outcomes", "bronze/police_uk/stop_and_search",
+                  "bronze/force_rms_ho/crimes", "bronze/force_rms_text/crimes",
+                  "bronze/la_reports/reports", "bronze/social_care/indicators")
+
+
+class LakeView:
+    """Thread-safe, version-aware cache of the served tables."""
+
+    def __init__(self, settings: Settings, refresh_seconds: float | None = None):
+        self.settings = settings
+        self.refresh_seconds = (float(os.environ.get("CRIMELAKE_SERVE_REFRESH_SECONDS", "10"))
+                                if refresh_seconds is None else refresh_seconds)
+        self._lock = threading.RLock()
+        self._tables: dict[str, DeltaTable] = {}
+        self._checked: dict[str, float] = {}
+        self._frames: dict[tuple[str, str], tuple[int, object]] = {}
+
+    def _delta(self, name: str) -> DeltaTable | None:
+        """The table's newest version, re-checked at most every refresh_seconds."""
+        now = time.monotonic()
+        dt = self._tables.get(name)
+        if dt is not None and now - self._checked.get(name, 0) < self.refresh_seconds:
+            return dt
+        try:
+            if dt is None:
+                dt = DeltaTable(str(self.settings.lake / name))
+            else:
+                dt.update_incremental()
+        except TableNotFoundError:
+            dt = None
+        if dt is None:
+            self._tables.pop(name, None)
+        else:
+            self._tables[name] = dt
+        self._checked[name] = now
+        return dt
+
+    def info(self, name: str) -> TableInfo:
+        with self._lock:
+            dt = self._delta(name)
+            if dt is None:
+                return TableInfo(name, None, None)
+            ts = dt.history(1)[0]["timestamp"]
+            return TableInfo(name, dt.version(), datetime.fromtimestamp(ts / 1000, UTC))
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The table's newest version as a frame (empty with no columns when the table does not exist yet)."""
+        return self.derived(name, "frame", LOADERS[name])
+
+    def derived(self, name: str, key: str, build: Callable[[DeltaTable], object]) -> object:
+        """Anything computed from one table, rebuilt only when the table gets a new version."""
+        with self._lock:
+            dt = self._delta(name)
+            if dt is None:
+                return pd.DataFrame()
+            cached = self._frames.get((name, key))
+            if cached is not None and cached[0] == dt.version():
+                return cached[1]
+            value = build(dt)
+            self._frames[(name, key)] = (dt.version(), value)
+            return value
+
+    def landed_at(self) -> datetime | None:
+        """When data last landed: the newest commit to any bronze table."""
+        times = [i.updated_at for i in (self.info(t) for t in LANDING_TABLES) if i.updated_at]
+        return max(times) if times else None
