@@ -71,7 +71,17 @@ def map_home(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def map_server(map_home) -> MapServer:
+def map_keys(map_home) -> dict[str, str]:
+    """One API key per role in `map_home`'s keys file: an analyst of Bedfordshire, an auditor, an admin."""
+    from crimelake.serve.access import add_key
+
+    return {"analyst": add_key(map_home, "beds-analyst", "analyst", "bedfordshire"),
+            "auditor": add_key(map_home, "auditor", "auditor"),
+            "admin": add_key(map_home, "admin", "admin")}
+
+
+@pytest.fixture(scope="session")
+def map_server(map_home, map_keys) -> MapServer:
     """The map app over `map_home`, served by uvicorn on a free loopback port, with a key for each role."""
     import socket
     import threading
@@ -79,12 +89,9 @@ def map_server(map_home) -> MapServer:
 
     import uvicorn
 
-    from crimelake.serve.access import add_key
     from crimelake.serve.app import create_app
 
-    keys = {"analyst": add_key(map_home, "beds-analyst", "analyst", "bedfordshire"),
-            "auditor": add_key(map_home, "auditor", "auditor"),
-            "admin": add_key(map_home, "admin", "admin")}
+    keys = map_keys
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
