@@ -17,11 +17,12 @@ export DO_NOT_TRACK := 1
 
 CRIMELAKE := $(VENV)/bin/crimelake
 
-.PHONY: install demo test ui mlflow bench lint docs seeds clean help
+.PHONY: install demo test map browser ui mlflow bench lint docs seeds clean help
 
 help:
 	@echo "make demo   generate demo data and run the whole pipeline into $(CRIMELAKE_HOME)"
 	@echo "make test   run the test suite"
+	@echo "make map    serve the crime map and its API on the same home (http://127.0.0.1:8080)"
 	@echo "make ui     open the Dagster UI on the same home (http://127.0.0.1:3000)"
 	@echo "make mlflow open the MLflow UI on the same home (http://127.0.0.1:5000)"
 	@echo "make bench  run the benchmarks"
@@ -46,8 +47,16 @@ install: $(VENV)/.synced dbt_project/target/manifest.json
 demo: install
 	$(CRIMELAKE) demo
 
+# Tests marked xdist_group (the map's API and browser tests share one built lake) stay on one worker.
 test: install
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+map: install
+	$(CRIMELAKE) serve
+
+# Debian's Chromium and a font for the browser test (a browser a tool downloads itself cannot be fetched here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core; }
 
 mlflow: install
 	$(CRIMELAKE) mlflow
