@@ -196,6 +196,7 @@ def demo(
         f"  MLflow UI       make mlflow  (then http://127.0.0.1:5000; one experiment per forecast group)\n"
         f"  predictions     {settings.lake / 'ml' / 'predictions'} (Delta, versioned)\n"
         f"  Dagster UI      make ui  (then http://127.0.0.1:3000; runs, checks and metadata are there)\n"
+        f"  crime map       make map  (then http://127.0.0.1:8080; keys for detail: crimelake access add)\n"
     )
     if not ok:
         raise typer.Exit(1)
