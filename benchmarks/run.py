@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import forecast, ingest
+from benchmarks import forecast, ingest, serve
 
 
 def main() -> None:
@@ -35,6 +35,12 @@ def main() -> None:
         console.print(f"model / best baseline ({r['best_baseline']}) PEI* at 5%: "
                       f"{r['ratio_model_to_best_baseline_pei_star_5']}; seconds per method: {r['seconds_per_method']}")
     console.print(f"Results written to {out / 'forecast.json'}")
+
+    console.print("[bold]Map API: the public counts layer for every month, app against a per-request read[/bold]")
+    sres = serve.main()
+    (out / "serve.json").write_text(json.dumps(sres, indent=2))
+    console.print(sres)
+    console.print(f"Results written to {out / 'serve.json'}")
 
 
 if __name__ == "__main__":

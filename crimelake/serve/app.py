@@ -148,11 +148,12 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def paged(request: Request, body: dict, limit: int, offset: int) -> dict:
+    def paged(request: Request, body: dict, limit: int, offset: int) -> JSONResponse:
         more = offset + body["numberReturned"] < body["numberMatched"]
         body["limit"], body["offset"] = limit, offset
         body["next"] = str(request.url.include_query_params(offset=offset + limit)) if more else None
-        return body
+        # The body is plain JSON types already; skipping FastAPI's encoder walk halves a large layer's time.
+        return JSONResponse(body)
 
     # ----- pages ---------------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -205,7 +206,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     @app.get("/api/layers/counts", tags=["layers"], summary="Recorded offences per H3 cell for one month (GeoJSON)")
     def counts(request: Request, who: Who, month: Month = None, group: Group = "all_crime", force: ForceQ = None,
                measure: Literal["count", "per_km2"] = "count", resolution: Resolution = None, bbox: BBoxQ = None,
-               limit: Limit = PAGE_MAX, offset: Offset = 0) -> dict:
+               limit: Limit = PAGE_MAX, offset: Offset = 0) -> JSONResponse:
         box = BBox.parse(bbox) if bbox else None
         body = layers.counts(who, month=month, group=group, force=force, measure=measure, resolution=resolution,
                              bbox=box, limit=limit, offset=offset)
@@ -217,7 +218,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                  resolution: Resolution = None,
                  hotspots: Annotated[Literal["1", "5", "all"], Query(
                      description="only the top 1% or 5% of cells, or all")] = "5",
-                 bbox: BBoxQ = None, limit: Limit = PAGE_MAX, offset: Offset = 0) -> dict:
+                 bbox: BBoxQ = None, limit: Limit = PAGE_MAX, offset: Offset = 0) -> JSONResponse:
         box = BBox.parse(bbox) if bbox else None
         body = layers.forecast(who, group=group, force=force, resolution=resolution, hotspots=hotspots, bbox=box,
                                limit=limit, offset=offset)
@@ -227,7 +228,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
              summary="Emerging hot spot classes of street-level cells (GeoJSON; analyst, auditor, admin)")
     def emerging(request: Request, who: Who, group: Group = "all_crime", force: ForceQ = None,
                  category: Annotated[str | None, Query(description="e.g. New Hot Spot")] = None,
-                 bbox: BBoxQ = None, limit: Limit = PAGE_MAX, offset: Offset = 0) -> dict:
+                 bbox: BBoxQ = None, limit: Limit = PAGE_MAX, offset: Offset = 0) -> JSONResponse:
         box = BBox.parse(bbox) if bbox else None
         body = layers.emerging(who, group=group, force=force, category=category, bbox=box, limit=limit,
                                offset=offset)
@@ -240,7 +241,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     @app.get("/api/cells/{h3_cell}/incidents", tags=["cells"],
              summary="Record-level incidents of one street-level cell and month (analyst, auditor, admin)")
     def incidents(request: Request, h3_cell: str, who: Who, month: Month = None,
-                  limit: Annotated[int, Query(ge=1, le=INCIDENTS_PAGE_MAX)] = 50, offset: Offset = 0) -> dict:
+                  limit: Annotated[int, Query(ge=1, le=INCIDENTS_PAGE_MAX)] = 50,
+                  offset: Offset = 0) -> JSONResponse:
         body = layers.incidents(who, h3_cell, month=month, limit=limit, offset=offset)
         record(who, "view", h3_cell, {"what": "incidents", "month": body["month"], "rows": body["numberReturned"],
                                       "role": who.role})
@@ -269,7 +271,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     @app.get("/api/audit", tags=["audit"], summary="The audit log, newest first (auditor, admin)")
     def audit_log(request: Request, who: Who,
                   action: Annotated[str | None, Query(description=f"one of {', '.join(sorted(audit.ACTIONS))}")]
-                  = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0) -> dict:
+                  = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                  offset: Offset = 0) -> JSONResponse:
         if not who.can_audit:
             raise Forbidden(f"the audit log needs an auditor or admin key (caller: {who.describe()})")
         if action is not None and action not in audit.ACTIONS:

@@ -206,11 +206,8 @@ class Layers:
             raise RequestError(f"measure {measure!r}: one of count, per_km2", 422)
         res = self.resolution_for(who, force, resolution, bbox)
         frame = self._count_rows(res, group, force)
-        series = frame.assign(value=frame["count"] if measure == "count" else frame["per_km2"])
-        breaks = _breaks(series["value"].dropna().to_numpy(dtype=float), integer=measure == "count")
-        rows = frame[frame["month"] == month]
-        rows = _in_bbox(rows, bbox)
-        rows = rows.sort_values(["force", "h3_cell"])
+        breaks = self._count_breaks(res, group, force, measure)
+        rows = _in_bbox(frame[frame["month"] == month], bbox)
         page = rows.iloc[offset:offset + limit]
         features = []
         for r in page.itertuples(index=False):
@@ -224,31 +221,36 @@ class Layers:
                 "measure": measure, "breaks": breaks, "force": force}
 
     def _count_rows(self, res: int, group: str, force: str | None) -> pd.DataFrame:
-        """Every month of one group (and force) at one resolution, with count, suppression and density."""
-        if res == DETAIL_H3_RESOLUTION:
-            src = self.view.frame("gold/fct_cell_month_counts")
-            if src.empty:
-                return _empty_counts()
-            rows = src[src["forecast_group"] == group]
-            if force:
-                rows = rows[rows["force"] == force]
-            out = pd.DataFrame({"h3_cell": rows["h3_cell"].astype(str), "force": rows["force"].astype(str),
-                                "month": rows["month"].astype(str),
-                                "count": rows["incident_count"].astype("Int64"), "suppressed": False})
-        else:
-            src = self.view.frame("public/cell_month_counts")
-            if src.empty:
-                return _empty_counts()
-            rows = src[src["forecast_group"] == group]
-            if force:
-                rows = rows[rows["force"] == force]
-            out = pd.DataFrame({"h3_cell": rows["h3_cell"].astype(str), "force": rows["force"].astype(str),
-                                "month": rows["month"].astype(str),
-                                "count": rows["incident_count"].astype("Int64"),
-                                "suppressed": rows["incident_count_suppressed"].astype(bool)})
+        """Every month of one group (and force) at one resolution, with count, suppression and density; built
+        once per table version and kept, so stepping through months only filters."""
+        table = "gold/fct_cell_month_counts" if res == DETAIL_H3_RESOLUTION else "public/cell_month_counts"
+        return self.view.derived(table, ("counts", group, force),
+                                 lambda _dt: self._build_count_rows(table, group, force))
+
+    def _count_breaks(self, res: int, group: str, force: str | None, measure: str) -> list:
+        table = "gold/fct_cell_month_counts" if res == DETAIL_H3_RESOLUTION else "public/cell_month_counts"
+
+        def build(_dt):
+            frame = self._count_rows(res, group, force)
+            values = frame["count" if measure == "count" else "per_km2"].dropna().to_numpy(dtype=float)
+            return _breaks(values, integer=measure == "count")
+        return self.view.derived(table, ("breaks", group, force, measure), build)
+
+    def _build_count_rows(self, table: str, group: str, force: str | None) -> pd.DataFrame:
+        src = self.view.frame(table)
+        if src.empty:
+            return _empty_counts()
+        rows = src[src["forecast_group"] == group]
+        if force:
+            rows = rows[rows["force"] == force]
+        suppressed = (rows["incident_count_suppressed"].astype(bool) if "incident_count_suppressed" in rows
+                      else False)
+        out = pd.DataFrame({"h3_cell": rows["h3_cell"].astype(str), "force": rows["force"].astype(str),
+                            "month": rows["month"].astype(str), "count": rows["incident_count"].astype("Int64"),
+                            "suppressed": suppressed})
         out["area_km2"] = [cell_area_km2(c) for c in out["h3_cell"]]
         out["per_km2"] = (out["count"].astype("Float64") / out["area_km2"]).round(3)
-        return out.reset_index(drop=True)
+        return out.sort_values(["month", "force", "h3_cell"]).reset_index(drop=True)
 
     def forecast(self, who: Principal, *, group: str = "all_crime", force: str | None = None,
                  resolution: int | None = None, hotspots: str = "5", bbox: BBox | None = None,

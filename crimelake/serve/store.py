@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -129,7 +129,7 @@ class LakeView:
         self._lock = threading.RLock()
         self._tables: dict[str, DeltaTable] = {}
         self._checked: dict[str, float] = {}
-        self._frames: dict[tuple[str, str], tuple[int, object]] = {}
+        self._frames: dict[tuple[str, Hashable], tuple[int, object]] = {}
 
     def _delta(self, name: str) -> DeltaTable | None:
         """The table's newest version, re-checked at most every refresh_seconds."""
@@ -163,7 +163,7 @@ class LakeView:
         """The table's newest version as a frame (empty with no columns when the table does not exist yet)."""
         return self.derived(name, "frame", LOADERS[name])
 
-    def derived(self, name: str, key: str, build: Callable[[DeltaTable], object]) -> object:
+    def derived(self, name: str, key: Hashable, build: Callable[[DeltaTable], object]) -> object:
         """Anything computed from one table, rebuilt only when the table gets a new version."""
         with self._lock:
             dt = self._delta(name)
