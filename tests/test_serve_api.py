@@ -80,6 +80,7 @@ def test_meta_describes_the_data_and_the_callers_reach(client, as_role, map_home
 # ----- counts ------------------------------------------------------------------------------------------------
 def test_public_counts_are_the_protected_public_grid(client, map_home):
     body = client.get("/api/layers/counts").json()
+    assert all(b % 5 == 0 for b in body["breaks"]), "public class boundaries follow the rounding to 5"
     assert body["resolution"] == PUBLIC_H3_RESOLUTION and body["group"] == "all_crime"
     latest = client.get("/api/meta").json()["latest_month"]
     assert body["month"] == latest
@@ -266,17 +267,23 @@ def test_bad_cells(client, as_role, cell, status):
 
 
 # ----- incidents ---------------------------------------------------------------------------------------------
-def test_incidents_are_per_cell_paged_and_audited(client, as_role, map_home):
+def test_incidents_are_per_cell_paged_audited_and_match_the_count(client, as_role, map_home, gold_counts):
     incidents = lake.read(map_home.gold("fct_incidents")).to_pandas()
     beds = incidents[incidents["force"] == "bedfordshire"]
     (cell, month), _ = next(iter(beds.groupby(["h3_cell", "month"]).size().sort_values().tail(1).items()))
     url = f"/api/cells/{cell}/incidents"
     assert client.get(url, params={"month": month}).status_code == 403
     body = client.get(url, params={"month": month, "limit": 2}, headers=as_role("analyst")).json()
-    want = beds[(beds["h3_cell"] == cell) & (beds["month"] == month)]
+    want = beds[(beds["h3_cell"] == cell) & (beds["month"] == month) & beds["in_all_crime"]]
     assert body["numberMatched"] == len(want) and body["numberReturned"] == min(2, len(want))
     assert {i["incident_id"] for i in body["items"]} <= set(want["incident_id"])
     assert set(body["items"][0]) & RECORD_LEVEL_COLUMNS == {"incident_id"}
+    # The list is what the cell's count on the map is made of.
+    count = gold_counts[(gold_counts["h3_cell"] == cell) & (gold_counts["month"] == month)
+                        & (gold_counts["forecast_group"] == "all_crime")]["incident_count"].item()
+    assert body["numberMatched"] == count
+    every = client.get(url, params={"month": month, "group": "any"}, headers=as_role("analyst")).json()
+    assert every["numberMatched"] == int(((beds["h3_cell"] == cell) & (beds["month"] == month)).sum())
     views = [e for e in audit.entries(map_home) if e["action"] == "view" and e["target"] == cell]
     assert views and views[-1]["actor"] == "beds-analyst" and json.loads(views[-1]["detail"])["month"] == month
     assert client.get(url, params={"limit": 201}, headers=as_role("analyst")).status_code == 422
@@ -324,11 +331,13 @@ def test_audit_log_and_key_list(client, as_role):
 def test_unknown_and_revoked_keys_are_refused(client, map_home):
     r = client.get("/api/meta", headers={"Authorization": "Bearer ck_wrong"})
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = client.get("/api/meta", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert r.status_code == 401 and "Bearer <key>" in r.json()["detail"]
     key = add_key(map_home, "short-lived", "auditor")
     assert client.get("/api/meta", headers={"X-API-Key": key}).json()["role"] == "auditor"
     revoke_key(map_home, "short-lived")
     assert client.get("/api/meta", headers={"X-API-Key": key}).status_code == 401
-    assert len(_refusals(map_home, "/api/meta")) >= 2
+    assert len(_refusals(map_home, "/api/meta")) >= 3
 
 
 # ----- the page and the docs ---------------------------------------------------------------------------------

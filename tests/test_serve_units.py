@@ -120,6 +120,8 @@ def test_breaks_are_ascending_and_cover_skewed_counts():
     assert all(isinstance(x, int) for x in b)
     assert b[-1] <= values.max()
     assert _breaks(np.array([3.0, 3.0, 3.0]), integer=True) == [3, 4, 5, 6, 7]
+    fives = _breaks(np.round(values / 5) * 5, integer=True, step=5)
+    assert all(b % 5 == 0 for b in fives) and fives == sorted(set(fives))
     dens = _breaks(values / 0.1, integer=False)
     assert len(dens) == 5 and dens == sorted(set(dens))
 

@@ -15,6 +15,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -85,9 +86,16 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
             except OSError as e:  # a read-only lake must not take the map down; the refusal is still logged here
                 log.error("could not write the audit log: %s", e)
 
-    def principal(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    # Declared as security schemes so /docs offers an Authorize button; neither refuses a missing key itself.
+    bearer = HTTPBearer(auto_error=False, description="an API key from `crimelake access add`")
+    api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, as a header")
+
+    def principal(request: Request,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+                  header_key: Annotated[str | None, Depends(api_key_header)] = None) -> Principal:
+        key = credentials.credentials.strip() if credentials else header_key
+        if not key and request.headers.get("authorization"):
+            raise Refused(401, "the Authorization header must be `Bearer <key>`")
         if not key:
             return PUBLIC
         try:
@@ -171,7 +179,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     app.mount("/static/vendor/leaflet", StaticFiles(packages=[("js_lib_leaflet", "static/js_lib_leaflet")]),
               name="leaflet")
     app.mount("/static/vendor/swagger",
-              StaticFiles(packages=[("swagger_ui_bundle", "vendor/swagger-ui-4.15.5")]), name="swagger")
+              StaticFiles(packages=[("swagger_ui", "static")]), name="swagger")
 
     # ----- API -----------------------------------------------------------------------------------------------
     @app.get("/api/meta", tags=["map"], summary="What there is to see, for this caller, and how fresh it is")
@@ -241,10 +249,13 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     @app.get("/api/cells/{h3_cell}/incidents", tags=["cells"],
              summary="Record-level incidents of one street-level cell and month (analyst, auditor, admin)")
     def incidents(request: Request, h3_cell: str, who: Who, month: Month = None,
+                  group: Annotated[Literal["all_crime", "asb", "violence", "theft", "weapons", "any"], Query(
+                      description="the incidents a group's count is made of, or any")] = "all_crime",
                   limit: Annotated[int, Query(ge=1, le=INCIDENTS_PAGE_MAX)] = 50,
                   offset: Offset = 0) -> JSONResponse:
-        body = layers.incidents(who, h3_cell, month=month, limit=limit, offset=offset)
-        record(who, "view", h3_cell, {"what": "incidents", "month": body["month"], "rows": body["numberReturned"],
+        body = layers.incidents(who, h3_cell, month=month, group=group, limit=limit, offset=offset)
+        record(who, "view", h3_cell, {"what": "incidents", "month": body["month"], "group": group,
+                                      "rows": body["numberReturned"],
                                       "role": who.role})
         return paged(request, body, limit, offset)
 

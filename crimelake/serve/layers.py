@@ -233,7 +233,9 @@ class Layers:
         def build(_dt):
             frame = self._count_rows(res, group, force)
             values = frame["count" if measure == "count" else "per_km2"].dropna().to_numpy(dtype=float)
-            return _breaks(values, integer=measure == "count")
+            # Public counts are multiples of 5, so their class boundaries are too (no class that holds no value).
+            step = 5 if (measure == "count" and res != DETAIL_H3_RESOLUTION) else 1
+            return _breaks(values, integer=measure == "count", step=step)
         return self.view.derived(table, ("breaks", group, force, measure), build)
 
     def _build_count_rows(self, table: str, group: str, force: str | None) -> pd.DataFrame:
@@ -407,9 +409,12 @@ class Layers:
                 else None,
                 "incidents_url": f"/api/cells/{cell}/incidents" if detail else None}
 
-    def incidents(self, who: Principal, cell: str, *, month: str | None = None, limit: int = INCIDENTS_PAGE_MAX,
-                  offset: int = 0) -> dict:
-        """Record-level incidents of one street-level cell and month: never more than one cell at a time."""
+    def incidents(self, who: Principal, cell: str, *, month: str | None = None, group: str = "all_crime",
+                  limit: int = INCIDENTS_PAGE_MAX, offset: int = 0) -> dict:
+        """Record-level incidents of one street-level cell and month: never more than one cell at a time.
+
+        `group` keeps the incidents the cell's count for that group is made of (so the list matches the map);
+        `any` lists every recorded incident, police-discovered offences included."""
         import pyarrow.compute as pc
         from deltalake import DeltaTable
 
@@ -426,15 +431,19 @@ class Layers:
             raise NotFound(f"cell {cell} is not in the study area")
         self.require_detail(who, str(hit["force"].iloc[0]))
         month = self.check_month(month)
+        if group != "any":
+            self.check_group(group)
         path = self.view.settings.gold("fct_incidents")
         columns = ["incident_id", "month", "occurred_date", "category_name", "source", "knife_enabled",
                    "police_discovered"]
-        table = DeltaTable(str(path)).to_pyarrow_dataset().to_table(
-            columns=columns, filter=(pc.field("h3_cell") == cell) & (pc.field("month") == month))
+        where = (pc.field("h3_cell") == cell) & (pc.field("month") == month)
+        if group != "any":
+            where = where & pc.field(f"in_{group}")
+        table = DeltaTable(str(path)).to_pyarrow_dataset().to_table(columns=columns, filter=where)
         rows = table.sort_by([("occurred_date", "ascending"), ("incident_id", "ascending")]).to_pylist()
         items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                  for r in rows[offset:offset + limit]]
-        return {"h3_cell": cell, "month": month, "items": items, "numberMatched": len(rows),
+        return {"h3_cell": cell, "month": month, "group": group, "items": items, "numberMatched": len(rows),
                 "numberReturned": len(items)}
 
     def force_totals(self, *, group: str = "all_crime", force: str | None = None) -> dict:
@@ -469,18 +478,18 @@ def _in_bbox(frame: pd.DataFrame, bbox: BBox | None) -> pd.DataFrame:
     return frame[bbox.contains(centres[:, 0], centres[:, 1])]
 
 
-def _breaks(values: np.ndarray, *, integer: bool) -> list[float]:
+def _breaks(values: np.ndarray, *, integer: bool, step: int = 1) -> list[float]:
     """Five ascending class boundaries (six colour classes) from the quantiles of every month's values, so a
-    colour means the same count in every month of the time slider."""
+    colour means the same count in every month of the time slider. Integer breaks are multiples of `step`."""
     values = values[values > 0]
     if values.size == 0:
-        return [1, 2, 3, 4, 5] if integer else [0.1, 0.2, 0.3, 0.4, 0.5]
+        return [step * k for k in range(1, 6)] if integer else [0.1, 0.2, 0.3, 0.4, 0.5]
     qs = np.quantile(values, [0.5, 0.75, 0.9, 0.97, 0.995])
-    step = 1.0 if integer else max(float(values.min()) / 10, 1e-3)
+    gap = float(step) if integer else max(float(values.min()) / 10, 1e-3)
     out: list[float] = []
     for q in qs:
-        q = float(math.ceil(q)) if integer else round(float(q), 3)
-        out.append(q if not out or q > out[-1] else out[-1] + step)
+        q = float(math.ceil(q / step) * step) if integer else round(float(q), 3)
+        out.append(q if not out or q > out[-1] else out[-1] + gap)
     return [int(v) if integer else round(v, 3) for v in out]
 
 

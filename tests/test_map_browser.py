@@ -1,0 +1,201 @@
+"""The map page in a real (headless) Chromium against the map server over a small lake built by the real
+pipeline: the public view, the month and group controls, the cell panel, signing in as an analyst (street-level
+cells, forecasts) and as an auditor (tracing a prediction)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("CRIMELAKE_CHROMIUM", "/usr/bin/chromium"))
+
+# Checked before any fixture runs, so a machine without a browser does not build the map's lake for nothing.
+pytestmark = [
+    pytest.mark.integration, pytest.mark.browser, pytest.mark.xdist_group("map"),
+    # CI sets CRIMELAKE_REQUIRE_BROWSER so that a missing browser fails the run instead of skipping the test.
+    pytest.mark.skipif(not CHROMIUM.is_file() and not os.environ.get("CRIMELAKE_REQUIRE_BROWSER"), reason=f"no Chromium at {CHROMIUM}: install Debian's chromium "
+                       "or set CRIMELAKE_CHROMIUM to a Chromium binary"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python")
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+
+# A count of 1 to 4 written as a number of offences: what the public view must never show.
+SMALL_COUNT = re.compile(r"(?<![\d.,])[1-4] offences?\b")
+
+# The centre of the first path of a pane that is really on top there (not under the legend or another pane),
+# so a click lands on that path. Suppressed cells are skipped when `withValue` is set.
+PICK_PATH = """([pane, withValue]) => {
+  for (const el of document.querySelectorAll(`.leaflet-${pane}-pane path.leaflet-interactive`)) {
+    if (withValue && el.getAttribute('fill') === 'url(#hatch-suppressed)') continue;
+    const r = el.getBoundingClientRect();
+    const x = r.x + r.width / 2, y = r.y + r.height / 2;
+    if (r.width > 2 && document.elementFromPoint(x, y) === el) return [x, y];
+  }
+  return null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    profile = tmp_path_factory.mktemp("chromium")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(profile / "config"), "XDG_CACHE_HOME": str(profile / "cache")}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=env)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page_and_errors(browser):
+    """A fresh page (its own session storage) and the console errors and uncaught exceptions it logs."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    yield page, errors
+    context.close()
+
+
+def _wait_ready(page, **attrs: str) -> None:
+    selector = "#map[data-state=ready]" + "".join(f"[data-{k}='{v}']" for k, v in attrs.items())
+    page.wait_for_selector(selector, state="attached")
+
+
+def _map_attr(page, name: str) -> str:
+    return page.get_attribute("#map", f"data-{name}") or ""
+
+
+def _click_path(page, pane: str, *, with_value: bool = False) -> None:
+    point = page.evaluate(PICK_PATH, [pane, with_value])
+    assert point, f"no clickable path in the {pane} pane"
+    page.mouse.move(*point)
+    page.mouse.click(*point)
+
+
+def _sign_in(page, key: str, role: str) -> None:
+    page.fill("#signin-key", key)
+    page.click("#signin-button")
+    page.wait_for_selector(f"#role[data-role={role}]")
+    _wait_ready(page)
+
+
+def _screenshot(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), animations="disabled")
+    artifacts = Path(os.environ.get("CRIMELAKE_TEST_ARTIFACTS", tmp_path))
+    if artifacts.resolve() != tmp_path.resolve():
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, artifacts / name)
+    return path
+
+
+def test_public_map_months_groups_and_cell_panel(map_server, page_and_errors, tmp_path):
+    expect = sync_api.expect
+    page, errors = page_and_errors
+    page.goto(f"{map_server.url}/")
+    _wait_ready(page)
+    assert int(_map_attr(page, "cells")) > 0
+    assert page.locator("path.leaflet-interactive").count() > 0
+    assert _map_attr(page, "resolution") == "7"
+    expect(page.locator("#role")).to_have_text("public")
+    expect(page.locator("#freshness")).to_contain_text("Data to ")
+    expect(page.locator("#layer-emerging")).to_be_disabled()
+    expect(page.locator("#legend")).to_contain_text("fewer than 5 (suppressed)")
+    expect(page.locator("#legend")).to_contain_text("Forecast for ")
+
+    months = page.evaluate("() => fetch('/api/meta').then(r => r.json()).then(m => m.months)")
+    assert _map_attr(page, "month") == months[-1]
+
+    page.select_option("#group", "asb")
+    _wait_ready(page, group="asb")
+    assert int(_map_attr(page, "cells")) > 0
+
+    page.click("#month-prev")
+    _wait_ready(page, group="asb", month=months[-2])
+    assert int(_map_attr(page, "cells")) > 0
+    assert page.locator(".leaflet-counts-pane path.leaflet-interactive").count() == int(_map_attr(page, "cells"))
+
+    _click_path(page, "counts")
+    panel = page.locator("#cell-panel")
+    expect(panel).to_be_visible()
+    points = page.locator("#cell-history svg circle")
+    expect(points.first).to_be_visible()
+    assert points.count() >= 2
+    expect(page.locator("#cell-forecast")).to_be_visible()
+
+    text = panel.inner_text()
+    assert not SMALL_COUNT.search(text), f"the public panel shows a suppressed count: {text}"
+    cell = page.locator("#cell-panel .cell-id").inner_text().strip()
+    detail = page.evaluate("(cell) => fetch(`/api/cells/${cell}?group=asb`).then(r => r.json())", cell)
+    titles = points.evaluate_all("(els) => els.map(e => e.textContent)")
+    for row in detail["history"]:
+        if row["suppressed"]:
+            assert any(t.startswith(_month_name(row["month"])) and "fewer than 5" in t for t in titles), row
+    assert not any(SMALL_COUNT.search(t) for t in titles), titles
+
+    _screenshot(page, tmp_path, "map-public.png")
+    page.click("#cell-close")
+    expect(panel).to_be_hidden()
+    assert not errors, errors
+
+
+def test_analyst_and_auditor_sign_in(map_server, page_and_errors, tmp_path):
+    expect = sync_api.expect
+    page, errors = page_and_errors
+    page.goto(f"{map_server.url}/")
+    _wait_ready(page)
+    page.select_option("#force", "bedfordshire")
+    _wait_ready(page, force="bedfordshire")
+    public_cells = int(_map_attr(page, "cells"))
+    assert _map_attr(page, "resolution") == "7"
+
+    _sign_in(page, map_server.keys["analyst"], "analyst")
+    expect(page.locator("#role")).to_contain_text("analyst")
+    expect(page.locator("#role")).to_contain_text("Bedfordshire")
+    assert page.input_value("#force") == "bedfordshire"
+    _wait_ready(page, force="bedfordshire", resolution="9")
+    assert int(_map_attr(page, "cells")) > public_cells
+    expect(page.locator("#layer-emerging")).to_be_enabled()
+    expect(page.locator("#signout-button")).to_be_visible()
+
+    _click_path(page, "forecast")
+    forecast = page.locator("#cell-forecast")
+    expect(forecast).to_contain_text("Forecast for ")
+    expect(forecast).to_contain_text(re.compile(r"crimelake-hotspots-all_crime v\d+"))
+    expect(page.locator("#cell-history svg circle").first).to_be_visible()
+    assert page.locator("#cell-trace").count() == 0, "an analyst may not trace predictions"
+
+    _sign_in(page, map_server.keys["auditor"], "auditor")
+    expect(page.locator("#role")).to_have_text("auditor")
+    page.select_option("#force", "bedfordshire")
+    _wait_ready(page, force="bedfordshire", resolution="9")
+    _click_path(page, "forecast")
+    trace_button = page.locator("#cell-trace")
+    expect(trace_button).to_be_visible()
+    trace_button.click()
+    hops = page.locator("#trace-result .hops li")
+    # The first trace on a fresh server opens MLflow's store, which takes a while.
+    expect(hops.first).to_be_visible(timeout=60_000)
+    assert hops.count() >= 3
+    names = page.locator("#trace-result .hop-text strong").all_inner_texts()
+    assert "model" in names, names
+    expect(page.locator("#trace-result .verdict")).to_be_visible()
+
+    _screenshot(page, tmp_path, "map-auditor.png")
+    assert not errors, errors
+
+
+def _month_name(ym: str) -> str:
+    import calendar
+
+    year, month = ym.split("-")
+    return f"{calendar.month_name[int(month)]} {year}"
