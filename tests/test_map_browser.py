@@ -199,3 +199,23 @@ def _month_name(ym: str) -> str:
 
     year, month = ym.split("-")
     return f"{calendar.month_name[int(month)]} {year}"
+
+
+def test_an_open_page_follows_new_table_versions(map_server, page_and_errors):
+    from crimelake import lake
+
+    expect = sync_api.expect
+    page, errors = page_and_errors
+    page.goto(f"{map_server.url}/")
+    _wait_ready(page)
+    before = page.get_attribute("#freshness", "title")
+    path = map_server.settings.lake / "public" / "cell_month_counts"
+    old = lake.version(path)
+    # The same rows written again: a new Delta version, as a pipeline run leaves, with nothing else changed.
+    lake.replace_table(path, lake.read(path))
+    expect(page.locator("#status")).to_contain_text("New data loaded", timeout=30_000)
+    after = page.get_attribute("#freshness", "title")
+    assert after != before and f"public/cell_month_counts v{old + 1}" in after
+    _wait_ready(page)
+    assert int(_map_attr(page, "cells")) > 0
+    assert not errors, errors

@@ -207,6 +207,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                                      for t in tables]},
             "forecast": layers.forecast_summary(),
             "tiles": tiles.public() if tiles else None,
+            # The page asks for /api/meta this often to notice new table versions (never more than every 5 s).
+            "poll_seconds": max(5.0, view.refresh_seconds),
             "limits": {"page_max": PAGE_MAX, "incidents_page_max": INCIDENTS_PAGE_MAX,
                        "detail_bbox_km2": DETAIL_BBOX_MAX_KM2},
         }

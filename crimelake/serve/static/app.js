@@ -6,6 +6,8 @@
   // Following `next` without a cap could pull an entire national street-level layer into one tab.
   const MAX_PAGES = 20;
   const PLAY_STEP_MS = 1200;
+  // How often an open page asks whether the pipeline has written new table versions, unless the server says.
+  const FRESHNESS_POLL_MS = 60000;
 
   // ColorBrewer 2.0, Cynthia Brewer (colorbrewer2.org): YlOrRd, sequential, 6 classes.
   // A single-hue-family ramp reads as "more" without a legend lookup and stays legible for most colour-vision types.
@@ -1299,10 +1301,43 @@
     if (ev.key === "Escape" && !el.panel.hidden) closePanel();
   });
 
+  function tableVersions(meta) {
+    return JSON.stringify(((meta && meta.freshness && meta.freshness.tables) || []).map((t) => [t.table, t.version]));
+  }
+
+  // A page left open follows the lake: when a table has a new version, the layers are reloaded, and a view that
+  // was on the latest month moves on to the new latest month.
+  async function pollFreshness() {
+    if (!state.meta || state.playing || document.hidden) return;
+    let fresh;
+    try {
+      fresh = await api("/api/meta");
+    } catch (err) {
+      return;  // a failed poll changes nothing on the map; the next one may succeed
+    }
+    if (tableVersions(fresh) === tableVersions(state.meta)) return;
+    const wasLatest = month() === state.meta.latest_month;
+    state.meta = fresh;
+    renderFreshness();
+    fillControls({ resetForce: false });
+    if (wasLatest) state.monthIndex = Math.max(0, fresh.months.indexOf(fresh.latest_month));
+    renderMonth();
+    setStatus("freshness", "note", `New data loaded: ${el.freshness.textContent}.`);
+    const tasks = [loadCounts(), loadForecast(), loadEmerging()];
+    if (state.selectedCell) tasks.push(openCell(state.selectedCell, state.selectedForce));
+    await Promise.all(tasks);
+  }
+
   countsLayer.addTo(map);
   forecastLayer.addTo(map);
   emergingLayer.addTo(map);
   renderAccount();
   renderLegend();
-  reloadEverything({ resetForce: true });
+  function schedulePoll() {
+    const ms = state.meta && state.meta.poll_seconds ? state.meta.poll_seconds * 1000 : FRESHNESS_POLL_MS;
+    setTimeout(() => pollFreshness().finally(schedulePoll), ms);
+  }
+
+  // Polling starts once the first meta is in, so it runs at the interval the server asks for.
+  reloadEverything({ resetForce: true }).finally(schedulePoll);
 })();
