@@ -3,6 +3,7 @@ and the time to train and score, measured in one process."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -11,8 +12,10 @@ from pathlib import Path
 from crimelake.config import Settings
 
 
+@functools.lru_cache(maxsize=1)
 def demo_home(workdir: Path | None = None) -> Settings:
-    """A home with the demo's gold tables: $CRIMELAKE_BENCH_HOME when it has them, else built here."""
+    """A home with the demo's gold tables: $CRIMELAKE_BENCH_HOME when it has them, else built here (once per
+    process, so every benchmark of a `make bench` run shares it)."""
     from crimelake import lake
 
     given = os.environ.get("CRIMELAKE_BENCH_HOME")
