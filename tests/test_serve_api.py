@@ -350,7 +350,10 @@ def test_page_assets_and_docs_are_served_locally(client):
                   "/static/app/app.js", "/static/app/app.css", "/static/vendor/swagger/swagger-ui-bundle.js"):
         assert client.get(asset).status_code == 200, asset
     assert "/static/vendor/swagger/swagger-ui-bundle.js" in client.get("/docs").text
-    paths = set(client.get("/openapi.json").json()["paths"])
+    spec = client.get("/openapi.json").json()
+    assert {"200", "400", "403", "413", "422"} <= set(spec["paths"]["/api/layers/counts"]["get"]["responses"])
+    assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+    paths = set(spec["paths"])
     assert paths == {"/api/meta", "/api/layers/counts", "/api/layers/forecast", "/api/layers/emerging",
                      "/api/cells/{h3_cell}", "/api/cells/{h3_cell}/incidents", "/api/forces/totals",
                      "/api/trace/{prediction_id}", "/api/audit", "/api/access"}

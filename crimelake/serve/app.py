@@ -53,6 +53,22 @@ Resolution = Annotated[int | None, Query(
                 "caller may see")]
 
 
+def _errors(*statuses: int) -> dict:
+    """The error answers an endpoint can give, for the OpenAPI document (each is `{"detail": message}`)."""
+    meaning = {400: "a value outside the data (a month out of range, a bbox outside England and Wales)",
+               401: "an unknown or revoked API key", 403: "more detail than the caller's role allows",
+               404: "an unknown force, cell or prediction, or nothing published yet",
+               413: "a street-level area larger than the limit",
+               422: "a malformed parameter (the message names it and the value)"}
+    return {s: {"description": meaning[s], "content": {"application/json": {"example": {"detail": "..."}}}}
+            for s in statuses}
+
+
+GEOJSON = {200: {"description": "a GeoJSON FeatureCollection of H3 cell polygons, with `numberMatched`, "
+                                "`numberReturned`, `limit`, `offset` and `next` (the next page's URL or null)",
+                 "content": {"application/geo+json": {}}}}
+
+
 class Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -182,7 +198,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
               StaticFiles(packages=[("swagger_ui", "static")]), name="swagger")
 
     # ----- API -----------------------------------------------------------------------------------------------
-    @app.get("/api/meta", tags=["map"], summary="What there is to see, for this caller, and how fresh it is")
+    @app.get("/api/meta", responses=_errors(401),
+             tags=["map"], summary="What there is to see, for this caller, and how fresh it is")
     def meta(who: Who) -> dict:
         months = layers.months()
         forces = layers.forces()
@@ -213,7 +230,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                        "detail_bbox_km2": DETAIL_BBOX_MAX_KM2},
         }
 
-    @app.get("/api/layers/counts", tags=["layers"], summary="Recorded offences per H3 cell for one month (GeoJSON)")
+    @app.get("/api/layers/counts", responses={**GEOJSON, **_errors(400, 401, 403, 404, 413, 422)},
+             tags=["layers"], summary="Recorded offences per H3 cell for one month (GeoJSON)")
     def counts(request: Request, who: Who, month: Month = None, group: Group = "all_crime", force: ForceQ = None,
                measure: Literal["count", "per_km2"] = "count", resolution: Resolution = None, bbox: BBoxQ = None,
                limit: Limit = PAGE_MAX, offset: Offset = 0) -> JSONResponse:
@@ -222,7 +240,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                              bbox=box, limit=limit, offset=offset)
         return paged(request, body, limit, offset)
 
-    @app.get("/api/layers/forecast", tags=["layers"],
+    @app.get("/api/layers/forecast", responses={**GEOJSON, **_errors(400, 401, 403, 404, 413, 422)},
+             tags=["layers"],
              summary="Next month's forecast per cell with the top 1% and 5% hot spots flagged (GeoJSON)")
     def forecast(request: Request, who: Who, group: Group = "all_crime", force: ForceQ = None,
                  resolution: Resolution = None,
@@ -234,7 +253,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                                limit=limit, offset=offset)
         return paged(request, body, limit, offset)
 
-    @app.get("/api/layers/emerging", tags=["layers"],
+    @app.get("/api/layers/emerging", responses={**GEOJSON, **_errors(400, 401, 403, 404, 413, 422)},
+             tags=["layers"],
              summary="Emerging hot spot classes of street-level cells (GeoJSON; analyst, auditor, admin)")
     def emerging(request: Request, who: Who, group: Group = "all_crime", force: ForceQ = None,
                  category: Annotated[str | None, Query(description="e.g. New Hot Spot")] = None,
@@ -244,11 +264,12 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                                offset=offset)
         return paged(request, body, limit, offset)
 
-    @app.get("/api/cells/{h3_cell}", tags=["cells"], summary="One cell: monthly history, forecast, emerging class")
+    @app.get("/api/cells/{h3_cell}", responses=_errors(401, 403, 404, 422),
+             tags=["cells"], summary="One cell: monthly history, forecast, emerging class")
     def cell(h3_cell: str, who: Who, group: Group = "all_crime", force: ForceQ = None) -> dict:
         return layers.cell(who, h3_cell, group=group, force=force)
 
-    @app.get("/api/cells/{h3_cell}/incidents", tags=["cells"],
+    @app.get("/api/cells/{h3_cell}/incidents", responses=_errors(400, 401, 403, 404, 422), tags=["cells"],
              summary="Record-level incidents of one street-level cell and month (analyst, auditor, admin)")
     def incidents(request: Request, h3_cell: str, who: Who, month: Month = None,
                   group: Annotated[Literal["all_crime", "asb", "violence", "theft", "weapons", "any"], Query(
@@ -261,11 +282,12 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                                       "role": who.role})
         return paged(request, body, limit, offset)
 
-    @app.get("/api/forces/totals", tags=["forces"], summary="Monthly totals per force (public, protected)")
+    @app.get("/api/forces/totals", responses=_errors(401, 404, 422),
+             tags=["forces"], summary="Monthly totals per force (public, protected)")
     def force_totals(who: Who, group: Group = "all_crime", force: ForceQ = None) -> dict:
         return layers.force_totals(group=group, force=force)
 
-    @app.get("/api/trace/{prediction_id}", tags=["audit"],
+    @app.get("/api/trace/{prediction_id}", responses=_errors(401, 403, 404, 422), tags=["audit"],
              summary="Trace one prediction back to its model, tables, rows and files (auditor, admin)")
     def trace(prediction_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")], who: Who) -> dict:
         import json
@@ -281,7 +303,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         record(who, "view", prediction_id, {"what": "trace", "verified": result.ok, "role": who.role})
         return json.loads(result.to_json())
 
-    @app.get("/api/audit", tags=["audit"], summary="The audit log, newest first (auditor, admin)")
+    @app.get("/api/audit", responses=_errors(401, 403, 422),
+             tags=["audit"], summary="The audit log, newest first (auditor, admin)")
     def audit_log(request: Request, who: Who,
                   action: Annotated[str | None, Query(description=f"one of {', '.join(sorted(audit.ACTIONS))}")]
                   = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -295,7 +318,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         return paged(request, {"items": items, "numberMatched": len(rows), "numberReturned": len(items)},
                      limit, offset)
 
-    @app.get("/api/access", tags=["admin"], summary="The API keys in use (names and roles, never keys)")
+    @app.get("/api/access", responses=_errors(401, 403),
+             tags=["admin"], summary="The API keys in use (names and roles, never keys)")
     def access(who: Who) -> dict:
         if who.role != "admin":
             raise Forbidden(f"the key list needs an admin key (caller: {who.describe()})")
