@@ -394,7 +394,9 @@
       e.k += 1;
       extents.set(f.properties.force, e);
     }
-    for (const [slug, e] of extents) {
+    // Forces with the most cells are labelled first, so they keep their label when labels would collide.
+    const ordered = [...extents].sort((a, b) => b[1].k - a[1].k);
+    for (const [slug, e] of ordered) {
       // A force spread across the country (British Transport Police runs along railways) has no one place
       // a label could name.
       if (e.e - e.w > 2 || e.n - e.s > 2) continue;
@@ -408,6 +410,23 @@
     const show = !force() && map.getZoom() < 10.5;
     if (show && !map.hasLayer(labelsLayer)) labelsLayer.addTo(map);
     if (!show && map.hasLayer(labelsLayer)) map.removeLayer(labelsLayer);
+    if (show) declutterLabels();
+  }
+
+  // At national zoom neighbouring forces' labels overlap into an unreadable pile: a label that would cover one
+  // already shown is hidden until zooming in makes room for it.
+  function declutterLabels() {
+    const shown = [];
+    labelsLayer.eachLayer((marker) => {
+      const node = marker.getElement();
+      if (!node) return;
+      node.style.visibility = "";
+      const r = (node.firstElementChild || node).getBoundingClientRect();
+      const overlaps = shown.some((s) => r.left < s.right + 4 && r.right > s.left - 4
+        && r.top < s.bottom + 2 && r.bottom > s.top - 2);
+      if (overlaps) node.style.visibility = "hidden";
+      else shown.push(r);
+    });
   }
 
 
