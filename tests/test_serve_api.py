@@ -88,12 +88,21 @@ def test_public_counts_are_the_protected_public_grid(client, map_home):
     assert props and all(h3.get_resolution(p["h3_cell"]) == PUBLIC_H3_RESOLUTION for p in props)
     _assert_protected([p["count"] for p in props])
     assert all((p["count"] is None) == p["suppressed"] for p in props)
-    public = lake.read(map_home.lake / "public" / "cell_month_counts").to_pandas()
+    # With all forces, a cell is one total across the forces whose area it covers: drawn once.
+    public = lake.read(map_home.lake / "public" / "cell_month_counts_all_forces").to_pandas()
     month = public[(public["month"] == latest) & (public["forecast_group"] == "all_crime")]
     shown = month[(month["incident_count"] > 0) | month["incident_count_suppressed"]]
-    assert body["numberMatched"] == len(shown)
+    assert body["numberMatched"] == len(shown) == len({p["h3_cell"] for p in props})
     assert sum(p["count"] or 0 for p in props) == int(shown["incident_count"].fillna(0).sum())
     assert any(p["suppressed"] for p in props), "the demo month should hold some suppressed cells"
+    # With one force chosen, that force's own published counts.
+    one = client.get("/api/layers/counts", params={"force": "city-of-london"}).json()
+    by_force = lake.read(map_home.lake / "public" / "cell_month_counts").to_pandas()
+    london = by_force[(by_force["month"] == latest) & (by_force["forecast_group"] == "all_crime")
+                      & (by_force["force"] == "city-of-london")
+                      & ((by_force["incident_count"] > 0) | by_force["incident_count_suppressed"])]
+    assert {p["h3_cell"]: p["count"] for p in _props(one)} == dict(
+        zip(london["h3_cell"], [None if pd.isna(v) else int(v) for v in london["incident_count"]], strict=True))
 
 
 def test_paging_returns_every_feature_once(client):

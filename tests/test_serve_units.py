@@ -15,6 +15,7 @@ from crimelake.serve.access import AccessError, KeyRing, Principal, add_key, key
 from crimelake.serve.layers import BBox, RequestError, _breaks
 from crimelake.serve.store import LakeView, public_forecast
 from crimelake.serve.tiles import tile_server
+from orchestration.defs.serve.public import cell_month_counts, cell_month_counts_all_forces
 
 
 # ----- keys --------------------------------------------------------------------------------------------------
@@ -99,6 +100,25 @@ def test_public_forecast_is_reranked_and_protected():
     assert pd.isna(out.loc[parent_b, "predicted_count"]) and bool(out.loc[parent_b, "predicted_count_suppressed"])
     assert (out["h3_resolution"] == PUBLIC_H3_RESOLUTION).all()
     assert check_public(out.reset_index(), ["predicted_count"]) == []
+
+
+def test_a_cell_two_forces_share_is_one_public_total():
+    parent = h3.latlng_to_cell(52.0, -0.3, 7)
+    a, b, c = sorted(h3.cell_to_children(parent, 9))[:3]
+    counts = pd.DataFrame({"h3_cell": [a, b, c], "force": ["bedfordshire", "hertfordshire", "btp"],
+                           "month": "2025-01", "forecast_group": "all_crime", "incident_count": [3, 3, 2]})
+    per_force = cell_month_counts(counts)
+    assert per_force["incident_count_suppressed"].all(), "each force alone holds fewer than 5"
+    (row,) = cell_month_counts_all_forces(counts).to_dict("records")
+    assert row["h3_cell"] == parent and row["forces"] == "bedfordshire,btp,hertfordshire"
+    assert row["incident_count"] == 10 and not row["incident_count_suppressed"]
+
+    detail = pd.DataFrame({"h3_cell": [a, b], "force": ["bedfordshire", "hertfordshire"],
+                           "forecast_group": "all_crime", "target_month": "2025-02", "model_name": "m",
+                           "model_version": "1", "predicted_count": [4.0, 4.0]})
+    assert len(public_forecast(detail)) == 2
+    (joint,) = public_forecast(detail, by_force=False).to_dict("records")
+    assert joint["force"] == "bedfordshire,hertfordshire" and joint["predicted_count"] == 10
 
 
 # ----- request parts -----------------------------------------------------------------------------------------

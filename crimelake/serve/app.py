@@ -204,6 +204,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         months = layers.months()
         forces = layers.forces()
         tables = [view.info(t) for t in ("gold/fct_cell_month_counts", "public/cell_month_counts",
+                                         "public/cell_month_counts_all_forces",
                                          "ml/predictions", "ml/emerging_hotspots")]
         landed = view.landed_at()
         refreshed = max((t.updated_at for t in tables if t.updated_at), default=None)

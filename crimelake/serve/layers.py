@@ -22,6 +22,8 @@ from crimelake.serve.access import Principal
 from crimelake.serve.store import LakeView, public_forecast
 
 DETAIL_H3_RESOLUTION = 9
+PUBLIC_BY_FORCE = "public/cell_month_counts"
+PUBLIC_ALL_FORCES = "public/cell_month_counts_all_forces"
 PAGE_MAX = 5000
 INCIDENTS_PAGE_MAX = 200
 DETAIL_BBOX_MAX_KM2 = 10_000.0
@@ -220,15 +222,24 @@ class Layers:
                 "numberReturned": len(features), "month": month, "group": group, "resolution": res,
                 "measure": measure, "breaks": breaks, "force": force}
 
+    def _count_table(self, res: int, force: str | None) -> str:
+        """Street level reads gold; the public grid reads one force's table, or with no force the all-forces
+        table (one total per cell), falling back to the per-force table in a lake built before it existed."""
+        if res == DETAIL_H3_RESOLUTION:
+            return "gold/fct_cell_month_counts"
+        if force is None and not self.view.frame(PUBLIC_ALL_FORCES).empty:
+            return PUBLIC_ALL_FORCES
+        return PUBLIC_BY_FORCE
+
     def _count_rows(self, res: int, group: str, force: str | None) -> pd.DataFrame:
         """Every month of one group (and force) at one resolution, with count, suppression and density; built
         once per table version and kept, so stepping through months only filters."""
-        table = "gold/fct_cell_month_counts" if res == DETAIL_H3_RESOLUTION else "public/cell_month_counts"
+        table = self._count_table(res, force)
         return self.view.derived(table, ("counts", group, force),
                                  lambda _dt: self._build_count_rows(table, group, force))
 
     def _count_breaks(self, res: int, group: str, force: str | None, measure: str) -> list:
-        table = "gold/fct_cell_month_counts" if res == DETAIL_H3_RESOLUTION else "public/cell_month_counts"
+        table = self._count_table(res, force)
 
         def build(_dt):
             frame = self._count_rows(res, group, force)
@@ -262,7 +273,7 @@ class Layers:
         if hotspots not in ("1", "5", "all"):
             raise RequestError(f"hotspots {hotspots!r}: one of 1, 5, all", 422)
         res = self.resolution_for(who, force, resolution, bbox)
-        frame = self._forecast_rows(res, group)
+        frame = self._forecast_rows(res, group, force)
         if frame.empty:
             raise NotFound(f"no published forecast for {group}: the group has no champion model yet "
                            "(see `crimelake models` and the promotion gate in MLflow)")
@@ -294,12 +305,13 @@ class Layers:
                 "model_name": None if first is None else first["model_name"],
                 "model_version": None if first is None else _clean(first["model_version"])}
 
-    def _forecast_rows(self, res: int, group: str) -> pd.DataFrame:
+    def _forecast_rows(self, res: int, group: str, force: str | None) -> pd.DataFrame:
         if res == DETAIL_H3_RESOLUTION:
             frame = self.view.frame("ml/predictions")
         else:
-            frame = self.view.derived("ml/predictions", "public",
-                                      lambda _dt: public_forecast(self.view.frame("ml/predictions")))
+            by_force = force is not None or self._count_table(res, None) == PUBLIC_BY_FORCE
+            frame = self.view.derived("ml/predictions", ("public", by_force), lambda _dt: public_forecast(
+                self.view.frame("ml/predictions"), by_force=by_force))
         if frame.empty:
             return frame
         return frame[frame["forecast_group"] == group]
@@ -358,17 +370,24 @@ class Layers:
             cell_force = str(hit["force"].iloc[0])
             self.require_detail(who, cell_force)
         elif res == PUBLIC_H3_RESOLUTION:
-            public = self.view.frame("public/cell_month_counts")
+            table = self._count_table(res, force)
+            public = self.view.frame(table)
             hit = public[public["h3_cell"] == cell] if not public.empty else public
+            if force is not None and not hit.empty:
+                hit = hit[hit["force"] == force]
             if hit.empty:
-                raise NotFound(f"cell {cell} has no published counts")
+                raise NotFound(f"cell {cell} has no published counts" + (f" for {force}" if force else ""))
             totals = hit.groupby("force", observed=True)["incident_count"].sum().sort_values(ascending=False)
-            touched = [str(f) for f in totals.index]
-            cell_force = force if force in touched else touched[0]
+            # With no force named, the all-forces table has one row per month (its force names every force the
+            # cell covers); a lake without that table shows the force with the most offences in the cell.
+            cell_force = str(totals.index[0])
+            if force is None and table == PUBLIC_BY_FORCE:
+                force = cell_force
         else:
             raise RequestError(f"cell {cell} is at resolution {res}; cells are served at {PUBLIC_H3_RESOLUTION} "
                                f"(public) and {DETAIL_H3_RESOLUTION} (street level)", 422)
-        history = self._count_rows(res, group, cell_force)
+        scope = cell_force if res == DETAIL_H3_RESOLUTION else force
+        history = self._count_rows(res, group, scope)
         history = history[history["h3_cell"] == cell].set_index("month")
         points = []
         for m in self.months():
@@ -378,7 +397,7 @@ class Layers:
             else:
                 points.append({"month": m, "count": 0, "suppressed": False})
         forecast = None
-        rows = self._forecast_rows(res, group)
+        rows = self._forecast_rows(res, group, scope)
         if not rows.empty:
             rows = rows[(rows["h3_cell"] == cell) & (rows["force"] == cell_force)]
             if len(rows):
@@ -402,7 +421,7 @@ class Layers:
                     emerging = {"category": str(e["category"]), "trend": e["trend"], "end_month": e["end_month"]}
         detail = res == DETAIL_H3_RESOLUTION
         return {"h3_cell": cell, "resolution": res, "force": cell_force,
-                "force_name": FORCE_NAMES.get(cell_force, cell_force), "area_km2": round(cell_area_km2(cell), 4),
+                "force_name": force_names(cell_force), "area_km2": round(cell_area_km2(cell), 4),
                 "group": group, "geometry": cell_geometry(cell), "history": points, "forecast": forecast,
                 "emerging": emerging,
                 "trace_url": f"/api/trace/{forecast['prediction_id']}" if forecast and "prediction_id" in forecast
@@ -458,6 +477,12 @@ class Layers:
                   "group": group, "count": _clean(r.incident_count), "suppressed": bool(r.incident_count_suppressed)}
                  for r in frame.sort_values(["force", "month"]).itertuples(index=False)]
         return {"items": items, "group": group, "force": force}
+
+
+def force_names(forces: str) -> str:
+    """`a,b,c` (the forces an all-forces public cell covers) as "A, B and C"."""
+    names = [FORCE_NAMES.get(f, f) for f in forces.split(",") if f]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _feature(cell: str, force: str, props: dict) -> dict:

@@ -50,7 +50,11 @@ def _public_counts(dt: DeltaTable) -> pd.DataFrame:
     ds = dt.to_pyarrow_dataset()
     # Zero cells are left out of the map; a suppressed cell (1 to 4 offences) is kept, with no count.
     table = ds.to_table(filter=(pc.field("incident_count") > 0) | pc.field("incident_count_suppressed"))
-    return _categorical(table.to_pandas(), ["h3_cell", "force", "month", "forecast_group"])
+    frame = table.to_pandas()
+    if "forces" in frame.columns:
+        # The all-forces table names every force a cell covers; the map reads that list where a force goes.
+        frame = frame.rename(columns={"forces": "force"})
+    return _categorical(frame, ["h3_cell", "force", "month", "forecast_group"])
 
 
 def _published_forecasts(dt: DeltaTable) -> pd.DataFrame:
@@ -66,9 +70,11 @@ def _published_forecasts(dt: DeltaTable) -> pd.DataFrame:
     return _categorical(frame.reset_index(drop=True), ["h3_cell", "force", "forecast_group"])
 
 
-def public_forecast(detail: pd.DataFrame) -> pd.DataFrame:
+def public_forecast(detail: pd.DataFrame, *, by_force: bool = True) -> pd.DataFrame:
     """Forecasts summed to the public resolution, ranked again there, with the disclosure rules applied.
 
+    `by_force` keeps one row per force in a cell that several forces cover (for a view of one force); without it
+    a cell is one total across forces, its `force` naming them all, comma-separated (for the all-forces view).
     The hot spot flags are set on the unrounded sums (top 1% and 5% of the cells with a forecast, at least one),
     the published count is protected as every public count is.
     """
@@ -77,6 +83,9 @@ def public_forecast(detail: pd.DataFrame) -> pd.DataFrame:
     parents = {c: h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in detail["h3_cell"].unique()}
     frame = detail.assign(h3_cell=detail["h3_cell"].astype(str).map(parents), force=detail["force"].astype(str),
                           forecast_group=detail["forecast_group"].astype(str))
+    if not by_force:
+        forces = frame.drop_duplicates(["h3_cell", "force"]).sort_values("force").groupby("h3_cell")["force"]
+        frame["force"] = frame["h3_cell"].map(forces.agg(",".join))
     keys = ["forecast_group", "h3_cell", "force", "target_month", "model_name", "model_version"]
     out = frame.groupby(keys, observed=True, dropna=False)["predicted_count"].sum().reset_index()
     parts = []
@@ -109,6 +118,7 @@ LOADERS: dict[str, Callable[[DeltaTable], pd.DataFrame]] = {
     "gold/dim_cells": _plain,
     "gold/dim_forces": _plain,
     "public/cell_month_counts": _public_counts,
+    "public/cell_month_counts_all_forces": _public_counts,
     "public/force_month_totals": _plain,
     "ml/predictions": _published_forecasts,
     "ml/emerging_hotspots": _emerging,

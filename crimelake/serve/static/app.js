@@ -120,8 +120,12 @@
   }
 
   function forceName(slug) {
-    const f = state.meta && state.meta.forces.find((x) => x.slug === slug);
-    return f ? f.name : slug;
+    // On the all-forces public grid a cell names every force whose area it covers, comma-separated.
+    const names = String(slug || "").split(",").filter(Boolean).map((one) => {
+      const f = state.meta && state.meta.forces.find((x) => x.slug === one);
+      return f ? f.name : one;
+    });
+    return names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : (names[0] || "");
   }
 
   function h(tag, attrs, ...children) {
@@ -385,6 +389,8 @@
     for (const f of features) {
       const ring = f.geometry && f.geometry.coordinates && f.geometry.coordinates[0];
       if (!ring) continue;
+      // A cell shared by several forces says nothing about where any one of them lies.
+      if (String(f.properties.force).includes(",")) continue;
       const e = extents.get(f.properties.force) || { w: 180, e: -180, s: 90, n: -90, lon: 0, k: 0 };
       for (const [lon, lat] of ring) {
         e.w = Math.min(e.w, lon); e.e = Math.max(e.e, lon);
@@ -934,8 +940,9 @@
     el.panelBody.replaceChildren(h("p", { class: "muted" }, "Loading cell…"));
     openPanel();
     try {
-      // On a shared cell the force says whose history to show: the one the user clicked.
-      const params = { group: group(), force: state.selectedForce };
+      // The panel shows what the map shows: with a force chosen, that force's counts; with all forces, the
+      // cell's total across every force whose area it covers.
+      const params = { group: group(), force: force() || null };
       const detail = await api(`/api/cells/${encodeURIComponent(cell)}?${query(params)}`);
       if (seq !== state.seq.cell) return;
       state.cellDetail = detail;

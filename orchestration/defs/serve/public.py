@@ -17,9 +17,26 @@ from orchestration.lib.resources import LakeResource
 PUBLIC_GROUP = "public"
 
 
+def _on_public_grid(counts: pd.DataFrame) -> pd.DataFrame:
+    parents = {c: h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in counts["h3_cell"].unique()}
+    return counts.assign(h3_cell_r7=counts["h3_cell"].map(parents))
+
+
 def cell_month_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    counts = counts.assign(h3_cell_r7=[h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in counts["h3_cell"]])
+    counts = _on_public_grid(counts)
     grouped = counts.groupby(["h3_cell_r7", "force", "month", "forecast_group"], as_index=False)["incident_count"].sum()
+    return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
+
+
+def cell_month_counts_all_forces(counts: pd.DataFrame) -> pd.DataFrame:
+    """One count per public cell whatever force recorded it: a cell on a force boundary, or one that holds a
+    station policed by British Transport Police, is one total (rounded from the true sum), not one row per force.
+    `forces` lists the forces whose area the cell covers."""
+    counts = _on_public_grid(counts)
+    forces = (counts.drop_duplicates(["h3_cell_r7", "force"]).sort_values("force")
+              .groupby("h3_cell_r7")["force"].agg(",".join))
+    grouped = counts.groupby(["h3_cell_r7", "month", "forecast_group"], as_index=False)["incident_count"].sum()
+    grouped.insert(1, "forces", grouped["h3_cell_r7"].map(forces))
     return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
 
 
@@ -32,7 +49,7 @@ def area_quarter_indicators(areas: pd.DataFrame) -> pd.DataFrame:
     return protect(areas, count_columns(areas))
 
 
-KEYS = {"h3_cell", "force", "month", "forecast_group", "lsoa_code", "quarter", "local_authority_code"}
+KEYS = {"h3_cell", "force", "forces", "month", "forecast_group", "lsoa_code", "quarter", "local_authority_code"}
 
 
 def count_columns(frame: pd.DataFrame) -> list[str]:
@@ -41,6 +58,7 @@ def count_columns(frame: pd.DataFrame) -> list[str]:
 
 PUBLIC_TABLES = {
     "cell_month_counts": ("fct_cell_month_counts", cell_month_counts),
+    "cell_month_counts_all_forces": ("fct_cell_month_counts", cell_month_counts_all_forces),
     "force_month_totals": ("fct_cell_month_counts", force_month_totals),
     "area_quarter_indicators": ("fct_area_quarter_indicators", area_quarter_indicators),
 }
