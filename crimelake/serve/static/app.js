@@ -510,8 +510,9 @@
 
   function fitToForce() {
     const b = forceBounds(force());
-    // The legend sits over the map's lower right corner; keep the cells clear of it.
-    const right = el.legend.hidden ? 24 : el.legend.offsetWidth + 24;
+    // The legend sits over the map's lower right corner; keep the cells clear of it, also on the first load,
+    // before the legend has anything to show and so any width.
+    const right = Math.max(el.legend.hidden ? 0 : el.legend.offsetWidth, 230) + 24;
     if (b) map.fitBounds(b, { paddingTopLeft: [24, 24], paddingBottomRight: [right, 24], animate: false });
   }
 
