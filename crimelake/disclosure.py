@@ -24,6 +24,21 @@ RECORD_LEVEL_COLUMNS = {"incident_id", "record_id", "crime_id", "crime_ref", "in
                         "_source_file", "_source_sha256", "_source_line", "_ingest_run_id", "longitude", "latitude"}
 
 
+def public_cells(cells: pd.Series) -> pd.Series:
+    """Each H3 cell's parent on the public grid (resolution PUBLIC_H3_RESOLUTION)."""
+    import h3
+
+    parents = {c: h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in cells.unique()}
+    return cells.astype(str).map(parents)
+
+
+def forces_covering(frame: pd.DataFrame, cell_column: str) -> pd.Series:
+    """For every cell of `cell_column`, the forces found in it as one sorted, comma-separated string: how a public
+    cell shared by several forces names them."""
+    pairs = frame[[cell_column, "force"]].astype(str).drop_duplicates().sort_values("force")
+    return frame[cell_column].astype(str).map(pairs.groupby(cell_column)["force"].agg(",".join))
+
+
 def threshold() -> int:
     return int(os.environ.get("CRIMELAKE_DISCLOSURE_THRESHOLD", "5"))
 

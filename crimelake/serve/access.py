@@ -128,6 +128,10 @@ def _parse(text: str, origin: str) -> list[KeyEntry]:
     return entries
 
 
+def _read(path: Path) -> list[KeyEntry]:
+    return _parse(path.read_text(), str(path)) if path.exists() else []
+
+
 class KeyRing:
     """The known keys, from the keys file (re-read when it changes) and the environment."""
 
@@ -143,7 +147,7 @@ class KeyRing:
             st = self.path.stat()
             stamp = (st.st_mtime, st.st_size)
             if stamp != self._stamp:
-                self._file_entries = _parse(self.path.read_text(), str(self.path))
+                self._file_entries = _read(self.path)
                 self._stamp = stamp
         else:
             self._file_entries, self._stamp = [], None
@@ -160,7 +164,7 @@ class KeyRing:
 def add_key(settings: Settings, name: str, role: str, force: str | None = None) -> str:
     """Create a key, store its digest in the keys file and return the key (shown once, never stored)."""
     path = keys_file(settings)
-    existing = _parse(path.read_text(), str(path)) if path.exists() else []
+    existing = _read(path)
     if any(e.name == name for e in existing):
         raise AccessError(f"{path}: a key named {name!r} exists; revoke it first")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -175,7 +179,7 @@ def add_key(settings: Settings, name: str, role: str, force: str | None = None) 
 
 def revoke_key(settings: Settings, name: str) -> None:
     path = keys_file(settings)
-    existing = _parse(path.read_text(), str(path)) if path.exists() else []
+    existing = _read(path)
     if not any(e.name == name for e in existing):
         raise AccessError(f"{path}: no key named {name!r}")
     _write(path, [_as_dict(e) for e in existing if e.name != name])

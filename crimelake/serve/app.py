@@ -69,12 +69,6 @@ GEOJSON = {200: {"description": "a GeoJSON FeatureCollection of H3 cell polygons
                  "content": {"application/geo+json": {}}}}
 
 
-class Refused(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> FastAPI:
     """The map app over one crimelake home."""
     view = LakeView(settings, refresh_seconds)
@@ -111,33 +105,27 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                   header_key: Annotated[str | None, Depends(api_key_header)] = None) -> Principal:
         key = credentials.credentials.strip() if credentials else header_key
         if not key and request.headers.get("authorization"):
-            raise Refused(401, "the Authorization header must be `Bearer <key>`")
+            raise RequestError("the Authorization header must be `Bearer <key>`", 401)
         if not key:
             return PUBLIC
         try:
             who = keys.resolve(key)
         except AccessError as e:
             log.error("%s", e)
-            raise Refused(500, f"the server's key list cannot be read: {e}") from None
+            raise RequestError(f"the server's key list cannot be read: {e}", 500) from None
         if who is None:
-            raise Refused(401, "unknown or revoked API key; send no key for the public view")
+            raise RequestError("unknown or revoked API key; send no key for the public view", 401)
         request.state.principal = who
         return who
 
     Who = Annotated[Principal, Depends(principal)]
 
-    @app.exception_handler(Refused)
-    async def _refused(request: Request, exc: Refused):
-        if exc.status in (401, 403):
-            _log_refusal(request, exc.status, str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status,
-                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
-
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError):
         if exc.status in (401, 403):
             _log_refusal(request, exc.status, str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

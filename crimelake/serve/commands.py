@@ -19,12 +19,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port for the map and its API.")] = 8080,
 ) -> None:
     """Serve the crime map and its API over this home's lake (newest table versions, refreshed as data lands)."""
+    from crimelake import lake
     from crimelake.serve.app import create_app
-    from crimelake.serve.layers import Layers
-    from crimelake.serve.store import LakeView
 
     settings = _settings(home)
-    if not Layers(LakeView(settings)).months():
+    # The app reads the tables on its first request; here it is enough to know they are there.
+    if not lake.table_exists(settings.gold("fct_cell_month_counts")):
         err.print(f"[red]no gold tables under {settings.lake}[/red]: run `crimelake demo` (or the pipeline) first")
         raise typer.Exit(1)
     try:

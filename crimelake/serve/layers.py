@@ -128,13 +128,19 @@ class Layers:
 
     # ----- what exists ---------------------------------------------------------------------------------------
     def months(self) -> list[str]:
-        counts = self.view.frame("gold/fct_cell_month_counts")
-        if counts.empty:
-            counts = self.view.frame("public/cell_month_counts")
-        return sorted(str(m) for m in counts["month"].unique()) if not counts.empty else []
+        """The months with data, worked out once per table version (every request checks its month)."""
+        def listed(table: str) -> list[str]:
+            counts = self.view.frame(table)
+            return sorted(str(m) for m in counts["month"].unique()) if not counts.empty else []
+
+        for table in ("gold/fct_cell_month_counts", PUBLIC_BY_FORCE):
+            months = self.view.derived(table, "months", lambda _dt, t=table: listed(t), default=[])
+            if months:
+                return months
+        return []
 
     def forces(self) -> list[dict]:
-        return self.view.derived("gold/dim_cells", "forces", _force_extents)
+        return self.view.derived("gold/dim_cells", "forces", _force_extents, default=[])
 
     def force_slugs(self) -> set[str]:
         return {f["slug"] for f in self.forces()}
@@ -236,7 +242,7 @@ class Layers:
         once per table version and kept, so stepping through months only filters."""
         table = self._count_table(res, force)
         return self.view.derived(table, ("counts", group, force),
-                                 lambda _dt: self._build_count_rows(table, group, force))
+                                 lambda _dt: self._build_count_rows(table, group, force), default=_empty_counts())
 
     def _count_breaks(self, res: int, group: str, force: str | None, measure: str) -> list:
         table = self._count_table(res, force)
@@ -247,7 +253,8 @@ class Layers:
             # Public counts are multiples of 5, so their class boundaries are too (no class that holds no value).
             step = 5 if (measure == "count" and res != DETAIL_H3_RESOLUTION) else 1
             return _breaks(values, integer=measure == "count", step=step)
-        return self.view.derived(table, ("breaks", group, force, measure), build)
+        breaks = self.view.derived(table, ("breaks", group, force, measure), build)
+        return build(None) if breaks is None else breaks
 
     def _build_count_rows(self, table: str, group: str, force: str | None) -> pd.DataFrame:
         src = self.view.frame(table)
@@ -287,15 +294,7 @@ class Layers:
         features = []
         for r in page.to_dict("records"):
             props = {"h3_cell": r["h3_cell"], "force": r["force"], "group": group,
-                     "target_month": r["target_month"],
-                     "predicted_count": _clean(r["predicted_count"]) if res == PUBLIC_H3_RESOLUTION
-                     else round(float(r["predicted_count"]), 3),
-                     "suppressed": bool(r.get("predicted_count_suppressed", False)),
-                     "rank": int(r["rank"]), "percentile": round(float(r["percentile"]), 4),
-                     "hotspot_1pct": bool(r["hotspot_1pct"]), "hotspot_5pct": bool(r["hotspot_5pct"]),
-                     "model_name": r["model_name"], "model_version": _clean(r["model_version"])}
-            if who.can_trace and res == DETAIL_H3_RESOLUTION:
-                props["prediction_id"] = r["prediction_id"]
+                     **_forecast_fields(r, res, who)}
             features.append(_feature(r["h3_cell"], r["force"], props))
         first = frame.iloc[0] if len(frame) else None
         return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(frame)),
@@ -311,7 +310,7 @@ class Layers:
         else:
             by_force = force is not None or self._count_table(res, None) == PUBLIC_BY_FORCE
             frame = self.view.derived("ml/predictions", ("public", by_force), lambda _dt: public_forecast(
-                self.view.frame("ml/predictions"), by_force=by_force))
+                self.view.frame("ml/predictions"), by_force=by_force), default=pd.DataFrame())
         if frame.empty:
             return frame
         return frame[frame["forecast_group"] == group]
@@ -333,15 +332,15 @@ class Layers:
         if force is None and who.role == "analyst":
             force = who.force
         self.resolution_for(who, force, DETAIL_H3_RESOLUTION, bbox)
-        frame = self.view.frame("ml/emerging_hotspots")
-        if frame.empty:
+        everything = self.view.frame("ml/emerging_hotspots")
+        if everything.empty:
             raise NotFound("no emerging hot spot classes yet: run `crimelake models` (it ends with hot spot "
                            "tracking)")
-        frame = frame[(frame["forecast_group"] == group) & (frame["category"] != NO_PATTERN)]
+        frame = everything[(everything["forecast_group"] == group) & (everything["category"] != NO_PATTERN)]
         if force:
             frame = frame[frame["force"] == force]
         if category:
-            known = sorted(str(c) for c in self.view.frame("ml/emerging_hotspots")["category"].unique())
+            known = sorted(str(c) for c in everything["category"].unique())
             if category not in known:
                 raise RequestError(f"category {category!r}: one of {', '.join(known)}", 422)
             frame = frame[frame["category"] == category]
@@ -401,16 +400,7 @@ class Layers:
         if not rows.empty:
             rows = rows[(rows["h3_cell"] == cell) & (rows["force"] == cell_force)]
             if len(rows):
-                r = rows.iloc[0]
-                forecast = {"target_month": r["target_month"],
-                            "predicted_count": _clean(r["predicted_count"]) if res == PUBLIC_H3_RESOLUTION
-                            else round(float(r["predicted_count"]), 3),
-                            "suppressed": bool(r.get("predicted_count_suppressed", False)),
-                            "rank": int(r["rank"]), "percentile": round(float(r["percentile"]), 4),
-                            "hotspot_1pct": bool(r["hotspot_1pct"]), "hotspot_5pct": bool(r["hotspot_5pct"]),
-                            "model_name": r["model_name"], "model_version": _clean(r["model_version"])}
-                if who.can_trace and res == DETAIL_H3_RESOLUTION:
-                    forecast["prediction_id"] = r["prediction_id"]
+                forecast = _forecast_fields(rows.iloc[0].to_dict(), res, who)
         emerging = None
         if res == DETAIL_H3_RESOLUTION:
             eh = self.view.frame("ml/emerging_hotspots")
@@ -435,7 +425,6 @@ class Layers:
         `group` keeps the incidents the cell's count for that group is made of (so the list matches the map);
         `any` lists every recorded incident, police-discovered offences included."""
         import pyarrow.compute as pc
-        from deltalake import DeltaTable
 
         if not h3.is_valid_cell(cell):
             raise RequestError(f"{cell!r} is not an H3 cell index", 422)
@@ -452,13 +441,15 @@ class Layers:
         month = self.check_month(month)
         if group != "any":
             self.check_group(group)
-        path = self.view.settings.gold("fct_incidents")
+        incidents = self.view.dataset("gold/fct_incidents")
+        if incidents is None:
+            raise NotFound("no incidents table yet: run the pipeline first")
         columns = ["incident_id", "month", "occurred_date", "category_name", "source", "knife_enabled",
                    "police_discovered"]
         where = (pc.field("h3_cell") == cell) & (pc.field("month") == month)
         if group != "any":
             where = where & pc.field(f"in_{group}")
-        table = DeltaTable(str(path)).to_pyarrow_dataset().to_table(columns=columns, filter=where)
+        table = incidents.to_table(columns=columns, filter=where)
         rows = table.sort_by([("occurred_date", "ascending"), ("incident_id", "ascending")]).to_pylist()
         items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                  for r in rows[offset:offset + limit]]
@@ -477,6 +468,21 @@ class Layers:
                   "group": group, "count": _clean(r.incident_count), "suppressed": bool(r.incident_count_suppressed)}
                  for r in frame.sort_values(["force", "month"]).itertuples(index=False)]
         return {"items": items, "group": group, "force": force}
+
+
+def _forecast_fields(r: dict, res: int, who: Principal) -> dict:
+    """One forecast row as the API shows it: protected on the public grid, exact (and traceable by those who may
+    trace) at street level."""
+    public = res == PUBLIC_H3_RESOLUTION
+    out = {"target_month": r["target_month"],
+           "predicted_count": _clean(r["predicted_count"]) if public else round(float(r["predicted_count"]), 3),
+           "suppressed": bool(r.get("predicted_count_suppressed", False)),
+           "rank": int(r["rank"]), "percentile": round(float(r["percentile"]), 4),
+           "hotspot_1pct": bool(r["hotspot_1pct"]), "hotspot_5pct": bool(r["hotspot_5pct"]),
+           "model_name": r["model_name"], "model_version": _clean(r["model_version"])}
+    if who.can_trace and not public:
+        out["prediction_id"] = r["prediction_id"]
+    return out
 
 
 def force_names(forces: str) -> str:

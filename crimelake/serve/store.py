@@ -14,7 +14,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import h3
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
@@ -22,7 +21,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from crimelake.config import Settings
-from crimelake.disclosure import PUBLIC_H3_RESOLUTION, protect
+from crimelake.disclosure import PUBLIC_H3_RESOLUTION, forces_covering, protect, public_cells
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,10 @@ def public_forecast(detail: pd.DataFrame, *, by_force: bool = True) -> pd.DataFr
     """
     if detail.empty:
         return detail
-    parents = {c: h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in detail["h3_cell"].unique()}
-    frame = detail.assign(h3_cell=detail["h3_cell"].astype(str).map(parents), force=detail["force"].astype(str),
+    frame = detail.assign(h3_cell=public_cells(detail["h3_cell"]), force=detail["force"].astype(str),
                           forecast_group=detail["forecast_group"].astype(str))
     if not by_force:
-        forces = frame.drop_duplicates(["h3_cell", "force"]).sort_values("force").groupby("h3_cell")["force"]
-        frame["force"] = frame["h3_cell"].map(forces.agg(",".join))
+        frame["force"] = forces_covering(frame, "h3_cell")
     keys = ["forecast_group", "h3_cell", "force", "target_month", "model_name", "model_version"]
     out = frame.groupby(keys, observed=True, dropna=False)["predicted_count"].sum().reset_index()
     parts = []
@@ -162,23 +159,34 @@ class LakeView:
         return dt
 
     def info(self, name: str) -> TableInfo:
+        """The table's newest version and when it was committed (read from the log once per version)."""
         with self._lock:
             dt = self._delta(name)
             if dt is None:
                 return TableInfo(name, None, None)
-            ts = dt.history(1)[0]["timestamp"]
-            return TableInfo(name, dt.version(), datetime.fromtimestamp(ts / 1000, UTC))
+            committed = self.derived(name, "committed_at", lambda d: datetime.fromtimestamp(
+                d.history(1)[0]["timestamp"] / 1000, UTC))
+            return TableInfo(name, dt.version(), committed)
+
+    def dataset(self, name: str):
+        """The table's newest version as a pyarrow dataset, for filtered reads of tables too big to keep (None
+        while the table does not exist)."""
+        with self._lock:
+            dt = self._delta(name)
+            return None if dt is None else dt.to_pyarrow_dataset()
 
     def frame(self, name: str) -> pd.DataFrame:
         """The table's newest version as a frame (empty with no columns when the table does not exist yet)."""
-        return self.derived(name, "frame", LOADERS[name])
+        return self.derived(name, "frame", LOADERS[name], default=pd.DataFrame())
 
-    def derived(self, name: str, key: Hashable, build: Callable[[DeltaTable], object]) -> object:
-        """Anything computed from one table, rebuilt only when the table gets a new version."""
+    def derived(self, name: str, key: Hashable, build: Callable[[DeltaTable], object],
+                default: object = None) -> object:
+        """Anything computed from one table, rebuilt only when the table gets a new version; `default` while
+        the table does not exist."""
         with self._lock:
             dt = self._delta(name)
             if dt is None:
-                return pd.DataFrame()
+                return default
             cached = self._frames.get((name, key))
             if cached is not None and cached[0] == dt.version():
                 return cached[1]

@@ -4,12 +4,11 @@ The public map and any open-data release read these tables, never gold or bronze
 """
 
 import dagster as dg
-import h3
 import pandas as pd
 import pyarrow as pa
 
 from crimelake import lake as delta
-from crimelake.disclosure import PUBLIC_H3_RESOLUTION, check_public, protect
+from crimelake.disclosure import check_public, forces_covering, protect, public_cells
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
@@ -17,13 +16,8 @@ from orchestration.lib.resources import LakeResource
 PUBLIC_GROUP = "public"
 
 
-def _on_public_grid(counts: pd.DataFrame) -> pd.DataFrame:
-    parents = {c: h3.cell_to_parent(c, PUBLIC_H3_RESOLUTION) for c in counts["h3_cell"].unique()}
-    return counts.assign(h3_cell_r7=counts["h3_cell"].map(parents))
-
-
 def cell_month_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    counts = _on_public_grid(counts)
+    counts = counts.assign(h3_cell_r7=public_cells(counts["h3_cell"]))
     grouped = counts.groupby(["h3_cell_r7", "force", "month", "forecast_group"], as_index=False)["incident_count"].sum()
     return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
 
@@ -32,11 +26,9 @@ def cell_month_counts_all_forces(counts: pd.DataFrame) -> pd.DataFrame:
     """One count per public cell whatever force recorded it: a cell on a force boundary, or one that holds a
     station policed by British Transport Police, is one total (rounded from the true sum), not one row per force.
     `forces` lists the forces whose area the cell covers."""
-    counts = _on_public_grid(counts)
-    forces = (counts.drop_duplicates(["h3_cell_r7", "force"]).sort_values("force")
-              .groupby("h3_cell_r7")["force"].agg(",".join))
-    grouped = counts.groupby(["h3_cell_r7", "month", "forecast_group"], as_index=False)["incident_count"].sum()
-    grouped.insert(1, "forces", grouped["h3_cell_r7"].map(forces))
+    counts = counts.assign(h3_cell_r7=public_cells(counts["h3_cell"]))
+    counts = counts.assign(forces=forces_covering(counts, "h3_cell_r7"))
+    grouped = counts.groupby(["h3_cell_r7", "forces", "month", "forecast_group"], as_index=False)["incident_count"].sum()
     return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
 
 
