@@ -28,6 +28,8 @@ def generate(
     months: Annotated[int | None, typer.Option(help="Number of months.")] = None,
     incidents: Annotated[int | None, typer.Option(help="Street-level rows per force and month.")] = None,
     defect_rate: Annotated[float, typer.Option(help="Share of rows given a realistic defect (0 for clean data).")] = 0.003,
+    gaps: Annotated[int, typer.Option(min=0, help="Drop N force-months entirely and make N others partial (30-45% of "
+                                                  "their street rows), chosen by seed; truth in reference/gaps_truth.csv.")] = 0,
 ) -> None:
     """Write simulated extracts for every source into the landing folder."""
     from crimelake.simulate import generate as gen
@@ -43,17 +45,27 @@ def generate(
     t0 = time.perf_counter()
     with _progress() as bar:
         tasks: dict[str, int] = {}
+        kwargs["gaps"] = gaps
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        summary = gen(settings.landing, seed=seed, forces=forces.split(",") if forces else None,
-                      incidents=incidents, defect_rate=defect_rate, scale=scale, progress=progress, **kwargs)
+        try:
+            summary = gen(settings.landing, seed=seed, forces=forces.split(",") if forces else None,
+                          incidents=incidents, defect_rate=defect_rate, scale=scale, progress=progress, **kwargs)
+        except ValueError as e:
+            bar.stop()
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
     rows = sum(summary.rows.values()) if isinstance(summary.rows, dict) else summary.rows
     console.print(f"Wrote {len(summary.files)} files ({rows:,} rows) to {settings.landing} "
                   f"in {time.perf_counter() - t0:.1f}s.")
+    if summary.gaps:
+        console.print("Incomplete force-months: " + ", ".join(
+            f"{g['force']} {g['month']} {g['kind']}" + (f" ({g['share']:.0%})" if g["kind"] == "partial" else "")
+            for g in summary.gaps))
     if summary.defects:
         console.print("Defects injected: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.defects.items())))
 

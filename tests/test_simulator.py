@@ -15,7 +15,7 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from crimelake.reference.forces import ENGLAND_WALES_BBOX, FORCES, force_by_slug
-from crimelake.simulate import DEMO_FORCES, areas, force_volumes, generate
+from crimelake.simulate import DEMO_FORCES, Gap, areas, force_volumes, generate
 from crimelake.simulate.catalogue import CRIME_TYPES, NATIONAL_MIX, SLUGS
 from crimelake.simulate.defects import FILE_KINDS, ROW_KINDS, applicable
 from data_contracts.loader import default_contracts
@@ -500,3 +500,99 @@ def test_every_defect_is_recorded_and_nothing_else_is_wrong(defective):
             assert not path.read_bytes().endswith(b"\n")
     truth = pd.read_csv(landing / "reference" / "defects_truth.csv")
     assert len(truth) == len(summary.defect_records)
+
+
+# --- missing and partial force-months ------------------------------------------------------------------------------
+
+GAP_FORCES = ["bedfordshire", "cheshire", "city-of-london"]  # an RMS export of each kind, and the smallest force
+
+
+def _force_files(landing: Path, force: str, month: str) -> list[Path]:
+    """Files of the force's own sources for a month (data.police.uk and its RMS export)."""
+    names = {f"{month}-{force}-street.csv", f"{month}-{force}-outcomes.csv", f"{month}-{force}-stop-and-search.csv",
+             f"{force}-rms-{month}.csv", f"{force}-incidents-{month}.csv"}
+    return [p for p in landing.glob(f"*/{month}/*.csv") if p.name in names]
+
+
+def _data_rows(path: Path) -> int:
+    return path.read_bytes().count(b"\n") - 1
+
+
+def assert_truth_matches_files(landing: Path, complete: Path) -> pd.DataFrame:
+    """`landing` was written with gaps, `complete` with the same seed and arguments without them."""
+    truth = pd.read_csv(landing / "reference" / "gaps_truth.csv", dtype={"share": float})
+    assert list(truth.columns) == ["force", "month", "kind", "share"]
+    assert not truth.duplicated(["force", "month"]).any()
+    for g in truth.itertuples():
+        full = _force_files(complete, g.force, g.month)
+        assert full, (g.force, g.month)
+        if g.kind == "missing":
+            assert g.share == 0 and _force_files(landing, g.force, g.month) == []
+            # Councils still deliver their reports.
+            for la in force_by_slug(g.force).local_authorities:
+                assert (landing / f"la_reports/{g.month}/{la.slug}-reports-{g.month}.csv").exists()
+        else:
+            street = Path(f"police_uk/{g.month}/{g.month}-{g.force}-street.csv")
+            ratio = _data_rows(landing / street) / _data_rows(complete / street)
+            assert 0.30 <= g.share <= 0.45 and abs(ratio - g.share) < 0.01, (g, ratio)
+    gap_keys = {(g.force, g.month) for g in truth.itertuples()}
+    # Every other street file is exactly what the run without gaps wrote.
+    for p in complete.glob("police_uk/*/*-street.csv"):
+        if (p.name[8:-len("-street.csv")], p.parent.name) not in gap_keys:
+            assert p.read_bytes() == (landing / p.relative_to(complete)).read_bytes(), p
+    return truth
+
+
+@pytest.fixture(scope="module")
+def without_gaps(tmp_path_factory):
+    landing = tmp_path_factory.mktemp("nogaps") / "landing"
+    generate(landing, seed=11, forces=GAP_FORCES, months=6, defect_rate=0)
+    return landing
+
+
+def test_seeded_gaps_match_their_truth_and_repeat_by_seed(tmp_path, without_gaps):
+    kw = dict(forces=GAP_FORCES, months=6, defect_rate=0, gaps=2)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    summary = generate(a, seed=11, **kw)
+    truth = assert_truth_matches_files(a, without_gaps)
+    assert sorted(truth["kind"]) == ["missing", "missing", "partial", "partial"]
+    assert "2024-01" not in set(truth["month"]) and "2024-02" not in set(truth["month"])
+    assert truth.to_dict("records") == summary.gaps
+    generate(b, seed=11, **kw)
+    files = sorted(p.relative_to(a) for p in a.rglob("*.csv"))
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*.csv"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    generate(c, seed=12, **kw)
+    assert (c / "reference/gaps_truth.csv").read_bytes() != (a / "reference/gaps_truth.csv").read_bytes()
+
+
+def test_chosen_gaps_drop_every_source_of_the_force_and_thin_its_incidents(tmp_path, without_gaps):
+    chosen = [Gap("bedfordshire", "2024-03", "missing"), Gap("cheshire", "2024-05", "missing"),
+              Gap("bedfordshire", "2024-05", "partial", 0.35), Gap("city-of-london", "2024-04", "partial", 0.4)]
+    landing = tmp_path / "landing"
+    summary = generate(landing, seed=11, forces=GAP_FORCES, months=6, defect_rate=0, gaps=chosen)
+    truth = assert_truth_matches_files(landing, without_gaps)
+    assert len(truth) == 4
+    assert not (landing / "force_rms_ho/2024-03/bedfordshire-rms-2024-03.csv").exists()
+    assert not (landing / "force_rms_text/2024-05/cheshire-incidents-2024-05.csv").exists()
+    assert sorted(summary.files) == sorted(landing.rglob("*.csv"))
+    # A partial month's RMS export describes the same reduced set of crimes as its street file.
+    rms = Path("force_rms_ho/2024-05/bedfordshire-rms-2024-05.csv")
+    ratio = _data_rows(landing / rms) / _data_rows(without_gaps / rms)
+    assert 0.3 < ratio < 0.4, ratio
+    # Months after a gap are unchanged apart from late outcomes of the thinned or dropped crimes.
+    after = Path("police_uk/2024-06/2024-06-cheshire-stop-and-search.csv")
+    assert (landing / after).read_bytes() == (without_gaps / after).read_bytes()
+
+
+@pytest.mark.parametrize(("gaps", "message"), [
+    ([Gap("kent", "2024-02", "missing")], "not a force of this run"),
+    ([Gap("cheshire", "2023-12", "missing")], "not a month of this run"),
+    ([Gap("cheshire", "2024-02", "partial", 1.2)], "strictly between 0 and 1"),
+    ([Gap("cheshire", "2024-02", "late")], "kind must be one of"),
+    ([Gap("cheshire", "2024-02", "missing"), Gap("cheshire", "2024-02", "partial", 0.4)], "listed twice"),
+    (40, "do not fit"),
+])
+def test_bad_gaps_are_refused(tmp_path, gaps, message):
+    with pytest.raises(ValueError, match=message):
+        generate(tmp_path, forces=["cheshire", "city-of-london"], months=6, gaps=gaps)

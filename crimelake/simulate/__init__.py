@@ -5,13 +5,14 @@ files for each force and month; force RMS exports (two forces with Home Office c
 coordinates, two with free-text labels) describing the same crimes as those forces' street files; council
 anti-social behaviour reports; and quarterly children's social care indicators. It also writes, under
 `<landing>/reference/`, the simulated area table (`areas.csv`), the ground truth of emerging hotspots
-(`hotspots_truth.csv`) and of injected defects (`defects_truth.csv`). Everything is simulated: no row describes a
-real incident, place boundary or person. The same seed and arguments give byte-identical files.
+(`hotspots_truth.csv`), of injected defects (`defects_truth.csv`) and of missing and partial force-months
+(`gaps_truth.csv`). Everything is simulated: no row describes a real incident, place boundary or person. The same
+seed and arguments give byte-identical files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -23,9 +24,11 @@ from crimelake.simulate.council import report_rows, social_care_rows
 from crimelake.simulate.defects import Defect
 from crimelake.simulate.dynamics import month_index, month_label, plan_hotspots, simulate
 from crimelake.simulate.force_rms import HO_FORCES, TEXT_FORCES, RmsState, rms_ho_rows, rms_text_rows
+from crimelake.simulate.gaps import TRUTH_COLUMNS, Gap, plan_gaps, thin, truth_rows
 from crimelake.simulate.police_uk import OutcomeBook, stop_search_rows, street_rows
 from crimelake.simulate.rng import (
     COUNCIL,
+    GAPS,
     OUTCOMES,
     RMS,
     SOCIAL_CARE,
@@ -38,7 +41,7 @@ from crimelake.simulate.rng import (
 from crimelake.simulate.world import build_world
 from crimelake.simulate.writers import GenerateSummary, Writer
 
-__all__ = ["DEMO_FORCES", "Defect", "GenerateSummary", "areas", "force_volumes", "generate"]
+__all__ = ["DEMO_FORCES", "PRESETS", "Defect", "Gap", "GenerateSummary", "areas", "force_volumes", "generate"]
 
 DEMO_FORCES = ("bedfordshire", "btp", "cambridgeshire", "cheshire", "city-of-london", "north-wales")
 MEDIAN_FORCE_ROWS = 8320  # calibration: median street rows per force and month
@@ -55,10 +58,14 @@ def _quarters(first: int, months: int) -> list[tuple[str, str]]:
     return [(f"{m // 12}-Q{m % 12 // 3 + 1}", month_label(m)) for m in range(first, first + months) if m % 3 == 0]
 
 
-def _plan(forces, months: list[str], quarters) -> list[tuple[str, str, str]]:
+def _plan(forces, months: list[str], quarters, missing: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
     plan = []
     for f in forces:
         for m in months:
+            for la in f.local_authorities:
+                plan.append(("la_reports", "reports", f"la_reports/{m}/{la.slug}-reports-{m}.csv"))
+            if (f.slug, m) in missing:
+                continue
             plan.append(("police_uk", "street", f"police_uk/{m}/{m}-{f.slug}-street.csv"))
             if f.is_territorial:
                 plan.append(("police_uk", "outcomes", f"police_uk/{m}/{m}-{f.slug}-outcomes.csv"))
@@ -67,8 +74,6 @@ def _plan(forces, months: list[str], quarters) -> list[tuple[str, str, str]]:
                 plan.append(("force_rms_ho", "crimes", f"force_rms_ho/{m}/{f.slug}-rms-{m}.csv"))
             if f.slug in TEXT_FORCES:
                 plan.append(("force_rms_text", "crimes", f"force_rms_text/{m}/{f.slug}-incidents-{m}.csv"))
-            for la in f.local_authorities:
-                plan.append(("la_reports", "reports", f"la_reports/{m}/{la.slug}-reports-{m}.csv"))
         for la in f.local_authorities:
             for q, m in quarters:
                 plan.append(("social_care", "indicators", f"social_care/{m}/{la.slug}-social-care-{q}.csv"))
@@ -99,14 +104,17 @@ def areas(seed: int = 7, forces: list[str] | None = None) -> pd.DataFrame:
 
 def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, start: str = "2024-01",
              months: int | None = None, incidents: int | None = None, defect_rate: float = 0.003,
-             scale: str = "demo", h3_resolution: int = 9,
+             scale: str = "demo", h3_resolution: int = 9, gaps: int | Iterable[Gap] | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> GenerateSummary:
     """Write simulated extracts for every source under `landing`; return what was written and every planted defect.
 
     scale: "demo" (6 forces, 24 months, about 1,500 street rows per force-month, the City of London fewer) or
     "national" (all 44 forces, 1 month, about 500,000 street rows). `forces`, `months` and `incidents` override
     the preset; `incidents` is the street rows per month of a median-sized force (others scale with their real
-    volume). `defect_rate` is the share of rows given a defect; 0 writes clean files.
+    volume). `defect_rate` is the share of rows given a defect; 0 writes clean files. `gaps` makes force-months
+    incomplete (see `crimelake.simulate.gaps`): a number N drops N force-months chosen by seed entirely and makes N
+    others partial (30-45% of their street rows); a list of `Gap`s chooses them. The truth goes to
+    `reference/gaps_truth.csv`. Everything else is the same as in the run without gaps.
     """
     if scale not in PRESETS:
         raise ValueError(f"unknown scale {scale!r}: use one of {sorted(PRESETS)}")
@@ -125,9 +133,13 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
     first = month_index(start)
     labels = [month_label(first + t) for t in range(n_months)]
     quarters = _quarters(first, n_months)
+    planned_gaps = plan_gaps(gaps, [f.slug for f in chosen], labels, seed)
+    gap_of = {(g.force, g.month): g for g in planned_gaps}
+    missing = {k for k, g in gap_of.items() if g.kind == "missing"}
     landing = Path(landing)
-    writer = Writer(landing, seed, defect_rate, _plan(chosen, labels, quarters), progress)
+    writer = Writer(landing, seed, defect_rate, _plan(chosen, labels, quarters, missing), progress)
     summary = writer.summary
+    summary.gaps = truth_rows(planned_gaps)
     area_frames, truth = [], []
     for force in chosen:
         fi = force_index(force.slug)
@@ -139,6 +151,16 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
         share = STOP_SEARCH_SHARE.get(force.slug) or 0.08 * stream(seed, STOP_SEARCH, fi).lognormal(0, 0.4)
         for t, inc in enumerate(simulate(world, rows_pm, first, n_months, seed, hotspots)):
             m, slug = inc.month, force.slug
+            # Councils record anti-social behaviour reported to them whatever the force publishes.
+            for la in force.local_authorities:
+                writer.emit("la_reports", "reports", f"la_reports/{m}/{la.slug}-reports-{m}.csv",
+                            report_rows(world, la, inc, rows_pm, stream(seed, COUNCIL, key_of(la.slug), t)))
+            gap = gap_of.get((slug, m))
+            if gap is not None and gap.kind == "missing":
+                book.rows(t, m)  # outcomes due this month are never published
+                continue
+            if gap is not None:
+                inc = thin(inc, gap.share, stream(seed, GAPS, fi, t))
             street = street_rows(world, inc, stream(seed, STREET, fi, t))
             writer.emit("police_uk", "street", f"police_uk/{m}/{m}-{slug}-street.csv", street.columns)
             if force.is_territorial:
@@ -153,9 +175,6 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
             if slug in TEXT_FORCES:
                 writer.emit("force_rms_text", "crimes", f"force_rms_text/{m}/{slug}-incidents-{m}.csv",
                             rms_text_rows(world, inc, street.last_outcome, state, stream(seed, RMS, fi, t)))
-            for la in force.local_authorities:
-                writer.emit("la_reports", "reports", f"la_reports/{m}/{la.slug}-reports-{m}.csv",
-                            report_rows(world, la, inc, rows_pm, stream(seed, COUNCIL, key_of(la.slug), t)))
         for la in force.local_authorities:
             for q, m in quarters:
                 columns, counts = social_care_rows(world, la, q, stream(seed, SOCIAL_CARE, key_of(la.slug), key_of(q)))
@@ -183,8 +202,9 @@ def _write_reference(summary: GenerateSummary, area_frames: list[pd.DataFrame], 
     defects = pd.DataFrame([d.__dict__ for d in summary.defect_records],
                            columns=["kind", "source", "entity", "file", "line", "detail"])
     defects["line"] = defects["line"].astype("Int64")
+    gaps = pd.DataFrame(summary.gaps, columns=TRUTH_COLUMNS)
     for name, frame in (("areas.csv", table), ("hotspots_truth.csv", pd.DataFrame(truth, columns=hotspot_cols)),
-                        ("defects_truth.csv", defects)):
+                        ("defects_truth.csv", defects), ("gaps_truth.csv", gaps)):
         path = ref / name
         frame.to_csv(path, index=False, lineterminator="\n")
         summary.files.append(path)

@@ -13,7 +13,7 @@ import numpy as np
 from crimelake.reference.forces import FORCES
 
 # Stream numbers keep the purposes apart.
-WORLD, DYNAMICS, STREET, OUTCOMES, STOP_SEARCH, RMS, COUNCIL, SOCIAL_CARE, DEFECTS, HOTSPOTS = range(10)
+WORLD, DYNAMICS, STREET, OUTCOMES, STOP_SEARCH, RMS, COUNCIL, SOCIAL_CARE, DEFECTS, HOTSPOTS, GAPS = range(11)
 
 _FORCE_INDEX = {f.slug: i for i, f in enumerate(FORCES)}
 

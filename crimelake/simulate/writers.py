@@ -32,6 +32,7 @@ class GenerateSummary:
     defect_records: list[dfx.Defect] = field(default_factory=list)
     defective_files: dict[str, str] = field(default_factory=dict)  # relative path -> file-level defect kind
     hotspots: list[dict] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)  # force, month, kind (missing or partial), share of street rows
 
     def defects_in(self, rel_path: str) -> list[dfx.Defect]:
         return [d for d in self.defect_records if d.file == rel_path]
