@@ -37,3 +37,23 @@
     from {{ ref('contract_labels') }}
     where source = '{{ source_name }}' and entity = '{{ entity }}'
 {%- endmacro %}
+
+{% macro median(expr) -%}
+    {{ return(adapter.dispatch('median', 'crimelake')(expr)) }}
+{%- endmacro %}
+{% macro default__median(expr) -%} median({{ expr }}) {%- endmacro %}
+{% macro spark__median(expr) -%} percentile({{ expr }}, 0.5) {%- endmacro %}
+
+{% macro month_index(month_column) -%}
+    {#- 'YYYY-MM' to a month number (year * 12 + month - 1), so month spans can be counted and generated. -#}
+    (cast(substring({{ month_column }}, 1, 4) as integer) * 12 + cast(substring({{ month_column }}, 6, 2) as integer) - 1)
+{%- endmacro %}
+
+{% macro month_label(index_expr) -%}
+    {#- The inverse of month_index: a month number back to 'YYYY-MM'. -#}
+    {%- set string = api.Column.translate_type('string') -%}
+    {%- set integer = api.Column.translate_type('integer') -%}
+    {%- set year = dbt.safe_cast(dbt.safe_cast("floor((" ~ index_expr ~ ") / 12)", integer), string) -%}
+    {%- set month = dbt.safe_cast("((" ~ index_expr ~ ") % 12) + 1", string) -%}
+    {{ dbt.concat([year, "'-'", dbt.right(dbt.concat(["'0'", month]), 2)]) }}
+{%- endmacro %}

@@ -5,9 +5,8 @@
     reports) reach their area through this lookup. -#}
 
 with pairs as (
-    select h3_cell, lsoa_code, count(*) as n
-    from {{ ref('stg_police_uk__street_crimes') }}
-    where h3_cell is not null and lsoa_code is not null
+    select h3_cell, lsoa_code, sum(rows_seen) as n
+    from {{ ref('int_cell_lsoa_months') }}
     group by h3_cell, lsoa_code
 ),
 

@@ -1,11 +1,11 @@
-{{ config(materialized='table') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
 
 {#- Per force, month and category: what data.police.uk published beside what the force's own export holds.
     The deduplication rule assumes they describe the same crimes; this is where a gap would show. -#}
 
 with dedup as (
     select * from {{ ref('int_incidents_deduplicated') }}
-    where category_slug is not null and category_slug <> 'anti-social-behaviour'
+    where category_slug is not null and category_slug <> 'anti-social-behaviour' and {{ crimelake.month_filter() }}
 ),
 
 export_months as (

@@ -1,48 +1,26 @@
-{{ config(materialized='table') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month',
+          on_schema_change='fail') }}
 
-{#- Incidents per H3 cell, month and forecast group, zero-filled: every cell of a force's study area has a row for
-    every month that force has data for, so a quiet month is a 0, not a missing row. -#}
+{#- Incidents per H3 cell, recording force, month and forecast group, stored sparse: a row exists only where at
+    least one incident was counted. A cell with no row in a month its force delivered holds zero incidents; a
+    force-month the coverage ledger (fct_coverage) does not show as complete is unknown, not zero. -#}
 
 with incidents as (
-    select * from {{ ref('fct_incidents') }} where h3_cell is not null
-),
-
-force_months as (
-    select distinct force, month from incidents
-),
-
-grid as (
-    select cells.h3_cell, cells.force, force_months.month
-    from {{ ref('dim_cells') }} as cells
-    inner join force_months on cells.force = force_months.force
-),
-
-groups as (
-    select 'all_crime' as forecast_group
-    union all select 'asb'
-    union all select 'violence'
-    union all select 'theft'
-    union all select 'weapons'
-),
-
-counts as (
-    {% for g in ['all_crime', 'asb', 'violence', 'theft', 'weapons'] %}
-    select h3_cell, month, '{{ g }}' as forecast_group, count(*) as incident_count,
-           sum(case when knife_enabled then 1 else 0 end) as knife_enabled_count
-    from incidents where in_{{ g }}
-    group by h3_cell, month
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    select h3_cell, force, month, knife_enabled, in_all_crime, in_asb, in_violence, in_theft, in_weapons
+    from {{ ref('fct_incidents') }}
+    where h3_cell is not null and {{ crimelake.month_filter() }}
 )
 
+{% for g in ['all_crime', 'asb', 'violence', 'theft', 'weapons'] %}
 select
-    grid.h3_cell,
-    grid.force,
-    grid.month,
-    groups.forecast_group,
-    cast(coalesce(counts.incident_count, 0) as bigint) as incident_count,
-    cast(coalesce(counts.knife_enabled_count, 0) as bigint) as knife_enabled_count
-from grid
-cross join groups
-left join counts
-    on grid.h3_cell = counts.h3_cell and grid.month = counts.month and groups.forecast_group = counts.forecast_group
+    h3_cell,
+    force,
+    month,
+    '{{ g }}' as forecast_group,
+    cast(count(*) as bigint) as incident_count,
+    cast(sum(case when knife_enabled then 1 else 0 end) as bigint) as knife_enabled_count
+from incidents
+where in_{{ g }}
+group by h3_cell, force, month
+{% if not loop.last %}union all{% endif %}
+{% endfor %}

@@ -1,10 +1,13 @@
-{{ config(materialized='table') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='outcome_month',
+          on_schema_change='fail') }}
 
 {#- Outcomes linked to the crimes they close, where data.police.uk links them (by Crime ID). An outcome whose
-    crime was recorded before the loaded window links to nothing and says so. -#}
+    crime was recorded before the loaded window links to nothing and says so.
+    Incremental by outcome month: a month's links are made when that month is built. -#}
 
 with outcomes as (
     select * from {{ ref('stg_police_uk__outcomes') }}
+    where {{ crimelake.month_filter() }}
 ),
 
 crimes as (
@@ -13,6 +16,7 @@ crimes as (
            row_number() over (partition by source_reference order by month, record_id) as rn
     from {{ ref('int_incidents_deduplicated') }}
     where source = 'police_uk' and source_reference is not null
+      and source_reference in (select crime_id from outcomes)
 )
 
 select

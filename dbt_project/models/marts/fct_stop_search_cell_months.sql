@@ -1,6 +1,7 @@
-{{ config(materialized='table') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month',
+          on_schema_change='fail') }}
 
-{#- Stop and search per H3 cell and month, aggregated: no row describes a person. -#}
+{#- Stop and search per H3 cell and month, aggregated: no row describes a person. Incremental by month. -#}
 
 select
     h3_cell,
@@ -13,5 +14,5 @@ select
     cast(sum(case when outcome = 'Arrest' then 1 else 0 end) as bigint) as arrests,
     cast(sum(case when outcome_linked_to_object_of_search then 1 else 0 end) as bigint) as outcomes_linked_to_object
 from {{ ref('stg_police_uk__stop_and_searches') }}
-where h3_cell is not null
+where h3_cell is not null and {{ crimelake.month_filter() }}
 group by h3_cell, force, month
