@@ -32,10 +32,20 @@ def public_cells(cells: pd.Series) -> pd.Series:
     return cells.astype(str).map(parents)
 
 
-def forces_covering(frame: pd.DataFrame, cell_column: str) -> pd.Series:
+def forces_covering(frame: pd.DataFrame, cell_column: str, cells: pd.DataFrame | None = None) -> pd.Series:
     """For every cell of `cell_column`, the forces found in it as one sorted, comma-separated string: how a public
-    cell shared by several forces names them."""
-    pairs = frame[[cell_column, "force"]].astype(str).drop_duplicates().sort_values("force")
+    cell shared by several forces names them.
+
+    `cells` (the study area: finer H3 cells with the force each belongs to, as gold/dim_cells holds them) names
+    every force whose area reaches into a public cell, whatever the months in `frame` hold, so a month published
+    on its own names a cell's forces as a rebuild of every month does. The forces in `frame` count as well, so a
+    row recorded outside the study area still names its force."""
+    pairs = frame[[cell_column, "force"]].astype(str)
+    if cells is not None and not cells.empty:
+        area = pd.DataFrame({cell_column: public_cells(cells["h3_cell"]).astype(str),
+                             "force": cells["force"].astype(str)})
+        pairs = pd.concat([pairs, area[area[cell_column].isin(set(pairs[cell_column]))]])
+    pairs = pairs.drop_duplicates().sort_values("force")
     return frame[cell_column].astype(str).map(pairs.groupby(cell_column)["force"].agg(",".join))
 
 

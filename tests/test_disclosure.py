@@ -47,3 +47,133 @@ def test_differencing_published_totals_cannot_recover_a_suppressed_count():
             high = t - (published_parts - 2).sum()
             candidates |= {v for v in range(1, 5) if low <= v <= high}
         assert hidden in candidates and len(candidates) >= 2
+
+
+# ----- the public exports: a run replaces only the months of its partition range ----------------------------------
+def _gold_counts(months: list[str], bump: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sparse gold counts (only cells with incidents) for two forces sharing one public cell, and the study area."""
+    import h3
+
+    shared = h3.latlng_to_cell(52.0, -0.3, 7)
+    beds = sorted(h3.cell_to_children(shared, 9))[:6] + sorted(h3.cell_to_children(h3.latlng_to_cell(52.13, -0.46, 7), 9))[:4]
+    herts = sorted(h3.cell_to_children(shared, 9))[6:9]
+    cells = pd.DataFrame({"h3_cell": beds + herts, "force": ["bedfordshire"] * len(beds) + ["hertfordshire"] * len(herts)})
+    rng = np.random.default_rng(3)
+    rows = []
+    for m in months:
+        for cell, force in zip(cells["h3_cell"], cells["force"], strict=True):
+            for group in ("all_crime", "asb"):
+                n = int(rng.integers(0, 9)) + (7 if m == bump else 0)
+                # Hertfordshire's cells here only ever hold incidents some months: the shared cell must still
+                # name both forces in every month.
+                if n and not (force == "hertfordshire" and m != months[0]):
+                    rows.append((cell, force, m, group, n))
+    counts = pd.DataFrame(rows, columns=["h3_cell", "force", "month", "forecast_group", "incident_count"])
+    return counts, cells
+
+
+def _write_gold(settings, counts: pd.DataFrame, cells: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    from crimelake import lake
+
+    lake.replace_table(settings.gold("fct_cell_month_counts"), pa.Table.from_pandas(counts, preserve_index=False))
+    lake.replace_table(settings.gold("dim_cells"), pa.Table.from_pandas(cells, preserve_index=False))
+    quarters = sorted({f"{m[:4]}-Q{(int(m[5:]) - 1) // 3 + 1}" for m in counts["month"]})
+    areas = pd.DataFrame({"lsoa_code": ["E01000001", "E01000002"] * len(quarters),
+                          "quarter": [q for q in quarters for _ in range(2)], "local_authority_code": "E06000055",
+                          "incidents_all_crime": np.arange(2 * len(quarters)) * 3 + int(counts["incident_count"].sum()) % 7,
+                          "social_care_values_suppressed": 0})
+    lake.replace_table(settings.gold("fct_area_quarter_indicators"), pa.Table.from_pandas(areas, preserve_index=False))
+
+
+def _materialize(settings, first: str, last: str) -> None:
+    import dagster as dg
+
+    from orchestration.defs.serve.public import PUBLIC_ASSETS
+    from orchestration.lib.resources import LakeResource
+
+    result = dg.materialize(PUBLIC_ASSETS, resources={"lake": LakeResource(home=str(settings.home))},
+                            instance=dg.DagsterInstance.ephemeral(),
+                            tags={"dagster/asset_partition_range_start": first,
+                                  "dagster/asset_partition_range_end": last})
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 and all(c.passed for c in checks)
+
+
+def _files(path) -> dict[str, set[str]]:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True)).to_pylist()
+    out: dict[str, set[str]] = {}
+    for a in actions:
+        key = next(v for k, v in a.items() if k.startswith("partition."))
+        out.setdefault(key, set()).add(a["path"])
+    return out
+
+
+def _public(settings, name: str) -> pd.DataFrame:
+    from crimelake import lake
+
+    frame = lake.read(settings.lake / "public" / name).to_pandas()
+    return frame.sort_values(list(frame.columns[:4])).reset_index(drop=True)
+
+
+PUBLIC_NAMES = ("cell_month_counts", "cell_month_counts_all_forces", "force_month_totals", "area_quarter_indicators")
+
+
+def test_a_rerun_of_one_month_rewrites_only_that_month_and_equals_a_full_rebuild(settings, tmp_path):
+    from crimelake.config import Settings
+
+    months = ["2024-01", "2024-02", "2024-03", "2024-04"]
+    counts, cells = _gold_counts(months)
+    _write_gold(settings, counts, cells)
+    _materialize(settings, months[0], months[-1])
+    before = {n: _files(settings.lake / "public" / n) for n in PUBLIC_NAMES}
+    assert set(before["cell_month_counts"]) == set(months)
+    assert set(before["area_quarter_indicators"]) == {"2024-Q1", "2024-Q2"}
+
+    # March is delivered again with more incidents; nothing else changes.
+    counts, cells = _gold_counts(months, bump="2024-03")
+    _write_gold(settings, counts, cells)
+    _materialize(settings, "2024-03", "2024-03")
+    for name in PUBLIC_NAMES:
+        after = _files(settings.lake / "public" / name)
+        replaced = "2024-Q1" if name == "area_quarter_indicators" else "2024-03"
+        assert after[replaced].isdisjoint(before[name][replaced]), f"{name}: {replaced} was not rewritten"
+        assert {k: v for k, v in after.items() if k != replaced} == \
+               {k: v for k, v in before[name].items() if k != replaced}, f"{name}: other periods were rewritten"
+
+    rebuilt = Settings.from_env(tmp_path / "rebuilt").prepare()
+    _write_gold(rebuilt, counts, cells)
+    _materialize(rebuilt, months[0], months[-1])
+    for name in PUBLIC_NAMES:
+        pd.testing.assert_frame_equal(_public(settings, name), _public(rebuilt, name), check_dtype=False)
+    shared = _public(settings, "cell_month_counts_all_forces")
+    assert (shared["forces"].str.contains(",")).groupby(shared["month"]).any().all(), \
+        "the cell both forces cover names both in every month, not only where both recorded incidents"
+    totals = _public(settings, "force_month_totals")
+    # Every group of a delivered force-month (a group without rows is a 0); Hertfordshire delivered one month.
+    assert len(totals) == (4 + 1) * 5 and (totals.loc[totals["forecast_group"] == "weapons", "incident_count"] == 0).all()
+
+
+def test_a_month_with_no_gold_rows_empties_that_month_and_old_layouts_are_rebuilt_once(settings):
+    import pyarrow as pa
+
+    from crimelake import lake
+
+    months = ["2024-01", "2024-02"]
+    counts, cells = _gold_counts(months)
+    _write_gold(settings, counts, cells)
+    # A table written whole by the earlier layout (no partitions): the first run rebuilds it partitioned.
+    old = lake.read(settings.gold("fct_cell_month_counts")).to_pandas().head(0)
+    lake.replace_table(settings.lake / "public" / "force_month_totals", pa.Table.from_pandas(old))
+    _materialize(settings, "2024-02", "2024-02")
+    assert set(_files(settings.lake / "public" / "force_month_totals")) == set(months)
+
+    _write_gold(settings, counts[counts["month"] != "2024-02"], cells)
+    _materialize(settings, "2024-02", "2024-02")
+    for name in PUBLIC_NAMES[:3]:
+        assert set(_public(settings, name)["month"]) == {"2024-01"}, name

@@ -1,43 +1,65 @@
 """Public outputs: aggregates only, small counts suppressed and every count rounded (crimelake.disclosure).
 
-The public map and any open-data release read these tables, never gold or bronze.
+The public map and any open-data release read these tables, never gold or bronze. A run reads only the months of
+its partition range from gold and replaces only those months (quarters, for the area table) of the public table,
+so the cost of a monthly run does not grow with the history already published.
 """
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
 
 from crimelake import lake as delta
 from crimelake.disclosure import check_public, forces_covering, protect, public_cells
+from crimelake.forecasting import GROUPS
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
 PUBLIC_GROUP = "public"
+COUNT_COLUMNS = ["h3_cell", "force", "month", "forecast_group", "incident_count"]
 
 
-def cell_month_counts(counts: pd.DataFrame) -> pd.DataFrame:
+def cell_month_counts(counts: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
     counts = counts.assign(h3_cell_r7=public_cells(counts["h3_cell"]))
-    grouped = counts.groupby(["h3_cell_r7", "force", "month", "forecast_group"], as_index=False)["incident_count"].sum()
+    grouped = counts.groupby(["h3_cell_r7", "force", "month", "forecast_group"], as_index=False,
+                             observed=True)["incident_count"].sum()
     return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
 
 
-def cell_month_counts_all_forces(counts: pd.DataFrame) -> pd.DataFrame:
+def cell_month_counts_all_forces(counts: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
     """One count per public cell whatever force recorded it: a cell on a force boundary, or one that holds a
     station policed by British Transport Police, is one total (rounded from the true sum), not one row per force.
-    `forces` lists the forces whose area the cell covers."""
+    `forces` lists the forces whose area the cell covers: from the study area (`cells`, gold/dim_cells) where it
+    is given, so it does not depend on which months a run reads."""
     counts = counts.assign(h3_cell_r7=public_cells(counts["h3_cell"]))
-    counts = counts.assign(forces=forces_covering(counts, "h3_cell_r7"))
-    grouped = counts.groupby(["h3_cell_r7", "forces", "month", "forecast_group"], as_index=False)["incident_count"].sum()
+    counts = counts.assign(forces=forces_covering(counts, "h3_cell_r7", cells))
+    grouped = counts.groupby(["h3_cell_r7", "forces", "month", "forecast_group"], as_index=False,
+                             observed=True)["incident_count"].sum()
     return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
 
 
-def force_month_totals(counts: pd.DataFrame) -> pd.DataFrame:
-    grouped = counts.groupby(["force", "month", "forecast_group"], as_index=False)["incident_count"].sum()
-    return protect(grouped, ["incident_count"])
+def force_month_totals(counts: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Totals per force, month and group. Gold counts hold only cells with incidents, so a force-month with rows
+    in some group delivered data: a group with no rows there is a published 0, not a gap. A force-month with no
+    rows at all is left out (unknown, never zero; gold/coverage says why)."""
+    grouped = counts.groupby(["force", "month", "forecast_group"], as_index=False, observed=True)["incident_count"].sum()
+    if not grouped.empty:
+        delivered = grouped[["force", "month"]].drop_duplicates()
+        grid = delivered.merge(pd.DataFrame({"forecast_group": list(GROUPS)}), how="cross")
+        grouped = grid.merge(grouped, on=["force", "month", "forecast_group"], how="outer")
+        grouped["incident_count"] = grouped["incident_count"].fillna(0).astype("int64")
+    return protect(grouped.sort_values(["force", "month", "forecast_group"], ignore_index=True), ["incident_count"])
 
 
-def area_quarter_indicators(areas: pd.DataFrame) -> pd.DataFrame:
+def area_quarter_indicators(areas: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
     return protect(areas, count_columns(areas))
 
 
@@ -48,20 +70,96 @@ def count_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in KEYS and not c.endswith("_suppressed")]
 
 
+@dataclass(frozen=True)
+class PublicTable:
+    source: str  # the gold table it is made from
+    make: Callable[..., pd.DataFrame]
+    period: str  # the column a run's months select and replace: `month`, or `quarter` for quarterly tables
+    columns: tuple[str, ...] | None = None  # the gold columns it needs (None: all)
+    uses_cells: bool = False  # whether it needs gold/dim_cells
+
+
 PUBLIC_TABLES = {
-    "cell_month_counts": ("fct_cell_month_counts", cell_month_counts),
-    "cell_month_counts_all_forces": ("fct_cell_month_counts", cell_month_counts_all_forces),
-    "force_month_totals": ("fct_cell_month_counts", force_month_totals),
-    "area_quarter_indicators": ("fct_area_quarter_indicators", area_quarter_indicators),
+    "cell_month_counts": PublicTable("fct_cell_month_counts", cell_month_counts, "month", tuple(COUNT_COLUMNS)),
+    "cell_month_counts_all_forces": PublicTable("fct_cell_month_counts", cell_month_counts_all_forces, "month",
+                                                tuple(COUNT_COLUMNS), uses_cells=True),
+    "force_month_totals": PublicTable("fct_cell_month_counts", force_month_totals, "month", tuple(COUNT_COLUMNS)),
+    "area_quarter_indicators": PublicTable("fct_area_quarter_indicators", area_quarter_indicators, "quarter"),
 }
+
+_PERIOD = {"month": re.compile(r"^\d{4}-(0[1-9]|1[0-2])$"), "quarter": re.compile(r"^\d{4}-Q[1-4]$")}
+
+
+def quarter_of(month: str) -> str:
+    return f"{month[:4]}-Q{(int(month[5:7]) - 1) // 3 + 1}"
+
+
+def period_span(months: tuple[str, str], period: str) -> tuple[str, str]:
+    """The first and last value of `period` that a range of months touches (YYYY-MM and YYYY-Qn both sort as
+    strings)."""
+    span = months if period == "month" else (quarter_of(months[0]), quarter_of(months[1]))
+    for value in span:
+        if not _PERIOD[period].match(value):
+            raise ValueError(f"{period} {value!r} is not a valid {period}")
+    return span
+
+
+def read_span(path: Path, period: str, span: tuple[str, str] | None, columns=None) -> pd.DataFrame:
+    """The rows of a Delta table whose `period` lies in `span` (every row when `span` is None), filtered in
+    pyarrow so files of other months are skipped on their statistics, not read."""
+    dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+    where = None if span is None else (pc.field(period) >= span[0]) & (pc.field(period) <= span[1])
+    return dataset.to_table(columns=list(columns) if columns else None, filter=where).to_pandas()
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """The frame with a fixed schema (keys strings, flags booleans, counts int64), so an empty month writes the
+    same schema as a full one."""
+    flags = {f"{c}_suppressed" for c in count_columns(frame)}
+    schema = pa.schema([(c, pa.string() if c in KEYS else pa.bool_() if c in flags else pa.int64())
+                        for c in frame.columns])
+    return pa.Table.from_pandas(frame.astype({c: "object" for c in frame.columns if c in KEYS}), schema=schema,
+                                preserve_index=False)
+
+
+def laid_out_by(path: Path, period: str, schema: pa.Schema) -> bool:
+    """Whether an existing table is partitioned by `period` with these columns: only then can a run replace some
+    of its periods (a table written whole by an earlier layout is rebuilt once)."""
+    if not delta.table_exists(path):
+        return False
+    dt = DeltaTable(str(path))
+    names = [f.name for f in dt.schema().fields]
+    return dt.metadata().partition_columns == [period] and names == schema.names
+
+
+# TODO(lake): move into crimelake.lake as its partition-range writer (`replace_months`) once it has one.
+def replace_span(path: Path, table: pa.Table, period: str, span: tuple[str, str] | None) -> delta.WriteResult:
+    """Replace the rows whose `period` lies in `span` with `table` in one commit, touching only those partitions;
+    with no span, the whole table (schema and partitioning included). Delta refuses rows outside the span."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if span is None:
+        write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite", partition_by=[period])
+    else:
+        write_deltalake(str(path), table, mode="overwrite", partition_by=[period],
+                        predicate=f"{period} >= '{span[0]}' AND {period} <= '{span[1]}'")
+    return delta.WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
+
+
+def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
+    """The first and last month of the run's partition range (None when the run names no partition)."""
+    if not context.has_partition_key_range:
+        return None
+    keys = context.partition_key_range
+    return keys.start, keys.end
 
 
 def build_public_asset(name: str) -> dg.AssetsDefinition:
-    source, make = PUBLIC_TABLES[name]
+    spec = PUBLIC_TABLES[name]
+    deps = [dg.AssetKey(["gold", spec.source])] + ([dg.AssetKey(["gold", "dim_cells"])] if spec.uses_cells else [])
 
     @dg.asset(
         key=["public", name],
-        deps=[dg.AssetKey(["gold", source])],
+        deps=deps,
         group_name=PUBLIC_GROUP,
         kinds={"deltalake"},
         partitions_def=monthly_partitions,
@@ -70,21 +168,43 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         check_specs=[dg.AssetCheckSpec("disclosure_rules", asset=dg.AssetKey(["public", name]), blocking=True,
                                        description="No count below the threshold, every count rounded, no "
-                                                   "record-level column.")],
-        description=f"Public table `lake/public/{name}` from gold/{source}: aggregates only, counts below the "
-                    "disclosure threshold suppressed and every count rounded to the nearest 5.",
+                                                   "record-level column, in the rows as written.")],
+        description=f"Public table `lake/public/{name}` from gold/{spec.source}, partitioned by {spec.period}: "
+                    "aggregates only, counts below the disclosure threshold suppressed and every count rounded to "
+                    f"the nearest 5. A run reads and replaces only the {spec.period}s of its partition range.",
     )
     def _public(context: dg.AssetExecutionContext, lake: LakeResource):
         settings = lake.settings()
-        frame = make(delta.read(settings.gold(source)).to_pandas())
-        problems = check_public(frame, count_columns(frame))
-        written = delta.replace_table(settings.lake / "public" / name, pa.Table.from_pandas(frame, preserve_index=False))
+        target = settings.lake / "public" / name
+        months = run_months(context)
+        span = None if months is None else period_span(months, spec.period)
+        cells = None
+        if spec.uses_cells and delta.table_exists(settings.gold("dim_cells")):
+            cells = read_span(settings.gold("dim_cells"), spec.period, None, ["h3_cell", "force"])
+        frame = spec.make(read_span(settings.gold(spec.source), spec.period, span, spec.columns), cells=cells)
+        table = arrow_table(frame)
+        if span is not None and not laid_out_by(target, spec.period, table.schema):
+            context.log.info(f"public/{name} is not partitioned by {spec.period} yet: rebuilt whole, once")
+            span = None
+            frame = spec.make(read_span(settings.gold(spec.source), spec.period, None, spec.columns), cells=cells)
+            table = arrow_table(frame)
+        # Checked before anything is written, so a frame that breaks the rules is never published.
+        problems = check_public(table.to_pandas(), count_columns(frame))
+        if problems:
+            raise dg.Failure(f"public/{name} breaks the disclosure rules: {problems}",
+                             metadata={"problems": dg.MetadataValue.json(problems)})
+        written = replace_span(target, table, spec.period, span)
+        # ... and checked again in the rows as the table now holds them.
+        stored = read_span(target, spec.period, span)
+        problems = check_public(stored, count_columns(stored))
+        flags = [c for c in frame.columns if c.endswith("_suppressed") and c[:-11] in count_columns(frame)]
         return dg.MaterializeResult(
             metadata={"dagster/row_count": written.rows, "delta_version": written.version,
-                      "suppressed_values": int(frame[[c for c in frame.columns if c.endswith("_suppressed")]]
-                                               .to_numpy().sum())},
+                      "replaced": "every " + spec.period if span is None else f"{span[0]} to {span[1]}",
+                      "suppressed_values": int(frame[flags].to_numpy().sum()) if flags else 0},
             check_results=[dg.AssetCheckResult(check_name="disclosure_rules", passed=not problems,
-                                               metadata={"problems": dg.MetadataValue.json(problems)})],
+                                               metadata={"problems": dg.MetadataValue.json(problems),
+                                                         "rows_checked": len(stored)})],
         )
 
     return _public
