@@ -21,6 +21,18 @@ GOLD_INPUTS = ("fct_cell_month_counts", "dim_cells", "fct_area_quarter_indicator
 LINEAGE_ONLY = ("fct_incidents",)
 
 
+# The ledger of which force-months arrived whole; read when the pipeline has built it (older lakes have none, and
+# then a force-month with no count rows at all is the only kind of gap seen).
+COVERAGE = "coverage"
+# Only the columns the features read: at national scale a whole gold table in pandas costs gigabytes, and strings
+# repeated per row (cells, forces, months) are read as categoricals.
+COLUMNS = {
+    "fct_cell_month_counts": ["h3_cell", "force", "month", "forecast_group", "incident_count"],
+    "fct_outcomes": ["h3_cell", "outcome_month", "outcome_type"],
+    COVERAGE: ["source", "force", "month", "status"],
+}
+
+
 @dataclass
 class GoldInputs:
     frames: dict[str, pd.DataFrame]
@@ -28,17 +40,30 @@ class GoldInputs:
     uris: dict[str, str]
 
 
+def _read_frame(path: Path, name: str, version: int | None) -> pd.DataFrame:
+    table = lake.read(path, version=version)
+    wanted = [c for c in COLUMNS.get(name, table.column_names) if c in table.column_names]
+    return table.select(wanted).to_pandas(strings_to_categorical=name in COLUMNS)
+
+
 def load_gold(settings: Settings, version_of: dict[str, int] | None = None) -> GoldInputs:
-    """Read the gold tables forecasting needs, recording the Delta version of each."""
+    """Read the gold tables forecasting needs (and the coverage ledger when there is one), recording the Delta
+    version of each."""
     frames, versions, uris = {}, {}, {}
     for name in GOLD_INPUTS:
         path = settings.gold(name)
         if not lake.table_exists(path):
             raise FileNotFoundError(f"gold table {path} is missing: run the pipeline first (crimelake run)")
         v = (version_of or {}).get(name, lake.version(path))
-        frames[name] = lake.read(path, version=v).to_pandas()
+        frames[name] = _read_frame(path, name, v)
         versions[name] = v
         uris[name] = str(path)
+    path = settings.gold(COVERAGE)
+    if lake.table_exists(path):
+        v = (version_of or {}).get(COVERAGE, lake.version(path))
+        frames[COVERAGE] = _read_frame(path, COVERAGE, v)
+        versions[COVERAGE] = v
+        uris[COVERAGE] = str(path)
     for name in LINEAGE_ONLY:
         path = settings.gold(name)
         if lake.table_exists(path):
@@ -59,14 +84,18 @@ def panel_and_context(gold: GoldInputs, force: str | None = None, before: str | 
     from ml.panel import Panel
 
     counts = gold.frames["fct_cell_month_counts"]
-    if force is not None and force not in set(counts["force"]):
+    coverage = gold.frames.get(COVERAGE)
+    present = set(counts["force"].astype(str).unique())
+    if force is not None and force not in present:
         raise ValueError(f"force {force!r} has no data in the gold tables; forces present: "
-                         f"{', '.join(sorted(set(counts['force'])))}")
+                         f"{', '.join(sorted(present))}")
     if before is not None:
-        counts = counts[counts["month"] < before]
+        counts = counts[counts["month"].astype(str) < before]
+        if coverage is not None:
+            coverage = coverage[coverage["month"].astype(str) < before]
         if counts.empty:
             raise ValueError(f"no data before {before}")
-    panel = Panel.from_frames(counts, gold.frames["dim_cells"], force=force)
+    panel = Panel.from_frames(counts, gold.frames["dim_cells"], force=force, coverage=coverage)
     context = Context.from_frames(gold.frames["fct_area_quarter_indicators"], gold.frames["fct_stop_search_cell_months"],
                                   gold.frames["fct_outcomes"], gold.frames["dim_cells"])
     return panel, context
@@ -106,20 +135,23 @@ def fairness_audit(settings: Settings, result, panel, group: str, gold: GoldInpu
     pred = result.predictions
     month = str(pred["month"].iloc[0])
     v = gold.versions.get("fct_incidents")
-    incidents = lake.read(settings.gold("fct_incidents"), version=v,
+    incidents = lake.read(settings.gold("fct_incidents"), month=month, version=v,
                           columns=["h3_cell", "month", f"in_{group}", "police_discovered"]).to_pandas()
-    incidents = incidents[(incidents["month"] == month) & incidents[f"in_{group}"].astype(bool)]
-    index = {c: i for i, c in enumerate(panel.cells)}
+    incidents = incidents[incidents[f"in_{group}"].astype(bool)]
+    # The backtest scored the month's observed cells only; the audit looks at the same cells.
+    cells = pred["h3_cell"].to_numpy()
+    at = pd.Index(panel.cells).get_indexer(cells)
+    index = pd.Index(cells)
     kinds = {}
     for kind, mask in (("police_discovered", incidents["police_discovered"].astype(bool)),
                        ("victim_reported", ~incidents["police_discovered"].astype(bool))):
-        arr = np.zeros(panel.n_cells)
-        for cell, n in incidents[mask].groupby("h3_cell").size().items():
-            if cell in index:
-                arr[index[cell]] = n
+        per_cell = incidents[mask].groupby("h3_cell").size()
+        pos = index.get_indexer(per_cell.index)
+        arr = np.zeros(len(cells))
+        arr[pos[pos >= 0]] = per_cell.to_numpy()[pos >= 0]
         kinds[kind] = arr
-    a = audit(panel.cells, panel.lsoa_code, pred["model"].to_numpy(), pred["observed"].to_numpy(), imd,
-              coverage=0.05, obs_by_kind=kinds, area=panel.area_km2)
+    a = audit(cells, panel.lsoa_code[at], pred["model"].to_numpy(), pred["observed"].to_numpy(), imd,
+              coverage=0.05, obs_by_kind=kinds, area=panel.area_km2[at])
     return a, gate(a, max_ratio=fairness_max_ratio())
 
 

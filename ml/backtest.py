@@ -4,6 +4,9 @@ At origin t every method sees months < t only: baselines read the history direct
 on origin months up to t - 1 (``default_train_months``). All methods are scored on the same month and the same
 cells (Tashman 2000, "Out-of-sample tests of forecasting accuracy: an analysis and review", International Journal
 of Forecasting 16(4), 437-450, on rolling-origin evaluation).
+
+Months the panel did not observe are masked: a month is an origin when any cell was observed in it, and it is scored
+on its observed cells only, so a force-month that was not delivered is neither a hit nor a miss for anyone.
 """
 
 from __future__ import annotations
@@ -86,10 +89,12 @@ def backtest(
     if months < 1:
         raise ValueError(f"months must be at least 1, got {months}")
     need = months + MIN_HISTORY
-    if panel.n_months < need:
+    scorable = [t for t in panel.scored_months() if t >= MIN_HISTORY]
+    if len(scorable) < months:
         raise ValueError(
             f"a {months}-month backtest needs at least {need} months of history ({months} + {MIN_HISTORY}); "
-            f"the panel has {panel.n_months} ({panel.months[0]} to {panel.months[-1]})"
+            f"the panel has {panel.n_months} ({panel.months[0]} to {panel.months[-1]}), "
+            f"{len(scorable)} of them observed after the first {MIN_HISTORY}"
         )
     chosen = _resolve_methods(methods)
     counts = panel.counts[group]
@@ -97,9 +102,12 @@ def backtest(
     last_preds: dict[str, np.ndarray] = {}
     # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
     prev_flags: dict[str, set] = {}
-    origins = range(panel.n_months - months, panel.n_months)
+    origins = scorable[-months:]
     for t in origins:
-        observed = counts[:, t]
+        mask = panel.observed_in(t)
+        observed = counts[mask, t]
+        area = panel.area_km2[mask]
+        scored_cells = panel.cells[mask]
         for name, fn in chosen.items():
             start = time.perf_counter()
             if fn is None:
@@ -111,21 +119,22 @@ def backtest(
             else:
                 pred = fn(panel, group, t)
             seconds[name] += time.perf_counter() - start
-            flags = set(top_cells(pred, 0.05).tolist())
+            flags = set(scored_cells[top_cells(pred[mask], 0.05)].tolist())
             before = prev_flags.get(name)
             drift = len(flags & before) / len(flags | before) if before else float("nan")
             prev_flags[name] = flags
-            rows.append({"method": name, "month": panel.months[t], **score(pred, observed, panel.area_km2),
+            rows.append({"method": name, "month": panel.months[t], **score(pred[mask], observed, area),
                          "flag_jaccard_5": drift})
             if t == origins[-1]:
-                last_preds[name] = pred
+                last_preds[name] = pred[mask]
         if progress is not None:
             progress(f"{group} {panel.months[t]}: scored {len(chosen)} methods on {panel.n_cells} cells")
+    last = panel.observed_in(origins[-1])
     predictions = pd.DataFrame(
         {
-            "h3_cell": panel.cells,
+            "h3_cell": panel.cells[last],
             "month": panel.months[origins[-1]],
-            "observed": counts[:, origins[-1]],
+            "observed": counts[last, origins[-1]],
             **last_preds,
         }
     )

@@ -3,6 +3,10 @@
 Every baseline is a function ``(panel, group, t) -> np.ndarray`` of predicted counts, one per cell, for month index
 ``t`` that reads only months ``< t`` (``t == panel.n_months`` forecasts the month after the last observed). Spatial
 baselines output scores that are rescaled to counts so that they can be scored on deviance and calibration too.
+
+Months the panel did not observe (NaN: a force-month missing or partial) are skipped, never read as zero: last month
+is the last observed month, means are over observed months, and the spatial baselines fill an unobserved cell-month
+with that cell's mean over its observed history. A cell with no observed history at all predicts 0.
 """
 
 from __future__ import annotations
@@ -24,9 +28,34 @@ def _history(panel: Panel, group: str, t: int) -> np.ndarray:
     return counts[:, :t]
 
 
+def _filled(hist: np.ndarray) -> np.ndarray:
+    """History with each unobserved (NaN) cell-month replaced by the cell's mean over its observed months (0 when
+    the cell has none)."""
+    missing = np.isnan(hist)
+    if not missing.any():
+        return hist
+    known = (~missing).sum(axis=1)
+    means = np.where(known > 0, np.where(missing, 0.0, hist).sum(axis=1) / np.maximum(known, 1), 0.0)
+    return np.where(missing, means[:, None], hist)
+
+
+def _known(pred: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """``pred`` where defined, else the cell's mean over its observed history, else 0."""
+    if not np.isnan(pred).any():
+        return pred
+    return np.where(np.isnan(pred), _filled(hist).mean(axis=1) if hist.shape[1] else 0.0, pred)
+
+
 def last_month(panel: Panel, group: str, t: int) -> np.ndarray:
-    """Naive persistence: next month looks like last month."""
-    return _history(panel, group, t)[:, -1].copy()
+    """Naive persistence: next month looks like the last observed month."""
+    hist = _history(panel, group, t)
+    last = hist[:, -1].copy()
+    for back in range(2, hist.shape[1] + 1):
+        gap = np.isnan(last)
+        if not gap.any():
+            break
+        last[gap] = hist[gap, -back]
+    return np.nan_to_num(last, nan=0.0)
 
 
 def rolling_mean(k: int) -> Callable[[Panel, str, int], np.ndarray]:
@@ -35,7 +64,14 @@ def rolling_mean(k: int) -> Callable[[Panel, str, int], np.ndarray]:
         raise ValueError(f"rolling window must be at least 1 month, got {k}")
 
     def rolling(panel: Panel, group: str, t: int) -> np.ndarray:
-        return _history(panel, group, t)[:, -k:].mean(axis=1)
+        hist = _history(panel, group, t)
+        window = hist[:, -k:]
+        if not np.isnan(window).any():
+            return window.mean(axis=1)
+        known = ~np.isnan(window)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(known, window, 0.0).sum(axis=1) / known.sum(axis=1)
+        return _known(mean, hist)
 
     rolling.__name__ = f"rolling_{k}"
     return rolling
@@ -54,7 +90,13 @@ def ewma(halflife: float = 2.0) -> Callable[[Panel, str, int], np.ndarray]:
         hist = _history(panel, group, t)
         ages = np.arange(hist.shape[1])[::-1]
         w = 0.5 ** (ages / halflife)
-        return hist @ (w / w.sum())
+        known = ~np.isnan(hist)
+        if known.all():
+            return hist @ (w / w.sum())
+        den = known @ w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (np.where(known, hist, 0.0) @ w) / den
+        return np.nan_to_num(np.where(den > 0, mean, np.nan), nan=0.0)
 
     smoothed.__name__ = "ewma"
     return smoothed
@@ -106,7 +148,7 @@ def kernel_density(bandwidth_m: float = 150.0, months: int = 3) -> Callable[[Pan
         raise ValueError(f"bandwidth must be positive, got {bandwidth_m}")
 
     def kde(panel: Panel, group: str, t: int) -> np.ndarray:
-        recent = _history(panel, group, t)[:, -months:].mean(axis=1)
+        recent = _filled(_history(panel, group, t))[:, -months:].mean(axis=1)
         return kernel_matrix(panel, bandwidth_m) @ recent
 
     kde.__name__ = "kde"
@@ -143,7 +185,7 @@ def prospective_hotspot(
         raise ValueError(f"window must be (first, last) months ago with 1 <= first <= last, got {window}")
 
     def prospective(panel: Panel, group: str, t: int) -> np.ndarray:
-        hist = _history(panel, group, t)
+        hist = _filled(_history(panel, group, t))
         key = ("prospective", float(bandwidth_m))
         cache = panel.cache()
         if key not in cache:

@@ -2,7 +2,9 @@
 
 Every feature reads the count history through ``counts[:, :t]`` (or context restricted the same way), so no value
 from month ``t`` or later can leak in; ``tests/test_ml_backtest.py`` checks this by perturbing the future.
-Short histories give NaN lags rather than zeros, which the gradient-boosted model treats as missing.
+Short histories and months the panel did not observe (a force-month not delivered, or delivered in part) give NaN
+lags rather than zeros, which the gradient-boosted model treats as missing; means and weighted means are taken over
+the observed months only, and neighbourhood sums scale the observed neighbours up to the whole ring.
 """
 
 from __future__ import annotations
@@ -143,6 +145,31 @@ def _window_mean(hist: np.ndarray, k: int) -> np.ndarray:
         return np.nanmean(window, axis=1)
 
 
+def nan_weighted_mean(hist: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row, the weighted mean over the non-NaN columns, weights renormalised; NaN where no column is known."""
+    known = ~np.isnan(hist)
+    if known.all():
+        return hist @ (weights / weights.sum())
+    num = np.where(known, hist, 0.0) @ weights
+    den = known @ weights
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def ring_sum(ring, values: np.ndarray) -> np.ndarray:
+    """Sum over each cell's ring of ``values``; unknown (NaN) neighbours are filled with the known neighbours' mean,
+    so a ring half in a missing force-month is not read as half the crime. NaN when no neighbour is known."""
+    known = ~np.isnan(values)
+    if known.all():
+        return ring @ values
+    total = ring @ np.where(known, values, 0.0)
+    n_known = ring @ known.astype(float)
+    degree = np.asarray(ring.sum(axis=1)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = total * degree / n_known
+    return np.where(n_known > 0, scaled, np.where(degree > 0, np.nan, 0.0))
+
+
 def build_features(panel: Panel, group: str, t: int, context: Context | None = None) -> pd.DataFrame:
     """One row per cell (in ``panel.cells`` order) of features for forecasting month index ``t``.
 
@@ -163,13 +190,14 @@ def build_features(panel: Panel, group: str, t: int, context: Context | None = N
     for k in WINDOWS:
         f[f"mean_{k}"] = _window_mean(hist, k)
     w = 0.5 ** (np.arange(hist.shape[1])[::-1] / 2.0)
-    f["ewma_2"] = hist @ (w / w.sum())
-    f["nonzero_share_12"] = (hist[:, -12:] > 0).mean(axis=1)
+    f["ewma_2"] = nan_weighted_mean(hist, w)
+    recent = hist[:, -12:]
+    f["nonzero_share_12"] = _window_mean(np.where(np.isnan(recent), np.nan, recent > 0), 12)
 
     lag1, mean3 = hist[:, -1], f["mean_3"]
     for name, ring in (("ring1", panel.ring1), ("ring2", panel.ring2)):
-        f[f"{name}_lag_1"] = ring @ lag1
-        f[f"{name}_mean_3"] = ring @ mean3
+        f[f"{name}_lag_1"] = ring_sum(ring, lag1)
+        f[f"{name}_mean_3"] = ring_sum(ring, mean3)
     for other in panel.groups:
         if other != group:
             oh = panel.counts[other][:, :t]

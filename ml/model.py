@@ -73,7 +73,8 @@ def training_rows(
     those are kept (a seeded random draw) with weight 1 / ``quiet_keep``, so the expected loss, and therefore the
     Poisson fit and its calibration, is unchanged while training sees fewer rows (18% of demo rows are
     quiet, so the cut there is modest; real forces have many more empty cells). Every row with crime in the
-    target month is kept.
+    target month is kept. Rows whose target month was not observed (the cell's force-month missing or partial) are
+    left out: an undelivered month is not a month without crime.
     """
     counts = panel.group_counts(group)
     if not months:
@@ -87,7 +88,7 @@ def training_rows(
         x = cached_features(panel, group, m, context, feature_cache)
         y = counts[:, m]
         quiet = (x["mean_12"].to_numpy() == 0) & (y == 0)
-        keep = ~quiet | (rng.random(len(y)) < quiet_keep)
+        keep = (~quiet | (rng.random(len(y)) < quiet_keep)) & ~np.isnan(y)
         w = np.where(quiet, 1.0 / quiet_keep, 1.0)
         frames.append(x[keep].reset_index(drop=True))
         targets.append(y[keep])
@@ -144,7 +145,7 @@ def train(
     x, y, w = training_rows(
         panel, group, list(train_months), context, quiet_keep, int(merged["random_state"]), feature_cache
     )
-    if y.sum() <= 0:
+    if len(y) == 0 or y.sum() <= 0:
         raise ValueError(f"no {group} incidents in the training months: nothing to learn from")
     reg = xgb.XGBRegressor(**merged)
     reg.fit(x, y, sample_weight=w)

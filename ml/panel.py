@@ -1,8 +1,14 @@
-"""A dense cells x months count matrix per forecast group: the one shape every forecaster here reads.
+"""A cells x months count matrix per forecast group, with a mask of what was observed: the one shape every
+forecaster here reads.
 
-Built from two gold tables, ``fct_cell_month_counts`` (zero-filled counts per cell, month and forecast group) and
-``dim_cells`` (the study area: centres, areas, H3 neighbour rings, LSOA). Rows are cells in a fixed, sorted order;
-columns are contiguous calendar months. Month index ``t`` is the column a forecaster predicts from columns ``< t``.
+Built from ``fct_cell_month_counts`` (sparse counts per cell, month and forecast group: a cell with no row in a month
+its force delivered had no crime), ``dim_cells`` (the study area: centres, areas, H3 neighbour rings, LSOA) and,
+when there is one, the coverage ledger (``gold/coverage``: which force-months arrived whole). Rows are cells in a
+fixed, sorted order; columns are every calendar month from the first to the last with data, gaps included. Month
+index ``t`` is the column a forecaster predicts from columns ``< t``.
+
+A force-month that was not delivered, or arrived only in part, is *missing*: its cells hold NaN, never 0, and
+``observed`` is False there, so one absent file neither stops a forecast nor reads as a fall in crime.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pyproj import Transformer
 from scipy import sparse
 
 GROUPS = ("all_crime", "asb", "violence", "theft", "weapons")
+# Statuses of the coverage ledger under which a force-month's counts are trusted.
+OBSERVED_STATUSES = ("complete",)
 
 # Derived objects (kernel matrices, aligned context) are cached per panel without keeping panels alive.
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -32,6 +40,11 @@ def _month_number(month: str) -> int:
     return int(month[:4]) * 12 + int(month[5:7]) - 1
 
 
+def month_range(first: str, last: str) -> list[str]:
+    """Every month from ``first`` to ``last`` inclusive."""
+    return [month_add(first, k) for k in range(_month_number(last) - _month_number(first) + 1)]
+
+
 def _adjacency(cells: np.ndarray, neighbour_lists: pd.Series) -> sparse.csr_matrix:
     """Row i has a 1 in column j when cell j is listed as i's neighbour; cells outside the panel are dropped."""
     pos = pd.Series(np.arange(len(cells)), index=cells)
@@ -45,13 +58,31 @@ def _adjacency(cells: np.ndarray, neighbour_lists: pd.Series) -> sparse.csr_matr
     )
 
 
+def observed_force_months(coverage: pd.DataFrame) -> pd.DataFrame:
+    """(force, month) pairs whose counts can be trusted: at least one incident source delivered the force-month
+    whole (status ``complete`` in the coverage ledger). Missing and partial force-months are left out."""
+    ok = coverage[coverage["status"].isin(OBSERVED_STATUSES)]
+    return ok[["force", "month"]].drop_duplicates().reset_index(drop=True)
+
+
+def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Positions of ``values`` in ``index`` (-1 when absent); categorical values are mapped once per category."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        pos = index.get_indexer(values.cat.categories)
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes >= 0, pos[codes], -1)
+    return index.get_indexer(values)
+
+
 @dataclass(eq=False)
 class Panel:
-    """Counts of one study area (optionally one force): ``counts[group]`` is an (n_cells, n_months) float array.
+    """Counts of one study area (optionally one force): ``counts[group]`` is an (n_cells, n_months) float array,
+    NaN where the cell's force-month was not observed (``observed`` False).
 
     ``ring1`` / ``ring2`` are sparse (n_cells, n_cells) adjacency matrices of the H3 cells exactly one and exactly
     two steps away (``grid_ring``), restricted to the panel, so ``ring1 @ counts[g][:, t]`` is the neighbour sum.
     ``xy`` holds cell centres in metres on the British National Grid (EPSG:27700) for distance-based methods.
+    ``missing`` lists the (force, month) pairs masked.
     """
 
     cells: np.ndarray
@@ -63,7 +94,12 @@ class Panel:
     area_km2: np.ndarray
     force: np.ndarray
     lsoa_code: np.ndarray
-    dropped_months: list[str] = field(default_factory=list)
+    observed: np.ndarray | None = None
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.observed is None:
+            self.observed = np.ones((len(self.cells), len(self.months)), dtype=bool)
 
     @property
     def n_cells(self) -> int:
@@ -90,17 +126,27 @@ class Panel:
             raise ValueError(f"month index {t} is before the panel's first month {self.months[0]}")
         return month_add(self.months[-1], t - self.n_months + 1)
 
+    def observed_in(self, t: int) -> np.ndarray:
+        """Cells observed in month index ``t`` (a boolean mask in cell order)."""
+        return self.observed[:, t]
+
+    def scored_months(self) -> list[int]:
+        """Month indices with at least one observed cell."""
+        return [t for t in range(self.n_months) if self.observed[:, t].any()]
+
     def cache(self) -> dict:
         """A per-panel dict for derived objects that are costly to rebuild (kernels, aligned context)."""
         return _CACHE.setdefault(self, {})
 
     @classmethod
-    def from_frames(cls, counts: pd.DataFrame, cells: pd.DataFrame, force: str | None = None) -> Panel:
-        """Pivot ``fct_cell_month_counts`` into dense matrices over the cells of ``dim_cells``.
+    def from_frames(cls, counts: pd.DataFrame, cells: pd.DataFrame, force: str | None = None,
+                    coverage: pd.DataFrame | None = None, dtype=np.float64) -> Panel:
+        """Pivot sparse ``fct_cell_month_counts`` onto the cells of ``dim_cells``, every month from the first to
+        the last with data.
 
-        With several forces the panel keeps only the months every force has published (a force's missing month is
-        unknown, not zero); those left out are listed in ``dropped_months``. Raises ValueError for an unknown
-        force, an empty panel or months that are not contiguous.
+        ``coverage`` is the coverage ledger (columns force, month, status); a cell-month is observed when the
+        cell's force has a ``complete`` source that month. Without a ledger a force-month is observed when the
+        force has any count row that month. Raises ValueError for an unknown force or an empty panel.
         """
         if force is not None:
             known = set(cells["force"].unique())
@@ -108,38 +154,49 @@ class Panel:
                 raise ValueError(f"unknown force {force!r}; dim_cells has {sorted(known)}")
             cells = cells[cells["force"] == force]
             counts = counts[counts["force"] == force]
+            if coverage is not None:
+                coverage = coverage[coverage["force"] == force]
         cells = cells.drop_duplicates("h3_cell").sort_values("h3_cell").reset_index(drop=True)
-        counts = counts[counts["h3_cell"].isin(cells["h3_cell"])]
-        if cells.empty or counts.empty:
+        cell_ids = cells["h3_cell"].to_numpy()
+        cell_index = pd.Index(cell_ids)
+        row = _positions(cell_index, counts["h3_cell"])
+        inside = row >= 0
+        if cells.empty or not inside.any():
             raise ValueError(f"empty panel: no cells or no counts (force={force!r})")
-        unknown_groups = set(counts["forecast_group"].unique()) - set(GROUPS)
+        groups = counts["forecast_group"].astype(str)
+        unknown_groups = set(groups.unique()) - set(GROUPS)
         if unknown_groups:
             raise ValueError(f"unknown forecast groups in counts: {sorted(unknown_groups)}")
 
-        per_force = counts.groupby("force")["month"].unique()
-        all_months = sorted(set(counts["month"].unique()))
-        months = sorted(set.intersection(*(set(m) for m in per_force)))
-        if not months:
-            raise ValueError("empty panel: the forces share no month")
-        numbers = np.array([_month_number(m) for m in months])
-        if np.any(np.diff(numbers) != 1):
-            gaps = [
-                f"{a}->{b}" for a, b, d in zip(months, months[1:], np.diff(numbers), strict=False) if d != 1
-            ]
-            raise ValueError(f"months are not contiguous: gaps at {', '.join(gaps)}")
+        month_col = counts["month"].astype(str)
+        if coverage is not None and not coverage.empty:
+            seen = observed_force_months(coverage)
+            span = set(coverage["month"].astype(str)) | set(month_col.unique())
+        else:
+            seen = pd.DataFrame({"force": counts["force"].astype(str), "month": month_col}).drop_duplicates()
+            span = set(month_col.unique())
+        months = month_range(min(span), max(span))
+        month_index = pd.Index(months)
 
-        cell_ids = cells["h3_cell"].to_numpy()
-        counts = counts[counts["month"].isin(months)]
-        row = pd.Index(cell_ids).get_indexer(counts["h3_cell"])
-        col = pd.Index(months).get_indexer(counts["month"])
-        values = counts["incident_count"].to_numpy(dtype=float)
+        cell_force = cells["force"].astype(str).to_numpy()
+        forces = pd.Index(sorted(set(cell_force)))
+        force_obs = np.zeros((len(forces), len(months)), dtype=bool)
+        fi = forces.get_indexer(seen["force"].astype(str))
+        mi = month_index.get_indexer(seen["month"].astype(str))
+        ok = (fi >= 0) & (mi >= 0)
+        force_obs[fi[ok], mi[ok]] = True
+        observed = force_obs[forces.get_indexer(cell_force)]
+
+        col = month_index.get_indexer(month_col)
+        values = counts["incident_count"].to_numpy(dtype=dtype)
         mats = {}
         for g in GROUPS:
-            sel = (counts["forecast_group"] == g).to_numpy()
+            sel = inside & (groups == g).to_numpy()
             if not sel.any():
                 continue
-            m = np.zeros((len(cell_ids), len(months)))
+            m = np.zeros((len(cell_ids), len(months)), dtype=dtype)
             np.add.at(m, (row[sel], col[sel]), values[sel])
+            m[~observed] = np.nan
             mats[g] = m
 
         to_bng = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
@@ -147,6 +204,7 @@ class Panel:
             cells["centre_longitude"].to_numpy(float), cells["centre_latitude"].to_numpy(float)
         )
         indexed = cells.set_index("h3_cell")
+        missing = [(f, months[j]) for i, f in enumerate(forces) for j in np.flatnonzero(~force_obs[i])]
         return cls(
             cells=cell_ids,
             months=months,
@@ -155,7 +213,8 @@ class Panel:
             ring2=_adjacency(cell_ids, indexed["neighbours_ring2"]),
             xy=np.column_stack([x, y]),
             area_km2=cells["area_km2"].to_numpy(float),
-            force=cells["force"].to_numpy(),
+            force=cell_force.astype(object),
             lsoa_code=cells["lsoa_code"].astype(object).where(cells["lsoa_code"].notna(), None).to_numpy(),
-            dropped_months=[m for m in all_months if m not in set(months)],
+            observed=observed,
+            missing=missing,
         )

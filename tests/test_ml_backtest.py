@@ -9,7 +9,7 @@ from ml.baselines import BASELINES
 from ml.features import Context, build_features
 from ml.model import default_train_months, train
 from ml.panel import month_add
-from tests.test_ml_baselines import disk, gold_frames, make_panel
+from tests.panel_factories import disk, gold_frames, make_panel
 
 N_MONTHS = 18
 FAST = {"n_estimators": 40, "max_depth": 3}

@@ -6,52 +6,8 @@ import pandas as pd
 import pytest
 
 from ml.baselines import BASELINES, ewma, kernel_density, last_month, prospective_hotspot, rolling_mean
-from ml.panel import GROUPS, Panel, month_add
-
-CENTRE = h3.latlng_to_cell(52.2053, 0.1218, 9)  # Cambridge
-
-
-def disk(k: int, centre: str = CENTRE) -> list[str]:
-    """The full H3 disk of radius k, sorted: the order the panel keeps its rows in."""
-    return sorted(h3.grid_disk(centre, k))
-
-
-def gold_frames(
-    counts: dict[str, np.ndarray], cells: list[str], force: str = "cambridgeshire", start: str = "2022-01"
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``fct_cell_month_counts`` and ``dim_cells`` shaped frames for (cells x months) count matrices per group;
-    groups not given are zero."""
-    n_months = next(iter(counts.values())).shape[1]
-    months = [month_add(start, i) for i in range(n_months)]
-    rows = []
-    for g in GROUPS:
-        m = counts.get(g, np.zeros((len(cells), n_months)))
-        for i, c in enumerate(cells):
-            for j, mo in enumerate(months):
-                rows.append((c, force, mo, g, int(m[i, j]), 0))
-    fct = pd.DataFrame(
-        rows, columns=["h3_cell", "force", "month", "forecast_group", "incident_count", "knife_enabled_count"]
-    )
-    dim = pd.DataFrame(
-        {
-            "h3_cell": cells,
-            "h3_resolution": 9,
-            "force": force,
-            "centre_longitude": [h3.cell_to_latlng(c)[1] for c in cells],
-            "centre_latitude": [h3.cell_to_latlng(c)[0] for c in cells],
-            "area_km2": [h3.cell_area(c, "km^2") for c in cells],
-            "neighbours_ring1": [",".join(sorted(h3.grid_ring(c, 1))) for c in cells],
-            "neighbours_ring2": [",".join(sorted(h3.grid_ring(c, 2))) for c in cells],
-            "lsoa_code": [f"E0100000{i % 3}" for i in range(len(cells))],
-            "first_month": months[0],
-            "last_month": months[-1],
-        }
-    )
-    return fct, dim
-
-
-def make_panel(counts: dict[str, np.ndarray], cells: list[str], **kw) -> Panel:
-    return Panel.from_frames(*gold_frames(counts, cells, **kw))
+from ml.panel import Panel
+from tests.panel_factories import CENTRE, disk, gold_frames, make_panel
 
 
 def single_event_panel(k: int = 3, n_months: int = 4, at: tuple[int, int] | None = None) -> Panel:
@@ -92,18 +48,19 @@ def test_panel_errors_are_clear():
         Panel.from_frames(fct, dim, force="atlantis")
     with pytest.raises(ValueError, match="empty panel"):
         Panel.from_frames(fct.iloc[:0], dim)
-    with pytest.raises(ValueError, match="not contiguous"):
-        Panel.from_frames(fct[fct["month"] != "2022-02"], dim)
     with pytest.raises(ValueError, match="unknown forecast group"):
         Panel.from_frames(fct, dim).group_counts("burglary")
 
 
-def test_forces_keep_only_shared_months():
+def test_forces_keep_every_month_and_mask_what_one_did_not_deliver():
     a, b = disk(1), disk(1, h3.latlng_to_cell(53.2, -2.9, 9))
     fa, da = gold_frames({"all_crime": np.ones((7, 4))}, a, force="cambridgeshire")
     fb, db = gold_frames({"all_crime": np.ones((7, 3))}, b, force="cheshire", start="2022-02")
     p = Panel.from_frames(pd.concat([fa, fb]), pd.concat([da, db]))
-    assert p.months == ["2022-02", "2022-03", "2022-04"] and p.dropped_months == ["2022-01"]
+    assert p.months == ["2022-01", "2022-02", "2022-03", "2022-04"] and p.missing == [("cheshire", "2022-01")]
+    cheshire = p.force == "cheshire"
+    assert np.isnan(p.counts["all_crime"][cheshire, 0]).all() and not p.observed[cheshire, 0].any()
+    assert (p.counts["all_crime"][~cheshire, 0] == 1).all() and p.observed[:, 1:].all()
     assert Panel.from_frames(pd.concat([fa, fb]), pd.concat([da, db]), force="cheshire").n_cells == 7
 
 
