@@ -19,9 +19,9 @@ _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 
 
-def text(values: list[str]) -> pa.Array:
+def text(values: pa.Array | list[str]) -> pa.Array:
     """Strings with surrounding blanks trimmed and empty values as null."""
-    arr = pc.utf8_trim_whitespace(pa.array(values, pa.string()))
+    arr = pc.utf8_trim_whitespace(values if isinstance(values, pa.Array) else pa.array(values, pa.string()))
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
@@ -91,7 +91,7 @@ def convert(col: Column, arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Typed values and the mask of present-but-unparseable values for one contract column."""
     kind = col.logical_type
     if kind == "string":
-        return arr, pa.array([False] * len(arr), pa.bool_())
+        return arr, pa.repeat(pa.scalar(False), len(arr))
     if kind == "number":
         return _number(arr, _NUMBER, pa.float64())
     if kind == "integer":

@@ -9,39 +9,30 @@ so re-running it gives the same tables.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from crimelake import lake
 from crimelake.config import Settings
 from crimelake.ingest import coerce
 from crimelake.ingest.landing import Decision, plan
+from crimelake.ingest.lines import Lines
+from crimelake.ingest.quarantine import (
+    LINEAGE,
+    QUARANTINE,
+    FileLineage,
+    constant,
+    quarantine_table,
+    split_duplicates,
+)
 from crimelake.ingest.reader import FileRejected, parse_file
 from crimelake.ingest.validate import check
 from data_contracts.loader import Contract, default_contracts
-
-LINEAGE = pa.schema([
-    ("_source_file", pa.string()),
-    ("_source_sha256", pa.string()),
-    ("_source_line", pa.int64()),
-    ("_contract", pa.string()),
-    ("_ingest_run_id", pa.string()),
-    ("_ingested_at", pa.timestamp("us", tz="UTC")),
-])
-
-QUARANTINE = pa.schema([
-    ("month", pa.string()),
-    ("source", pa.string()),
-    ("entity", pa.string()),
-    ("supplier", pa.string()),
-    ("reason", pa.string()),
-    ("raw_text", pa.string()),
-    *LINEAGE,
-])
 
 REJECTED_FILES = pa.schema([
     ("month", pa.string()),
@@ -151,8 +142,8 @@ def ingest_partition(
     result = IngestResult(contract.source, contract.entity, month, contract.ref, run_id)
     schema = bronze_schema(contract)
     loaded: list[pa.Table] = []
-    raws: list[str] = []
-    q_rows: list[dict] = []
+    texts: dict[str, Lines] = {}
+    q_parts: list[pa.Table] = []
     rejected_rows: list[dict] = []
 
     def reject(d: Decision, status: str, reason: str, line: int | None = None) -> None:
@@ -178,34 +169,29 @@ def ingest_partition(
                 progress(done, len(to_read), d.file.name)
             continue
         report = FileReport(rel, parsed.sha256, "loaded", rows_read=parsed.rows_read)
-        lineage = dict(_source_file=rel, _source_sha256=parsed.sha256, _contract=contract.ref,
-                       _ingest_run_id=run_id, _ingested_at=now)
+        lineage = FileLineage(rel, parsed.sha256, contract.ref, run_id, now)
         supplier = d.file.supplier
-        for b in parsed.bad:
-            q_rows.append(dict(month=month, source=contract.source, entity=contract.entity, supplier=supplier,
-                               reason=b.reason, raw_text=b.raw, _source_line=b.line, **lineage))
+        if parsed.bad:
+            q_parts.append(quarantine_table(
+                month, contract, supplier, [b.reason for b in parsed.bad], pa.array([b.raw for b in parsed.bad],
+                                                                                    pa.string()),
+                lineage.columns(np.array([b.line for b in parsed.bad], dtype=np.int64))))
         checked = check(parsed, contract, month, settings.h3_resolution)
-        for idx, why in sorted(checked.failed.items()):
-            q_rows.append(dict(month=month, source=contract.source, entity=contract.entity, supplier=supplier,
-                               reason="; ".join(why), raw_text=parsed.raw[idx], _source_line=parsed.lines[idx],
-                               **lineage))
+        if checked.failed:
+            failed = np.array(sorted(checked.failed), dtype=np.int64)
+            q_parts.append(quarantine_table(
+                month, contract, supplier, ["; ".join(checked.failed[i]) for i in failed.tolist()],
+                parsed.raw_text(failed), lineage.columns(parsed.lines[failed])))
         t = checked.table
         k = t.num_rows
-        extra = {
-            "_source_file": pa.array([rel] * k, pa.string()),
-            "_source_sha256": pa.array([parsed.sha256] * k, pa.string()),
-            "_source_line": pa.array([parsed.lines[i] for i in checked.kept], pa.int64()),
-            "_contract": pa.array([contract.ref] * k, pa.string()),
-            "_ingest_run_id": pa.array([run_id] * k, pa.string()),
-            "_ingested_at": pa.array([now] * k, pa.timestamp("us", tz="UTC")),
-        }
+        extra = lineage.columns(parsed.lines[checked.kept])
         for g in ("force", "authority"):
             if g in schema.names:
-                extra[g] = pa.array([d.file.groups.get(g)] * k, pa.string())
+                extra[g] = constant(d.file.groups.get(g), pa.string(), k)
         for name, arr in extra.items():
             t = t.append_column(name, arr)
         loaded.append(t.select(schema.names).cast(schema))
-        raws.extend(parsed.raw[i] for i in checked.kept)
+        texts[rel] = parsed.text
         report.rows_quarantined = len(parsed.bad) + len(checked.failed)
         report.rows_loaded = k
         result.files.append(report)
@@ -214,22 +200,23 @@ def ingest_partition(
             progress(done, len(to_read), d.file.name)
 
     table = pa.concat_tables(loaded) if loaded else schema.empty_table()
-    table, dup_rows = _split_duplicates(table, raws, contract)
-    for row in dup_rows:
-        q_rows.append(row)
+    table, dups = split_duplicates(table, contract, texts)
+    if dups.num_rows:
+        q_parts.append(dups)
+        per_file = Counter(dups.column("_source_file").to_pylist())
         for f in result.files:
-            if f.file == row["_source_file"]:
-                f.rows_loaded -= 1
-                f.rows_quarantined += 1
+            moved = per_file.get(f.file, 0)
+            f.rows_loaded -= moved
+            f.rows_quarantined += moved
+    qt = pa.concat_tables(q_parts) if q_parts else QUARANTINE.empty_table()
     result.table = table
     result.rows_read = sum(f.rows_read for f in result.files)
     result.rows_loaded = table.num_rows
-    result.rows_quarantined = len(q_rows)
-    for r in q_rows:
-        key = _reason_key(r["reason"])
+    result.rows_quarantined = qt.num_rows
+    for reason in qt.column("reason").to_pylist():
+        key = _reason_key(reason)
         result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
     if write:
-        qt = pa.Table.from_pylist(q_rows, schema=QUARANTINE) if q_rows else QUARANTINE.empty_table()
         rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
         result.bronze_version = lake.replace_month(settings.bronze(contract.source, contract.entity), table, month).version
         result.quarantine_version = lake.replace_month(
@@ -237,37 +224,6 @@ def ingest_partition(
         result.rejected_version = lake.replace_month(
             settings.rejected_files(contract.source, contract.entity), rt, month).version
     return result
-
-
-def _split_duplicates(table: pa.Table, raws: list[str], contract: Contract) -> tuple[pa.Table, list[dict]]:
-    """Rows repeating a unique key already loaded this month are quarantined, naming the row they repeat."""
-    keys = [c.name for c in contract.columns if c.unique]
-    if not keys or table.num_rows == 0:
-        return table, []
-    dup_mask = [False] * table.num_rows
-    out: list[dict] = []
-    for key in keys:
-        seen: dict[object, int] = {}
-        values = table.column(key).to_pylist()
-        for i, v in enumerate(values):
-            if v is None:
-                continue
-            first = seen.setdefault(v, i)
-            if first != i and not dup_mask[i]:
-                dup_mask[i] = True
-                row = {n: table.column(n)[i].as_py() for n in LINEAGE.names}
-                header = contract.column(key).header
-                first_at = f"{table.column('_source_file')[first].as_py()} line {table.column('_source_line')[first].as_py()}"
-                out.append(dict(month=table.column("month")[i].as_py(), source=contract.source,
-                                entity=contract.entity,
-                                supplier=(table.column("force")[i].as_py() if "force" in table.column_names else
-                                          table.column("authority")[i].as_py() if "authority" in table.column_names
-                                          else None),
-                                reason=f"{header}: {v!r} duplicates the row at {first_at}",
-                                raw_text=raws[i], **row))
-    if not out:
-        return table, []
-    return table.filter(pc.invert(pa.array(dup_mask))), out
 
 
 def ensure_bronze_tables(settings, contracts=None) -> list[str]:

@@ -1,18 +1,28 @@
-"""Read one landed extract file into rows of text, as its contract describes it.
+"""Read one landed extract file into columns of text, as its contract describes it.
 
-A file is read line by line: none of the sources writes values that span lines, so a broken line (wrong number of
-fields, an unbalanced quote, a row cut short by truncation) costs that line alone, which is quarantined with its
-raw text, and never swallows the lines after it. A file that cannot be read at all (not text in its encoding,
-no header, a header the contract does not describe) is rejected whole with a `FileRejected` naming the reason.
+None of the sources writes values that span lines, so a broken line (wrong number of fields, an unbalanced quote, a
+row cut short by truncation) costs that line alone, which is quarantined with its raw text, and never swallows the
+lines after it. A file that cannot be read at all (not text in its encoding, no header, a header the contract does
+not describe) is rejected whole with a `FileRejected` naming the reason.
+
+The file is read as one buffer. Plain lines (no quote character, exactly the expected number of delimiters: almost
+all of them) are parsed together by Arrow's CSV reader with quoting off, so no quote can run on into the next line;
+the few others are read one by one with Python's strict csv module, which decides whether they are rows or broken.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from crimelake.ingest.lines import Lines, gather_lines, plain_lines, split_lines
 from data_contracts.loader import Contract
 
 
@@ -34,18 +44,25 @@ class BadLine:
 
 @dataclass
 class ParsedFile:
+    """The rows of one file in file order: `columns` holds each contract column's text, `lines` each row's 1-based
+    line number; `bad` the lines that are not rows. Raw text is kept once, as the file's buffer."""
+
     path: Path
     sha256: str
     size: int
-    columns: dict[str, list[str]]
-    lines: list[int]
-    raw: list[str]
+    columns: dict[str, pa.Array]
+    lines: np.ndarray
+    text: Lines
     bad: list[BadLine] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
         """Data lines read (every line after the header): parsed rows plus bad lines."""
         return len(self.lines) + len(self.bad)
+
+    def raw_text(self, rows: np.ndarray) -> pa.Array:
+        """The raw text of the rows at positions `rows` (not line numbers), as it stood in the file."""
+        return self.text.texts(self.lines[np.asarray(rows, dtype=np.int64)] - 1)
 
 
 def sha256_of(data: bytes) -> str:
@@ -65,28 +82,31 @@ def _split(line: str, delimiter: str) -> list[str] | None:
     return rows[0]
 
 
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
 def decode(data: bytes, encoding: str) -> str:
     if b"\x00" in data[:65536]:
         raise FileRejected("not a text file: it contains NUL bytes (binary content)")
     try:
-        text = data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+        text = data.decode("utf-8-sig" if _is_utf8(encoding) else encoding)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise FileRejected(f"not valid {encoding} text: byte 0x{data[e.start]:02x} cannot be decoded", line) from None
     return text
 
 
-def parse_bytes(path: Path, data: bytes, contract: Contract) -> ParsedFile:
-    """Parse file content; raise FileRejected when the file as a whole is unreadable."""
-    if not data.strip():
-        raise FileRejected("empty file: no header line")
-    text = decode(data, contract.encoding)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-    delim = contract.delimiter
-    header = _split(lines[0], delim)
+def to_utf8(data: bytes, encoding: str) -> bytes:
+    """The file's text as UTF-8 without a byte-order mark; FileRejected when it is not text in `encoding`."""
+    text = decode(data, encoding)
+    if _is_utf8(encoding):
+        return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    return text.encode("utf-8")
+
+
+def _check_header(lines: Lines, contract: Contract) -> list[str]:
+    header = _split(lines.text(0), contract.delimiter)
     if header is None:
         raise FileRejected("header line is not valid CSV", 1)
     header = [h.strip() for h in header]
@@ -103,37 +123,75 @@ def parse_bytes(path: Path, data: bytes, contract: Contract) -> ParsedFile:
         if dupes:
             parts.append(f"repeated columns {dupes}")
         raise FileRejected(f"header does not match contract {contract.ref}: " + "; ".join(parts), 1)
+    return header
+
+
+def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int) -> pa.Table | None:
+    """Arrow's parse of the kept lines (all text, quoting off), or None if it does not give one row per line."""
+    names = [f"f{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(gather_lines(lines, keep))),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False,
+                                              newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=False, check_utf8=False),
+        )
+    except pa.ArrowInvalid:
+        return None
+    return table if table.num_rows == int(keep.sum()) else None
+
+
+def parse_bytes(path: Path, data: bytes, contract: Contract) -> ParsedFile:
+    """Parse file content; raise FileRejected when the file as a whole is unreadable."""
+    if not data.strip():
+        raise FileRejected("empty file: no header line")
+    lines = split_lines(to_utf8(data, contract.encoding))
+    header = _check_header(lines, contract)
     # Columns are matched by name, so a file with the same columns in another order still reads.
-    positions = [header.index(h) for h in expected]
+    positions = [header.index(h) for h in contract.header]
     width = len(header)
-    out_cols: list[list[str]] = [[] for _ in expected]
-    line_numbers: list[int] = []
-    raws: list[str] = []
+    delim = contract.delimiter
+
+    plain = plain_lines(lines, delim, width)
+    plain[0] = False
+    table = _read_plain(lines, plain, delim, width) if plain.any() else None
+    if table is None:
+        plain[:] = False
+    exact = np.flatnonzero(~plain)
+    exact = exact[exact > 0]
+
+    rows: list[list[str]] = []
+    row_at: list[int] = []
     bad: list[BadLine] = []
-    for i, line in enumerate(lines[1:], start=2):
+    for i in exact.tolist():
+        line = lines.text(i)
         if not line.strip():
-            bad.append(BadLine(i, line, "blank line"))
+            bad.append(BadLine(i + 1, line, "blank line"))
             continue
         fields = _split(line, delim)
         if fields is None:
-            bad.append(BadLine(i, line, "malformed CSV: unbalanced quote"))
+            bad.append(BadLine(i + 1, line, "malformed CSV: unbalanced quote"))
             continue
         if len(fields) != width:
-            bad.append(BadLine(i, line, f"expected {width} fields, found {len(fields)}"))
+            bad.append(BadLine(i + 1, line, f"expected {width} fields, found {len(fields)}"))
             continue
-        for col, pos in zip(out_cols, positions, strict=True):
-            col.append(fields[pos])
-        line_numbers.append(i)
-        raws.append(line)
-    return ParsedFile(
-        path=path,
-        sha256=sha256_of(data),
-        size=len(data),
-        columns={c.name: vals for c, vals in zip(contract.columns, out_cols, strict=True)},
-        lines=line_numbers,
-        raw=raws,
-        bad=bad,
-    )
+        rows.append(fields)
+        row_at.append(i)
+
+    index = np.concatenate((np.flatnonzero(plain), np.asarray(row_at, dtype=np.int64))).astype(np.int64)
+    order = np.argsort(index, kind="stable") if row_at and table is not None else None
+    columns: dict[str, pa.Array] = {}
+    for col, pos in zip(contract.columns, positions, strict=True):
+        parts = [table.column(pos).combine_chunks()] if table is not None else []
+        if rows:
+            parts.append(pa.array([r[pos] for r in rows], pa.string()))
+        arr = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        columns[col.name] = arr.take(order) if order is not None else arr
+    line_numbers = (index[order] if order is not None else index) + 1
+    return ParsedFile(path=path, sha256=sha256_of(data), size=len(data), columns=columns, lines=line_numbers,
+                      text=lines, bad=bad)
 
 
 def parse_file(path: Path, contract: Contract) -> ParsedFile:

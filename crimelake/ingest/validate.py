@@ -12,6 +12,7 @@ import h3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from h3.api.basic_int import latlng_to_cell as _h3_int
 from pyproj import Transformer
 
 from crimelake.config import ENGLAND_WALES_BBOX
@@ -31,21 +32,35 @@ def _to_wgs84(crs: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
 
-def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> list[str | None]:
-    """H3 cell per point; police locations are snapped to shared map points, so a cache saves most calls."""
-    cache: dict[tuple[float, float], str] = {}
-    out: list[str | None] = []
-    for la, lo in zip(lat.tolist(), lon.tolist(), strict=True):
-        if la != la or lo != lo:  # NaN: no location
-            out.append(None)
-            continue
-        key = (la, lo)
-        cell = cache.get(key)
-        if cell is None:
-            cell = h3.latlng_to_cell(la, lo, resolution)
-            cache[key] = cell
-        out.append(cell)
-    return out
+def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> pa.Array:
+    """H3 cell per point (null where either coordinate is NaN). Police locations are snapped to shared map points,
+    so each distinct point is indexed once and the cells are spread back over the rows."""
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    present = ~(np.isnan(lat) | np.isnan(lon))
+    out = pa.nulls(len(lat), pa.string())
+    if not present.any():
+        return out
+    pairs = np.empty(int(present.sum()), dtype=np.complex128)
+    pairs.real, pairs.imag = lat[present], lon[present]
+    points, inverse = np.unique(pairs, return_inverse=True)
+    cells = np.fromiter((_h3_int(p.real, p.imag, resolution) for p in points.tolist()), dtype=np.uint64,
+                        count=len(points))
+    index = np.full(len(lat), -1, dtype=np.int64)
+    index[present] = inverse.reshape(-1)
+    return _cell_strings(cells).take(pa.array(index, mask=~present))
+
+
+def _cell_strings(cells: np.ndarray) -> pa.Array:
+    """Cell ids as H3's lower-case hex strings. Every cell id has its mode bits (0001) at bits 59-62, so its
+    hex form is exactly 15 digits, written here from the id's nibbles without a Python loop."""
+    if len(cells) and not ((cells >> np.uint64(59)) == 1).all():
+        return pa.array([h3.int_to_str(int(c)) for c in cells.tolist()], pa.string())
+    shifts = np.arange(56, -1, -4, dtype=np.uint64)
+    nibbles = ((cells[:, None] >> shifts) & np.uint64(0xF)).astype(np.uint8)
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
+    offsets = np.arange(len(cells) + 1, dtype=np.int32) * 15
+    return pa.StringArray.from_buffers(len(cells), pa.py_buffer(offsets), pa.py_buffer(digits.tobytes()))
 
 
 @dataclass
@@ -110,7 +125,7 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
     wrong = pc.fill_null(pc.and_(pc.is_valid(row_month), pc.not_equal(row_month, month)), False)
     reasons.add(wrong, lambda i: f"{mcol.header}: belongs to {row_month[i].as_py()}, not the file's month {month}")
 
-    derived: dict[str, pa.Array] = {"month": pa.array([month] * n, pa.string())}
+    derived: dict[str, pa.Array] = {"month": pa.repeat(pa.scalar(month, pa.string()), n)}
     if contract.label_column:
         lab = raw[contract.label_column]
         header = contract.column(contract.label_column).header
@@ -153,7 +168,7 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
         keep_pts[list(reasons.by_row)] = False
         lat_for_h3 = np.where(keep_pts, lat, np.nan)
         lon_for_h3 = np.where(keep_pts, lon, np.nan)
-        derived["h3_cell"] = pa.array(h3_cells(lat_for_h3, lon_for_h3, h3_resolution), pa.string())
+        derived["h3_cell"] = h3_cells(lat_for_h3, lon_for_h3, h3_resolution)
 
     kept = np.ones(n, dtype=bool)
     if reasons.by_row:

@@ -1,0 +1,104 @@
+"""The lines of a UTF-8 text buffer, found and sorted out with numpy rather than one by one in Python.
+
+A file is handled as one byte buffer: line offsets come from the positions of its newline bytes, and per-line
+counts (quotes, delimiters, carriage returns) from where those bytes fall among the line offsets. That is enough to
+pick out the plain lines (no quoting at all, exactly the expected number of delimiters), which Arrow's CSV parser
+reads in one go; every other line is left for the exact, line-by-line reading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+_NEWLINE, _CR, _QUOTE = 0x0A, 0x0D, 0x22
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Every line of `buf`: `starts[i]:ends[i]` is line i's text (its newline and one trailing CR left out), and
+    `nexts[i]` is where the line after it starts (the end of the buffer for the last line)."""
+
+    buf: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    nexts: np.ndarray
+
+    @property
+    def bytes(self) -> np.ndarray:
+        return np.frombuffer(self.buf, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def text(self, i: int) -> str:
+        return self.buf[int(self.starts[i]):int(self.ends[i])].decode("utf-8")
+
+    def texts(self, index: np.ndarray) -> pa.Array:
+        """The text of the lines at `index`, as one Arrow string array."""
+        index = np.asarray(index, dtype=np.int64)
+        return text_array(self.bytes, self.starts[index], self.ends[index])
+
+
+def split_lines(buf: bytes) -> Lines:
+    """Split on LF as `str.split("\\n")` does, dropping the empty piece after a final newline."""
+    a = np.frombuffer(buf, np.uint8)
+    newlines = np.flatnonzero(a == _NEWLINE)
+    starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
+    ends = np.concatenate((newlines, [len(a)])).astype(np.int64)
+    if len(starts) > 1 and starts[-1] == len(a):
+        starts, ends = starts[:-1], ends[:-1]
+    nexts = np.append(starts[1:], len(a)).astype(np.int64)
+    last = np.maximum(ends - 1, 0)
+    ends = ends - ((ends > starts) & (a[last] == _CR) if len(a) else 0)
+    return Lines(buf, starts, ends, nexts)
+
+
+def count_per_line(a: np.ndarray, lines: Lines, byte: int) -> np.ndarray:
+    """How many times `byte` occurs in each line's text."""
+    at = np.flatnonzero(a == byte)
+    return np.searchsorted(at, lines.ends) - np.searchsorted(at, lines.starts)
+
+
+def plain_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray:
+    """Lines that split on the delimiter alone into exactly `width` fields, read identically by Arrow's parser
+    (quoting off) and by Python's csv module: no quote character, no carriage return inside the line, a visible
+    ASCII character (so the line is not blank) and no leading non-ASCII byte (Arrow would drop a leading BOM)."""
+    n = len(lines)
+    d = delimiter.encode("utf-8")
+    if len(d) != 1 or d in b'"\r\n' or n == 0:
+        return np.zeros(n, dtype=bool)
+    a = lines.bytes
+    ok = count_per_line(a, lines, _QUOTE) == 0
+    ok &= count_per_line(a, lines, _CR) == 0
+    ok &= count_per_line(a, lines, d[0]) == width - 1
+    visible = np.concatenate(([0], np.cumsum((a > 0x20) & (a < 0x7F), dtype=np.int64)))
+    ok &= visible[lines.ends] > visible[lines.starts]
+    first = a[np.minimum(lines.starts, max(len(a) - 1, 0))] if len(a) else np.zeros(n, np.uint8)
+    ok &= first < 0x80
+    return ok
+
+
+def gather_lines(lines: Lines, keep: np.ndarray) -> np.ndarray:
+    """One buffer holding the kept lines in order, each with its own line ending."""
+    a = lines.bytes
+    if keep.all():
+        return a[lines.starts[0]:] if len(lines) else a[:0]
+    return a[np.repeat(keep, lines.nexts - lines.starts)]
+
+
+def text_array(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """An Arrow string array of the UTF-8 slices `a[starts[i]:ends[i]]`, copied without a Python loop."""
+    lens = (ends - starts).astype(np.int64)
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    total = int(offsets[-1])
+    if total:
+        index = np.repeat(starts - offsets[:-1], lens) + np.arange(total, dtype=np.int64)
+        data = a[index]
+    else:
+        data = np.zeros(0, np.uint8)
+    arr = pa.LargeStringArray.from_buffers(len(lens), pa.py_buffer(offsets), pa.py_buffer(data))
+    return arr.cast(pa.string())

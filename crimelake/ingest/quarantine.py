@@ -1,0 +1,153 @@
+"""Lineage columns and quarantine rows, built as Arrow columns, and the split of in-month duplicates.
+
+Every row kept or set aside carries the same lineage: the file (relative to the home), its SHA-256, its 1-based line,
+the contract and the run. A quarantined row also keeps its raw text and the reason it was set aside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crimelake.ingest.lines import Lines
+from data_contracts.loader import Contract
+
+LINEAGE = pa.schema([
+    ("_source_file", pa.string()),
+    ("_source_sha256", pa.string()),
+    ("_source_line", pa.int64()),
+    ("_contract", pa.string()),
+    ("_ingest_run_id", pa.string()),
+    ("_ingested_at", pa.timestamp("us", tz="UTC")),
+])
+
+QUARANTINE = pa.schema([
+    ("month", pa.string()),
+    ("source", pa.string()),
+    ("entity", pa.string()),
+    ("supplier", pa.string()),
+    ("reason", pa.string()),
+    ("raw_text", pa.string()),
+    *LINEAGE,
+])
+
+
+def constant(value, type_: pa.DataType, n: int) -> pa.Array:
+    """`n` copies of one value (null when the value is None)."""
+    return pa.repeat(pa.scalar(value, type_), n)
+
+
+@dataclass(frozen=True)
+class FileLineage:
+    source_file: str
+    sha256: str
+    contract: str
+    run_id: str
+    ingested_at: datetime
+
+    def columns(self, lines: np.ndarray) -> dict[str, pa.Array]:
+        """The lineage columns of rows from this file at the given 1-based lines."""
+        n = len(lines)
+        return {
+            "_source_file": constant(self.source_file, pa.string(), n),
+            "_source_sha256": constant(self.sha256, pa.string(), n),
+            "_source_line": pa.array(np.asarray(lines, dtype=np.int64), pa.int64()),
+            "_contract": constant(self.contract, pa.string(), n),
+            "_ingest_run_id": constant(self.run_id, pa.string(), n),
+            "_ingested_at": constant(self.ingested_at, LINEAGE.field("_ingested_at").type, n),
+        }
+
+
+def quarantine_table(month: str, contract: Contract, supplier: str | None, reasons: list[str], raw: pa.Array,
+                     lineage: dict[str, pa.Array]) -> pa.Table:
+    """Quarantine rows of one file (or of lineage taken from loaded rows), in the quarantine table's schema."""
+    n = len(reasons)
+    columns = {
+        "month": constant(month, pa.string(), n),
+        "source": constant(contract.source, pa.string(), n),
+        "entity": constant(contract.entity, pa.string(), n),
+        "supplier": supplier if isinstance(supplier, pa.Array) else constant(supplier, pa.string(), n),
+        "reason": pa.array(reasons, pa.string()),
+        "raw_text": raw,
+        **lineage,
+    }
+    return pa.table([columns[f.name] for f in QUARANTINE], schema=QUARANTINE)
+
+
+def _first_occurrence(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the index of the first row holding the same value (-1 for nulls), and the valid mask."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    codes = pc.dictionary_encode(arr).indices
+    valid = codes.is_valid().to_numpy(zero_copy_only=False)
+    code = codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    first = np.full(len(arr), -1, dtype=np.int64)
+    at = np.flatnonzero(valid)
+    if len(at):
+        distinct, first_pos = np.unique(code[at], return_index=True)
+        first_of_code = np.zeros(int(distinct.max()) + 1, dtype=np.int64)
+        first_of_code[distinct] = at[first_pos]
+        first[at] = first_of_code[code[at]]
+    return first, valid
+
+
+def _raw_texts(files: list[str], lines: np.ndarray, texts: dict[str, Lines]) -> pa.Array:
+    """Raw text of rows named by file and 1-based line, in the order given."""
+    files_arr = np.asarray(files, dtype=object)
+    parts, where = [], []
+    for f in dict.fromkeys(files):
+        rows = np.flatnonzero(files_arr == f)
+        parts.append(texts[f].texts(lines[rows] - 1))
+        where.append(rows)
+    if not parts:
+        return pa.array([], pa.string())
+    order = np.argsort(np.concatenate(where), kind="stable")
+    return pa.concat_arrays(parts).take(pa.array(order))
+
+
+def split_duplicates(table: pa.Table, contract: Contract, texts: dict[str, Lines]) -> tuple[pa.Table, pa.Table]:
+    """Rows repeating a unique key already loaded this month are quarantined, naming the row they repeat.
+
+    The first row in file order keeps each value; keys are taken in contract order, and a row set aside for one
+    key is not set aside again for the next (though its value still counts as seen)."""
+    keys = [c.name for c in contract.columns if c.unique]
+    empty = QUARANTINE.empty_table()
+    if not keys or table.num_rows == 0:
+        return table, empty
+    n = table.num_rows
+    dup = np.zeros(n, dtype=bool)
+    at: list[np.ndarray] = []
+    reasons: list[str] = []
+    files = table.column("_source_file")
+    lines = table.column("_source_line")
+    for key in keys:
+        first, valid = _first_occurrence(table.column(key))
+        new = valid & (first != np.arange(n)) & ~dup
+        rows = np.flatnonzero(new)
+        if not len(rows):
+            continue
+        dup |= new
+        header = contract.column(key).header
+        firsts = pa.array(first[rows])
+        values = table.column(key).take(pa.array(rows)).to_pylist()
+        first_files = files.take(firsts).to_pylist()
+        first_lines = lines.take(firsts).to_pylist()
+        reasons += [f"{header}: {v!r} duplicates the row at {f} line {ln}"
+                    for v, f, ln in zip(values, first_files, first_lines, strict=True)]
+        at.append(rows)
+    if not at:
+        return table, empty
+    rows = pa.array(np.concatenate(at))
+    picked = table.take(rows)
+    supplier_col = next((g for g in ("force", "authority") if g in table.column_names), None)
+    supplier = picked.column(supplier_col).combine_chunks() if supplier_col else None
+    raw = _raw_texts(picked.column("_source_file").to_pylist(),
+                     picked.column("_source_line").to_numpy(), texts)
+    month = picked.column("month")
+    lineage = {name: picked.column(name).combine_chunks() for name in LINEAGE.names}
+    q = quarantine_table("", contract, supplier, reasons, raw, lineage)
+    q = q.set_column(0, "month", month.combine_chunks())
+    return table.filter(pa.array(~dup)), q
