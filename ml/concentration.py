@@ -10,6 +10,10 @@ maximal equality attainable with N crimes instead of the diagonal.
 Reference: W. Bernasco and W. Steenbeek (2017), "More places than crimes: implications for evaluating the law of
 crime concentration at place", Journal of Quantitative Criminology 33(3): 451-467,
 doi:10.1007/s10940-016-9324-7 (reference implementation: the authors' R package `lorenzgini`).
+
+The places are a force's study area (its cells in ``dim_cells``); a cell without crime in an observed month counts
+zero. A force-month that was not observed (missing or partial in the coverage ledger) is unknown: it gets no row,
+rather than a month of zeros that would read as no crime at all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+
+from ml.cell_months import CellMonths
 
 TOP_SHARES = {"top1_share": 0.01, "top5_share": 0.05, "top10_share": 0.10}
 KEYS = ["force", "forecast_group", "month"]
@@ -82,16 +88,56 @@ def gini_generalised(counts_array) -> float:
     return float(1.0 - max(1.0, n / total) * (1.0 - g))
 
 
-def _summary(values: np.ndarray) -> dict[str, float]:
-    x, y = lorenz(values)
-    out = {"cells": int(values.size), "incidents": float(values.sum())}
-    # Interpolating the Lorenz curve gives the share held by exactly k% of cells, so forces of different
-    # sizes are compared at the same fraction rather than at a rounded whole number of cells.
-    for name, p in TOP_SHARES.items():
-        out[name] = float(np.interp(p, x, y)) if values.sum() > 0 else float("nan")
-    out["gini"] = gini(values)
-    out["gini_corrected"] = gini_generalised(values)
+def concentration_matrix(values, observed=None) -> dict[str, np.ndarray]:
+    """Concentration of every column (month) of an (n_cells, n_months) count matrix over its observed cells.
+
+    Returns arrays of length n_months: cells (observed cells), incidents, the :data:`TOP_SHARES`, gini and
+    gini_corrected, as :func:`lorenz`, :func:`gini` and :func:`gini_generalised` define them (NaN without crime).
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 2:
+        raise ValueError(f"values must be 2-D (cells x months), got shape {x.shape}")
+    obs = np.isfinite(x) if observed is None else np.asarray(observed, dtype=bool) & np.isfinite(x)
+    if (x[obs] < 0).any():
+        raise ValueError("counts must be non-negative")
+    x = np.where(obs, x, np.nan)
+    n = obs.sum(axis=0).astype(float)
+    total = np.nansum(x, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ascending = np.nan_to_num(np.sort(x, axis=0))  # unobserved cells sort last and weigh nothing
+        rank = np.arange(1, x.shape[0] + 1, dtype=float)[:, None]
+        g = 2.0 * (rank * ascending).sum(axis=0) / (n * total) - (n + 1) / n
+        out = {"cells": n.astype(np.int64), "incidents": total}
+        # The descending Lorenz curve through (i / n, share of crime in the i busiest cells), interpolated so
+        # forces of different sizes are compared at the same fraction of cells.
+        lorenz_y = np.vstack([np.zeros(x.shape[1]), np.cumsum(np.nan_to_num(-np.sort(-x, axis=0)), axis=0)]) / total
+        cols = np.arange(x.shape[1])
+        for name, p in TOP_SHARES.items():
+            k = p * n
+            lo = np.minimum(np.floor(k).astype(np.int64), np.maximum(n.astype(np.int64) - 1, 0))
+            frac = k - lo
+            out[name] = lorenz_y[lo, cols] + frac * (lorenz_y[np.minimum(lo + 1, x.shape[0]), cols] - lorenz_y[lo, cols])
+        out["gini"] = g
+        out["gini_corrected"] = 1.0 - np.maximum(1.0, n / total) * (1.0 - g)
+    crime = (total > 0) & (n > 0)
+    for name in [*TOP_SHARES, "gini", "gini_corrected"]:
+        out[name] = np.where(crime, out[name], np.nan)
     return out
+
+
+def concentration_frame(panel: CellMonths, group: str) -> pd.DataFrame:
+    """:data:`COLUMNS` rows of every force and observed month of one group of a :class:`CellMonths`."""
+    parts = []
+    months = np.asarray(panel.months, dtype=object)
+    for force, rows in panel.force_slices().items():
+        seen = panel.observed[rows].any(axis=0)
+        if not seen.any():
+            continue
+        m = concentration_matrix(panel.counts[group][rows][:, seen], panel.observed[rows][:, seen])
+        parts.append(pd.DataFrame({"force": force, "forecast_group": group, "month": months[seen], **m}))
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(parts, ignore_index=True)[COLUMNS]
 
 
 def concentration(
@@ -99,33 +145,27 @@ def concentration(
     cells: pd.DataFrame | None = None,
     groups: Iterable[str] | None = None,
     value: str = "incident_count",
+    coverage: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Crime concentration per force, forecast group and month over a force's study-area cells.
+    """Crime concentration per force, forecast group and observed month over a force's study-area cells.
 
-    ``counts`` is ``fct_cell_month_counts`` (h3_cell, force, month, forecast_group, incident_count, ...),
-    zero-filled over each force's study area. ``cells`` (``dim_cells``), if given, fixes the set of places per
-    force: cells absent from ``counts`` count as zero and cells outside the force's ``dim_cells`` rows are
-    dropped, so the denominator n is the study area, not the cells that happened to have crime. ``groups``
-    restricts the forecast groups; ``value`` picks the count column (e.g. ``knife_enabled_count``).
+    ``counts`` is ``fct_cell_month_counts`` (h3_cell, force, month, forecast_group, incident_count, ...), sparse or
+    zero-filled. ``cells`` (``dim_cells``) fixes the places per force: cells without a count row count as zero, so
+    the denominator n is the study area, not the cells that happened to have crime; without it the places are
+    the cells that appear in ``counts`` (a cell listed under two forces stays with the first). ``groups``
+    restricts the forecast groups (default: those in ``counts``); ``value`` picks the count column (e.g.
+    ``knife_enabled_count``). ``coverage`` is the coverage ledger (force, month, status); without it a force-month
+    is observed when the force has any count row that month.
 
-    Returns one row per (force, forecast_group, month) with columns force, forecast_group, month, cells,
-    incidents, top1_share, top5_share, top10_share, gini and gini_corrected (the generalised Gini G' of
+    Returns one row per (force, forecast_group, observed month) with columns force, forecast_group, month,
+    cells, incidents, top1_share, top5_share, top10_share, gini and gini_corrected (the generalised Gini G' of
     Bernasco & Steenbeek 2017; see :func:`gini_generalised`). Shares and Ginis are NaN in months without crime.
     """
-    df = counts
-    if groups is not None:
-        df = df[df["forecast_group"].isin(list(groups))]
-    places: dict[str, np.ndarray] = {}
-    if cells is not None:
-        for force, ids in cells.groupby("force")["h3_cell"]:
-            places[force] = ids.drop_duplicates().to_numpy()
-    rows = []
-    for (force, group, month), g in df.groupby(KEYS, sort=True, observed=True):
-        values = g[value].to_numpy(dtype=float)
-        if cells is not None:
-            ids = places.get(force)
-            if ids is None:
-                continue
-            values = g.groupby("h3_cell")[value].sum().reindex(ids, fill_value=0).to_numpy(dtype=float)
-        rows.append({"force": force, "forecast_group": group, "month": month, **_summary(values)})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    wanted = sorted(counts["forecast_group"].astype(str).unique()) if groups is None else list(groups)
+    if cells is None:
+        cells = counts[["h3_cell", "force"]].drop_duplicates("h3_cell")
+    if counts.empty or not wanted:
+        return pd.DataFrame(columns=COLUMNS)
+    panel = CellMonths.from_frames(counts, cells, wanted, coverage=coverage, value=value)
+    frames = [concentration_frame(panel, g) for g in wanted]
+    return pd.concat(frames, ignore_index=True).sort_values(KEYS, ignore_index=True)
