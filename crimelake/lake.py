@@ -7,10 +7,12 @@ atomically with an overwrite by predicate: re-running a month, or receiving the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -46,11 +48,89 @@ def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: 
     return WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
 
 
-def replace_table(path: Path, table: pa.Table) -> WriteResult:
-    """Replace a whole table (schema included) in one commit; earlier versions stay readable by time travel."""
+Rows = pa.Table | pa.RecordBatchReader
+
+
+class _Counted:
+    """A record batch stream that counts its rows and refuses rows outside a month range as they pass, so a
+    partition can be replaced from a stream without holding it in memory."""
+
+    def __init__(self, data: Rows, months: tuple[str, str] | None = None, column: str = "month"):
+        self.reader = data.to_reader() if isinstance(data, pa.Table) else data
+        self.months, self.column, self.rows = months, column, 0
+        self.error: ValueError | None = None
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.reader:
+            if self.months and batch.num_rows:
+                col = batch.column(self.column)
+                outside = pc.invert(pc.and_(pc.greater_equal(col, self.months[0]), pc.less_equal(col, self.months[1])))
+                if pc.any(pc.fill_null(outside, True)).as_py():
+                    bad = sorted(set(pc.filter(col, pc.fill_null(outside, True)).to_pylist()), key=str)[:5]
+                    self.error = ValueError(f"rows for {bad} fall outside the months {self.months[0]}.."
+                                            f"{self.months[1]} being replaced")
+                    raise self.error
+            self.rows += batch.num_rows
+            yield batch
+
+    def write(self, path: Path, **kwargs) -> None:
+        """write_deltalake over the stream; a refused row raises its ValueError (nothing is committed)."""
+        try:
+            write_deltalake(str(path), pa.RecordBatchReader.from_batches(self.reader.schema, self._batches()),
+                            **kwargs)
+        except Exception:
+            if self.error is not None:
+                raise self.error from None
+            raise
+
+
+def replace_table(path: Path, table: Rows, *, partition_by: list[str] | None = None) -> WriteResult:
+    """Replace a whole table (schema and partitioning included) in one commit; earlier versions stay readable by
+    time travel. `table` may be a record batch stream, written without being held in memory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
-    return WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
+    counted = _Counted(table)
+    counted.write(path, mode="overwrite", schema_mode="overwrite", partition_by=partition_by)
+    return WriteResult(path, DeltaTable(str(path)).version(), counted.rows)
+
+
+def partitioning(path: Path) -> list[str] | None:
+    """The partition columns of a table, or None when there is no table."""
+    if not table_exists(path):
+        return None
+    return list(DeltaTable(str(path)).metadata().partition_columns)
+
+
+def same_schema(path: Path, schema: pa.Schema) -> bool:
+    """Whether rows of `schema` can be written into the table at `path` as they are."""
+    from deltalake import Schema
+
+    return Schema.from_arrow(schema).to_json() == DeltaTable(str(path)).schema().to_json()
+
+
+def replace_months(path: Path, data: Rows, months: tuple[str, str], *, partition_column: str = "month") -> WriteResult:
+    """Replace the month partitions `months[0]`..`months[1]` (inclusive) of a month-partitioned table with `data`
+    (a table or a record batch stream, possibly empty) in one commit; other months are untouched, and the commit
+    adds files under those months' partitions only. Creates the table if there is none. ValueError for a row
+    outside the range, or a table partitioned otherwise or with another schema (replace it whole instead)."""
+    first, last = months
+    if not (_MONTH.match(first) and _MONTH.match(last)) or first > last:
+        raise ValueError(f"months must be a YYYY-MM range, got {first!r}..{last!r}")
+    reader = data.to_reader() if isinstance(data, pa.Table) else data
+    existing = partitioning(path)
+    if existing is not None:
+        if existing != [partition_column]:
+            raise ValueError(f"{path} is partitioned by {existing}, not [{partition_column!r}]: replace it whole")
+        if not same_schema(path, reader.schema):
+            raise ValueError(f"{path} has another schema than the rows given: replace it whole")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counted = _Counted(reader, (first, last), partition_column)
+    counted.write(
+        path,
+        mode="overwrite",
+        predicate=f"{partition_column} >= '{first}' and {partition_column} <= '{last}'",
+        partition_by=[partition_column],
+    )
+    return WriteResult(path, DeltaTable(str(path)).version(), counted.rows)
 
 
 def append(path: Path, table: pa.Table) -> WriteResult:
@@ -74,3 +154,101 @@ def version(path: Path) -> int | None:
     if not table_exists(path):
         return None
     return DeltaTable(str(path)).version()
+
+
+# Maintenance ------------------------------------------------------------------------------------------------------
+
+DEFAULT_RETENTION_HOURS = 7 * 24
+MAINTAINED_LAYERS = ("bronze", "quarantine", "gold", "public")
+
+
+@dataclass(frozen=True)
+class MaintainResult:
+    path: Path
+    files_before: int
+    files_after: int
+    active_before: int
+    active_after: int
+    compacted: bool
+    vacuumed: int
+    retention_hours: int
+
+
+def _files_on_disk(path: Path) -> int:
+    return sum(1 for _ in path.rglob("*.parquet"))
+
+
+def tables_under(root: Path, layers: tuple[str, ...] = MAINTAINED_LAYERS) -> list[Path]:
+    """Every Delta table under the given layers of a lake root."""
+    found = []
+    for layer in layers:
+        base = root / layer
+        if base.is_dir():
+            found += sorted(p.parent for p in base.rglob("_delta_log") if p.is_dir())
+    return found
+
+
+def _hours_since_version(dt: DeltaTable, v: int) -> int:
+    import time
+
+    for entry in dt.history():
+        if entry.get("version") == v and entry.get("timestamp"):
+            return int((time.time() * 1000 - entry["timestamp"]) // 3_600_000) + 1
+    return 0
+
+
+def maintain(path: Path, *, retention_hours: int = DEFAULT_RETENTION_HOURS, keep_version: int | None = None,
+             compact: bool = True) -> MaintainResult:
+    """Compact a table's small files into larger ones, then vacuum files no longer referenced by any version
+    committed within `retention_hours`.
+
+    The trade-off: vacuuming frees disk but ends time travel to versions older than the retention. A version that
+    must stay readable (`keep_version`, e.g. the oldest version a prediction recorded) stretches the retention of
+    this table to cover it, so every file that version references is kept, at the cost of keeping every file
+    removed since.
+    """
+    dt = DeltaTable(str(path))
+    files_before, active_before = _files_on_disk(path), len(dt.file_uris())
+    if compact and active_before > 1:
+        dt.optimize.compact()
+        dt = DeltaTable(str(path))
+    retention = retention_hours
+    if keep_version is not None and keep_version <= dt.version():
+        retention = max(retention, _hours_since_version(dt, keep_version))
+    removed = dt.vacuum(retention_hours=retention, dry_run=False, enforce_retention_duration=False)
+    return MaintainResult(path, files_before, _files_on_disk(path), active_before, len(dt.file_uris()),
+                          compact and active_before > 1, len(removed), retention)
+
+
+def recorded_versions(lake_root: Path) -> dict[Path, int]:
+    """Gold table -> the oldest of its versions any prediction recorded (predictions' `feature_tables` JSON): the
+    versions a trace must still be able to read."""
+    import json
+
+    predictions = lake_root / "ml" / "predictions"
+    if not table_exists(predictions):
+        return {}
+    oldest: dict[Path, int] = {}
+    column = DeltaTable(str(predictions)).to_pyarrow_dataset().to_table(columns=["feature_tables"]).column(0)
+    for text in pc.unique(column).to_pylist():
+        for name, v in (json.loads(text) if text else {}).items():
+            if v is not None:
+                p = lake_root / "gold" / name
+                oldest[p] = min(int(v), oldest.get(p, int(v)))
+    return oldest
+
+
+def maintain_lake(lake_root: Path, *, retention_hours: int = DEFAULT_RETENTION_HOURS,
+                  layers: tuple[str, ...] = MAINTAINED_LAYERS, on_table=None) -> list[MaintainResult]:
+    """Compact and vacuum every bronze, quarantine, gold and public table (see `maintain`), keeping every gold
+    version a prediction recorded readable."""
+    if retention_hours < 0:
+        raise ValueError(f"retention_hours must be >= 0, got {retention_hours}")
+    keep = recorded_versions(lake_root)
+    out = []
+    for path in tables_under(lake_root, layers):
+        result = maintain(path, retention_hours=retention_hours, keep_version=keep.get(path))
+        out.append(result)
+        if on_table:
+            on_table(result)
+    return out

@@ -1,30 +1,56 @@
 """Gold Delta tables: the marts that forecasting and the map read, exported from the warehouse.
 
 Every consumer reads a versioned, time-travelable Delta table instead of the DuckDB file (which one process at a
-time may open). Each export replaces the table in one commit and records the Delta version it made.
+time may open). A mart with a month is partitioned by it and a run replaces only the months of its partition range
+(one commit, streamed from DuckDB in record batches); the small whole-table marts are replaced whole. Each export
+records the Delta version it made.
 """
 
 import dagster as dg
-import duckdb
 
-from crimelake.lake import replace_table
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
+from orchestration.lib.warehouse import export_mart
 
-GOLD_MARTS = (
-    "fct_incidents",
-    "fct_cell_month_counts",
-    "dim_cells",
-    "dim_forces",
-    "dim_crime_categories",
-    "fct_area_quarter_indicators",
-    "fct_outcomes",
-    "fct_stop_search_cell_months",
-)
+# Mart -> the month column it is partitioned by (None: replaced whole).
+GOLD_MARTS = {
+    "fct_incidents": "month",
+    "fct_cell_month_counts": "month",
+    "dim_cells": None,
+    "dim_forces": None,
+    "dim_crime_categories": None,
+    "fct_area_quarter_indicators": None,
+    "fct_outcomes": "outcome_month",
+    "fct_stop_search_cell_months": "month",
+}
 
 
-def build_gold_asset(mart: str) -> dg.AssetsDefinition:
+def export(context: dg.AssetExecutionContext, settings, mart: str, table: str, partition_column: str | None,
+           whole: bool = False) -> dict:
+    """Export marts.<mart> to gold/<table> for the run's months; lineage emitted, metadata returned."""
+    from crimelake import lineage
+
+    months = None if whole or not context.has_partition_key_range else tuple(context.partition_key_range)
+    written, replaced = export_mart(settings.warehouse, f"marts.{mart}", settings.gold(table),
+                                    partition_column=partition_column, months=months)
+    lineage.emit(settings, f"gold/{table}", context.run_id, inputs=[lineage.warehouse(settings, f"marts.{mart}")],
+                 outputs=[lineage.delta(settings, written.path, written.version, written.rows)])
+    context.log.info(f"exported marts.{mart} ({replaced}): {written.rows} rows to {written.path} "
+                     f"(Delta version {written.version})")
+    return {
+        "dagster/row_count": written.rows,
+        "delta_version": written.version,
+        "replaced": replaced,
+        "table_uri": dg.MetadataValue.path(str(written.path)),
+        "source_table": f"marts.{mart}",
+    }
+
+
+def build_gold_asset(mart: str, partition_column: str | None) -> dg.AssetsDefinition:
+    how = (f"partitioned by {partition_column}; a run replaces the months of its partition range only"
+           if partition_column else "replaced whole on each run")
+
     @dg.asset(
         key=["gold", mart],
         deps=[dg.AssetKey(["marts", mart])],
@@ -34,34 +60,16 @@ def build_gold_asset(mart: str) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
         automation_condition=dg.AutomationCondition.eager(),
-        description=f"Gold Delta table `lake/gold/{mart}`: the dbt mart `marts.{mart}` exported whole after each "
-                    "build, so readers get a versioned table. A run replaces the table; older versions stay "
-                    "readable by time travel.",
+        description=f"Gold Delta table `lake/gold/{mart}`: the dbt mart `marts.{mart}`, {how}. Older versions "
+                    "stay readable by time travel.",
     )
     def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        settings = lake.settings()
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-        try:
-            table = con.sql(f"select * from marts.{mart}").to_arrow_table()
-        finally:
-            con.close()
-        written = replace_table(settings.gold(mart), table)
-        from crimelake import lineage
-
-        lineage.emit(settings, f"gold/{mart}", context.run_id, inputs=[lineage.warehouse(settings, f"marts.{mart}")],
-                     outputs=[lineage.delta(settings, written.path, written.version, written.rows)])
-        context.log.info(f"exported marts.{mart}: {written.rows} rows to {written.path} (Delta version {written.version})")
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": written.rows,
-            "delta_version": written.version,
-            "table_uri": dg.MetadataValue.path(str(written.path)),
-            "source_table": f"marts.{mart}",
-        })
+        return dg.MaterializeResult(metadata=export(context, lake.settings(), mart, mart, partition_column))
 
     return _gold
 
 
-GOLD_ASSETS = [build_gold_asset(m) for m in GOLD_MARTS]
+GOLD_ASSETS = [build_gold_asset(m, col) for m, col in GOLD_MARTS.items()]
 
 
 @dg.definitions
