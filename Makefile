@@ -17,7 +17,7 @@ export DO_NOT_TRACK := 1
 
 CRIMELAKE := $(VENV)/bin/crimelake
 
-.PHONY: install demo test map browser ui mlflow bench lint docs seeds clean help
+.PHONY: install demo test map browser ui mlflow bench bench-national lint docs seeds clean help
 
 help:
 	@echo "make demo   generate demo data and run the whole pipeline into $(CRIMELAKE_HOME)"
@@ -26,6 +26,7 @@ help:
 	@echo "make ui     open the Dagster UI on the same home (http://127.0.0.1:3000)"
 	@echo "make mlflow open the MLflow UI on the same home (http://127.0.0.1:5000)"
 	@echo "make bench  run the benchmarks"
+	@echo "make bench-national  the pipeline at national scale (44 forces, 36 months), per stage; bench-results/national.json"
 	@echo "make docs   build the dbt docs into $(CRIMELAKE_HOME)/dbt-docs (after make demo)"
 	@echo "make seeds  regenerate the dbt seeds from the data contracts"
 	@echo "make lint   ruff"
@@ -66,6 +67,9 @@ ui: install
 
 bench: install
 	$(VENV)/bin/python -m benchmarks.run
+
+bench-national: install
+	$(VENV)/bin/python -m benchmarks.national
 
 docs: install
 	cd dbt_project && $(VENV)/bin/dbt docs generate --profiles-dir . --target-path $(CRIMELAKE_HOME)/dbt-docs --static
