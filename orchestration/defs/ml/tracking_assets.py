@@ -1,5 +1,9 @@
 """Concentration and its movement: the law of crime concentration measured per force, group and month, and the
-emerging hot spot class of every cell. Delta tables under lake/ml/, rebuilt when the gold tables change."""
+emerging hot spot class of every cell. Delta tables under lake/ml/, rebuilt when the gold tables change.
+
+Both read the gold tables with pyarrow (only the columns needed, one forecast group at a time), lay the sparse
+counts out over dim_cells as (cells x months) arrays and leave out the force-months the coverage ledger does not
+list as complete (without a ledger: the force-months with no count rows at all)."""
 
 import dagster as dg
 import pandas as pd
@@ -9,23 +13,48 @@ from crimelake.forecasting import GROUPS
 from orchestration.lib.resources import LakeResource
 
 HOTSPOT_GROUP = "hotspots"
+WINDOW = 12  # months of the emerging hot spot analysis
+CELL_COLUMNS = ["h3_cell", "force", "neighbours_ring1"]
 
 GOLD = [dg.AssetDep(dg.AssetKey(["gold", name]), partition_mapping=dg.AllPartitionMapping())
-        for name in ("fct_cell_month_counts", "dim_cells")]
+        for name in ("fct_cell_month_counts", "dim_cells", "coverage")]
 
 
-def _lineage(settings, job: str, run_id: str, counts_version: int, cells_version: int, written) -> None:
+def _inputs(settings):
+    """(CellMonths of every group, the Delta versions read) from the gold tables."""
+    from deltalake import DeltaTable
+
+    from ml.cell_months import CellMonths
+
+    counts = DeltaTable(str(settings.gold("fct_cell_month_counts")))
+    cells_path, coverage_path = settings.gold("dim_cells"), settings.gold("coverage")
+    cells = delta.read(cells_path, columns=CELL_COLUMNS)
+    ledger = delta.table_exists(coverage_path)
+    coverage = delta.read(coverage_path, columns=["force", "month", "status"]) if ledger else None
+    panel = CellMonths.from_arrow(counts.to_pyarrow_dataset(), cells, GROUPS, coverage)
+    versions = {"fct_cell_month_counts": counts.version(), "dim_cells": delta.version(cells_path)}
+    if ledger:
+        versions["coverage"] = delta.version(coverage_path)
+    return panel, versions
+
+
+def _lineage(settings, job: str, run_id: str, versions: dict[str, int], written) -> None:
     from crimelake import lineage
 
     lineage.emit(settings, job, run_id,
-                 inputs=[lineage.delta(settings, settings.gold("fct_cell_month_counts"), counts_version),
-                         lineage.delta(settings, settings.gold("dim_cells"), cells_version)],
+                 inputs=[lineage.delta(settings, settings.gold(name), v) for name, v in versions.items()],
                  outputs=[lineage.delta(settings, written.path, written.version, written.rows)])
 
 
-def _gold(settings, name: str) -> tuple[pd.DataFrame, int]:
-    path = settings.gold(name)
-    return delta.read(path).to_pandas(), delta.version(path)
+def _coverage_metadata(panel, versions) -> dict:
+    forces = panel.force_slices()
+    unobserved = sum(int((~panel.observed[rows.start]).sum()) for rows in forces.values())
+    return {
+        "feature_table_versions": dg.MetadataValue.json(versions),
+        "coverage_ledger": "coverage" in versions,
+        "unobserved_force_months": unobserved,
+        "count_rows_outside_study_area": panel.unmatched_rows,
+    }
 
 
 @dg.asset(
@@ -34,29 +63,28 @@ def _gold(settings, name: str) -> tuple[pd.DataFrame, int]:
     group_name=HOTSPOT_GROUP,
     kinds={"python", "deltalake"},
     automation_condition=dg.AutomationCondition.eager(),
-    description="Crime concentration per force, forecast group and month: share of incidents in the top 1%, 5% "
-                "and 10% of cells, the Gini coefficient and the Gini generalised for sparse counts (Bernasco and "
-                "Steenbeek 2017). Delta table lake/ml/concentration, replaced on each run.",
+    description="Crime concentration per force, forecast group and observed month: share of incidents in the top "
+                "1%, 5% and 10% of cells, the Gini coefficient and the Gini generalised for sparse counts (Bernasco "
+                "and Steenbeek 2017). Force-months not delivered whole have no row. Delta table lake/ml/concentration, "
+                "replaced on each run.",
 )
 def concentration(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     import pyarrow as pa
 
-    from ml.concentration import concentration as measure
+    from ml.concentration import concentration_frame
 
     settings = lake.settings()
-    counts, counts_version = _gold(settings, "fct_cell_month_counts")
-    cells, cells_version = _gold(settings, "dim_cells")
-    table = measure(counts, cells)
-    table["counts_delta_version"] = counts_version
+    panel, versions = _inputs(settings)
+    table = pd.concat([concentration_frame(panel, g) for g in GROUPS], ignore_index=True)
+    table["counts_delta_version"] = versions["fct_cell_month_counts"]
     written = delta.replace_table(settings.lake / "ml" / "concentration", pa.Table.from_pandas(table, preserve_index=False))
-    _lineage(settings, "ml/concentration", context.run_id, counts_version, cells_version, written)
+    _lineage(settings, "ml/concentration", context.run_id, versions, written)
     latest = table[table["month"] == table["month"].max()]
     median = latest.groupby("forecast_group")[["top1_share", "top5_share", "gini_corrected"]].median().round(3)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": written.rows,
         "delta_version": written.version,
-        "feature_table_versions": dg.MetadataValue.json({"fct_cell_month_counts": counts_version,
-                                                         "dim_cells": cells_version}),
+        **_coverage_metadata(panel, versions),
         "latest_month_medians_across_forces": dg.MetadataValue.md(median.to_markdown()),
     })
 
@@ -71,41 +99,48 @@ def concentration(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
                 "sporadic, oscillating, historical hot spots and their cold counterparts, as ArcGIS Pro's Emerging "
                 "Hot Spot Analysis defines them) per force and forecast group over the last 12 months, from Getis-Ord "
                 "Gi* on H3 ring-1 neighbourhoods with a false-discovery-rate correction and Mann-Kendall trends. "
-                "Delta table lake/ml/emerging_hotspots, replaced on each run.",
+                "Months a force did not deliver whole are left out of its series (final_month is the last one it "
+                "did). Delta table lake/ml/emerging_hotspots, replaced on each run.",
 )
 def emerging_hotspots(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import numpy as np
     import pyarrow as pa
 
-    from ml.emerging import emerging_hotspots as classify
+    from ml.emerging import MIN_STEPS, emerging_table
+    from ml.hotspots import gi_star_matrix
 
     settings = lake.settings()
-    counts, counts_version = _gold(settings, "fct_cell_month_counts")
-    cells, _ = _gold(settings, "dim_cells")
-    end = counts["month"].max()
+    panel, versions = _inputs(settings)
+    months = panel.months[-WINDOW:]
+    observed = panel.observed[:, -WINDOW:]
+    keep = np.ones(panel.n_cells, dtype=bool)
+    for force, rows in panel.force_slices().items():
+        steps = int(observed[rows.start].sum())
+        if steps < MIN_STEPS:
+            context.log.warning(f"{force}: only {steps} observed months in the window, too few for a trend; skipped")
+            keep[rows] = False
+    weights = panel.ring1()
     frames = []
-    for force in sorted(counts["force"].unique()):
-        for group in GROUPS:
-            months = counts.loc[counts["force"] == force, "month"].nunique()
-            if months < 3:
-                context.log.warning(f"{force}: only {months} months, too few for a trend; skipped")
-                continue
-            frame = classify(counts, cells, force, group, window=min(12, months), end_month=end)
-            frame.insert(0, "forecast_group", group)
-            frame.insert(0, "force", force)
-            frames.append(frame)
-        context.log.info(f"classified {force}")
+    for group in GROUPS:
+        x = panel.counts[group][:, -WINDOW:]
+        z, _, _, bins = gi_star_matrix(x, weights, observed, areas=panel.force)
+        frame = emerging_table(panel.cells, months, x, bins, z, observed)[keep]
+        frame.insert(0, "forecast_group", group)
+        frame.insert(0, "force", panel.force[keep])
+        frames.append(frame)
+        context.log.info(f"classified {group}")
     table = pd.concat(frames, ignore_index=True)
-    table["end_month"] = end
-    table["counts_delta_version"] = counts_version
+    table["end_month"] = months[-1]
+    table["counts_delta_version"] = versions["fct_cell_month_counts"]
     written = delta.replace_table(settings.lake / "ml" / "emerging_hotspots",
                                   pa.Table.from_pandas(table, preserve_index=False))
-    _lineage(settings, "ml/emerging_hotspots", context.run_id, counts_version, delta.version(settings.gold("dim_cells")),
-             written)
+    _lineage(settings, "ml/emerging_hotspots", context.run_id, versions, written)
     tally = table[table["forecast_group"] == "all_crime"]["category"].value_counts()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": written.rows,
         "delta_version": written.version,
-        "end_month": end,
+        "end_month": months[-1],
+        **_coverage_metadata(panel, versions),
         "all_crime_categories": dg.MetadataValue.json({k: int(v) for k, v in tally.items()}),
     })
 
