@@ -183,6 +183,54 @@ def status(home: HomeOpt = None) -> None:
 
 
 @app.command()
+def coverage(
+    home: HomeOpt = None,
+    source: Annotated[str | None, typer.Option(help="Only this incident source (police_uk, force_rms_ho, ...).")] = None,
+    force: Annotated[str | None, typer.Option(help="Only this force (slug).")] = None,
+    months: Annotated[int, typer.Option(help="The latest N months.")] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the grid as JSON.")] = False,
+) -> None:
+    """Print the coverage ledger: which force-months of each source arrived complete, partial or missing."""
+    from crimelake.coverage import load, pivot, render, to_json
+
+    settings = _settings(home)
+    try:
+        grid = pivot(load(settings, source=source, force=force, months=months))
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(to_json(grid))
+    else:
+        console.print(render(grid))
+
+
+@app.command()
+def maintain(
+    home: HomeOpt = None,
+    retention_hours: Annotated[int, typer.Option(help="Keep files older versions need for this many hours.")] = 168,
+) -> None:
+    """Compact and vacuum every bronze, quarantine, gold and public Delta table; print files before and after."""
+    from crimelake.lake import maintain_lake
+
+    settings = _settings(home)
+    if retention_hours < 0:
+        err.print(f"[red]error:[/red] --retention-hours must be >= 0, got {retention_hours}")
+        raise typer.Exit(2)
+    with err.status("Compacting and vacuuming..."):
+        results = maintain_lake(settings.lake, retention_hours=retention_hours)
+    t = Table(title=f"Lake maintenance at {settings.lake} (retention {retention_hours} h)")
+    for col in ("table", "files before", "files after", "active before", "active after", "retention h"):
+        t.add_column(col, justify="left" if col == "table" else "right")
+    for r in results:
+        t.add_row(r.path.relative_to(settings.lake).as_posix(), str(r.files_before), str(r.files_after),
+                  str(r.active_before), str(r.active_after), str(r.retention_hours))
+    console.print(t)
+    console.print(f"{len(results)} tables: {sum(r.files_before for r in results)} files before, "
+                  f"{sum(r.files_after for r in results)} after.")
+
+
+@app.command()
 def demo(
     home: HomeOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed for the simulated data.")] = 7,
