@@ -37,7 +37,7 @@ def test_each_ingest_asset_carries_its_checks_and_monthly_partitions(defs):
     assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_downstream_sensor"}
     auto = next(s for s in defs.sensors if s.name == "refresh_downstream_sensor")
     assert auto.default_status == dg.DefaultSensorStatus.RUNNING
-    assert {s.name for s in defs.schedules} == {"ingest_landing_job_schedule"}
+    assert {s.name for s in defs.schedules} == {"ingest_landing_job_schedule", "maintain_lake_job_schedule"}
 
 
 def test_run_loads_landed_months_through_dagster_and_records_runs(settings, defs):
@@ -100,3 +100,24 @@ def test_contract_breach_blocks_the_run(settings, defs):
     runs = run_landed(settings, months=["2024-06"])
     assert "police_uk/street:contract_expectations" in runs[0].failed_checks
     assert not runs[0].success
+
+
+def test_maintain_lake_job_compacts_the_small_files_of_monthly_loads(settings, defs):
+    import pyarrow as pa
+
+    path = settings.bronze("police_uk", "street")
+    for n in range(3):
+        lake.append(path, pa.table({"month": ["2024-03"], "n": [n]}))
+    lake.replace_table(settings.gold("fct_x"), pa.table({"month": ["2024-03"], "n": [1]}))
+    result = defs.resolve_job_def("maintain_lake_job").execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        run_config={"ops": {"compact_and_vacuum_lake": {"config": {"retention_hours": 0}}}})
+    assert result.success
+    md = {k: v.value for k, v in _step_output_metadata(result).items()}
+    assert md["tables"] == 2 and md["files_before"] == 4 and md["files_after"] == 2
+    assert lake.read(path).num_rows == 3
+
+
+def _step_output_metadata(result) -> dict:
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    return event.event_specific_data.metadata

@@ -50,11 +50,11 @@ def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built)
         assert tr.success, tr.failed_checks
         assert tr.failed_checks == []
     by_month = {t: snapshot(settings, t, o) for t, o in
-                [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, month, forecast_group")]}
+                [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, force, month, forecast_group")]}
 
     full = run_transform(settings, full_refresh=True)
     assert full.success and full.failed_checks == []
-    for t, o in [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, month, forecast_group")]:
+    for t, o in [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, force, month, forecast_group")]:
         assert snapshot(settings, t, o).equals(by_month[t]), t
 
     # Conformed counts against bronze: every bronze incident row is a fact, superseded, or (never here) unmapped.
@@ -85,10 +85,19 @@ def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built)
                                     "and category_slug = 'possession-of-weapons' and not in_weapons")
     assert unflagged == 0
 
-    # Zero-filled: every study-area cell has every month and group.
-    (cells,), = query(settings, "select count(*) from marts.dim_cells")
+    # Sparse: one row per cell, recording force, month and group that holds an incident; zeros are never stored.
     (grid,), = query(settings, "select count(*) from marts.fct_cell_month_counts")
-    assert grid == cells * len(MONTHS) * 5
+    (occupied,), = query(settings, """
+        select count(*) from (
+            select distinct h3_cell, force, month, g from marts.fct_incidents,
+                (select unnest(['all_crime', 'asb', 'violence', 'theft', 'weapons']) as g) as groups
+            where h3_cell is not null and case g when 'all_crime' then in_all_crime when 'asb' then in_asb
+                when 'violence' then in_violence when 'theft' then in_theft else in_weapons end)""")
+    (smallest,), = query(settings, "select min(incident_count) from marts.fct_cell_month_counts")
+    assert grid == occupied and smallest >= 1
+    (cells,), = query(settings, "select count(*) from marts.dim_cells")
+    (counted_cells,), = query(settings, "select count(distinct h3_cell) from marts.fct_cell_month_counts")
+    assert 0 < counted_cells <= cells
 
     # Gold Delta tables hold the marts, with the version recorded in Dagster.
     gold = lake.read(settings.gold("fct_cell_month_counts"))

@@ -1,0 +1,96 @@
+"""The Delta writer: month ranges replaced from record batch streams, whole tables repartitioned, and maintenance
+that compacts and vacuums without breaking time travel to versions predictions record."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from crimelake import lake
+
+
+def months_table(months: list[str], value: int = 1) -> pa.Table:
+    return pa.table({"month": pa.array(months, pa.string()), "n": pa.array([value] * len(months), pa.int64())})
+
+
+def last_commit(path) -> list[dict]:
+    log = sorted((path / "_delta_log").glob("*.json"))[-1]
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_replace_months_rewrites_only_the_range_from_a_stream(tmp_path):
+    path = tmp_path / "t"
+    lake.replace_months(path, months_table(["2024-01", "2024-02", "2024-03", "2024-04"]), ("2024-01", "2024-04"))
+    stream = months_table(["2024-02", "2024-03", "2024-03"], 7).to_reader(max_chunksize=1)
+    written = lake.replace_months(path, stream, ("2024-02", "2024-03"))
+    assert written.rows == 3 and written.version == 1
+    rows = sorted((r["month"], r["n"]) for r in lake.read(path).to_pylist())
+    assert rows == [("2024-01", 1), ("2024-02", 7), ("2024-03", 7), ("2024-03", 7), ("2024-04", 1)]
+    touched = {a[k]["path"].split("/")[0] for a in last_commit(path) for k in ("add", "remove") if k in a}
+    assert touched == {"month=2024-02", "month=2024-03"}
+    # An empty range replacement empties those months only.
+    lake.replace_months(path, months_table([]), ("2024-04", "2024-04"))
+    assert lake.read(path, month="2024-04").num_rows == 0 and lake.read(path, month="2024-01").num_rows == 1
+
+
+def test_replace_months_refuses_rows_outside_the_range_and_commits_nothing(tmp_path):
+    path = tmp_path / "t"
+    lake.replace_months(path, months_table(["2024-01"]), ("2024-01", "2024-01"))
+    with pytest.raises(ValueError, match="outside the months 2024-02..2024-02"):
+        lake.replace_months(path, months_table(["2024-02", "2024-05"]), ("2024-02", "2024-02"))
+    assert lake.version(path) == 0
+    with pytest.raises(ValueError, match="YYYY-MM range"):
+        lake.replace_months(path, months_table([]), ("2024-03", "2024-01"))
+
+
+def test_replace_months_refuses_an_unpartitioned_table_which_replace_table_repartitions(tmp_path):
+    path = tmp_path / "t"
+    lake.replace_table(path, months_table(["2024-01", "2024-02"]))
+    assert lake.partitioning(path) == []
+    with pytest.raises(ValueError, match="replace it whole"):
+        lake.replace_months(path, months_table(["2024-01"]), ("2024-01", "2024-01"))
+    written = lake.replace_table(path, months_table(["2024-01", "2024-02"]).to_reader(), partition_by=["month"])
+    assert written.rows == 2 and lake.partitioning(path) == ["month"]
+    other = pa.table({"month": ["2024-01"], "n": ["text"]})
+    with pytest.raises(ValueError, match="another schema"):
+        lake.replace_months(path, other, ("2024-01", "2024-01"))
+
+
+def many_small_versions(path, n: int = 4) -> None:
+    for i in range(n):
+        lake.append(path, months_table(["2024-01"], i))
+
+
+def test_maintain_compacts_and_vacuums_but_keeps_a_recorded_version_readable(tmp_path):
+    kept, bare = tmp_path / "kept", tmp_path / "bare"
+    for p in (kept, bare):
+        many_small_versions(p)
+        lake.replace_table(p, months_table(["2024-02"], 9))  # tombstones every earlier file
+    plain = lake.maintain(bare, retention_hours=0)
+    assert plain.files_before == 5 and plain.files_after == 1 and plain.vacuumed == 4
+    with pytest.raises(Exception):
+        DeltaTable(str(bare), version=1).to_pyarrow_table()
+
+    guarded = lake.maintain(kept, retention_hours=0, keep_version=1)
+    assert guarded.retention_hours >= 1 and guarded.files_after == guarded.files_before
+    assert DeltaTable(str(kept), version=1).to_pyarrow_table().num_rows == 2
+
+
+def test_maintain_lake_walks_every_layer_and_protects_versions_predictions_record(tmp_path):
+    root = tmp_path / "lake"
+    bronze, gold, public = root / "bronze" / "s" / "e", root / "gold" / "fct_x", root / "public" / "p"
+    for p in (bronze, gold, public):
+        many_small_versions(p)
+    lake.replace_table(gold, months_table(["2024-02"], 9))
+    lake.append(root / "ml" / "predictions", pa.table({"feature_tables": [json.dumps({"fct_x": 2})]}))
+    results = {r.path: r for r in lake.maintain_lake(root, retention_hours=0)}
+    assert set(results) == {bronze, gold, public}  # ml tables are not maintained here
+    assert results[bronze].active_before == 4 and results[bronze].active_after == 1
+    assert results[bronze].files_after == 1
+    assert DeltaTable(str(gold), version=2).to_pyarrow_table().num_rows == 3
+    assert lake.recorded_versions(root) == {gold: 2}
+    with pytest.raises(ValueError):
+        lake.maintain_lake(root, retention_hours=-1)
