@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.concentration import COLUMNS, concentration, gini, gini_generalised, lorenz
+from ml.concentration import COLUMNS, concentration, concentration_matrix, gini, gini_generalised, lorenz
 
 CENTRE = h3.latlng_to_cell(52.136, -0.466, 9)
 
@@ -123,3 +123,35 @@ def test_concentration_without_cells_uses_the_zero_filled_counts():
     out = concentration(counts_frame({"2024-03": values}, ids))
     assert out.loc[0, "cells"] == 20
     assert out.loc[0, "gini"] == pytest.approx(gini(values))
+
+
+def test_a_force_month_not_delivered_whole_has_no_row_and_sparse_counts_count_zero():
+    ids = grid(2)  # 19 cells
+    cells = pd.DataFrame({"h3_cell": ids, "force": "bedfordshire"})
+    counts = pd.concat([counts_frame({m: np.array([3, 1])}, ids[:2]) for m in ("2024-01", "2024-02", "2024-03")],
+                       ignore_index=True)  # sparse: only the cells with crime have rows
+    ledger = pd.DataFrame({"force": "bedfordshire", "month": ["2024-01", "2024-02", "2024-03"],
+                           "status": ["complete", "partial", "complete"]})
+    out = concentration(counts, cells=cells, coverage=ledger)
+    assert out["month"].tolist() == ["2024-01", "2024-03"]  # the partial month is unknown, not a month of data
+    assert (out["cells"] == 19).all() and out.loc[0, "gini"] == pytest.approx(gini([3, 1] + [0] * 17))
+    # Without a ledger, a month in which the force has no rows at all is unknown too.
+    quiet = concentration(counts[counts["month"] != "2024-02"], cells=cells)
+    assert quiet["month"].tolist() == ["2024-01", "2024-03"]
+
+
+def test_concentration_matrix_equals_the_one_place_functions_and_skips_unobserved_cells():
+    rng = np.random.default_rng(9)
+    x = rng.negative_binomial(0.4, 0.4, size=(150, 6)).astype(float)
+    x[:, 5] = 0
+    out = concentration_matrix(x)
+    for t in range(5):
+        xs, ys = lorenz(x[:, t])
+        assert out["gini"][t] == pytest.approx(gini(x[:, t]))
+        assert out["gini_corrected"][t] == pytest.approx(gini_generalised(x[:, t]))
+        assert out["top5_share"][t] == pytest.approx(np.interp(0.05, xs, ys))
+    assert np.isnan(out["gini"][5]) and out["incidents"][5] == 0
+    observed = np.ones(x.shape, dtype=bool)
+    observed[:50, 0] = False
+    part = concentration_matrix(x, observed)
+    assert part["cells"][0] == 100 and part["gini"][0] == pytest.approx(gini(x[50:, 0]))
