@@ -107,3 +107,85 @@ def map_server(map_home, map_keys) -> MapServer:
     yield MapServer(f"http://127.0.0.1:{port}", map_home, keys)
     server.should_exit = True
     thread.join(timeout=10)
+
+
+# The force-months `map_home_with_gaps` marks as gaps, relative to the latest month of `map_home`.
+MAP_GAPS = {"missing": ("bedfordshire", -1), "partial": ("city-of-london", -1), "partial_earlier": ("bedfordshire", -2),
+            "observed": ("city-of-london", -3)}
+
+
+@pytest.fixture(scope="session")
+def map_home_with_gaps(map_home, tmp_path_factory) -> Settings:
+    """A copy of `map_home`'s lake with a coverage ledger (gold/coverage) that has gaps: in the latest month
+    Bedfordshire delivered nothing (its rows are removed from the counts) and City of London 38% of its usual
+    volume; the month before, Bedfordshire 45%; three months back, City of London's data.police.uk rows were
+    partial but a force extract was complete, so that force-month is observed."""
+    import shutil
+
+    import pyarrow as pa
+
+    from crimelake import lake
+
+    settings = Settings.from_env(tmp_path_factory.mktemp("gaps") / "home").prepare()
+    shutil.copytree(map_home.lake, settings.lake, dirs_exist_ok=True)
+    counts = lake.read(settings.gold("fct_cell_month_counts")).to_pandas()
+    months = sorted(counts["month"].unique())
+    rows = [{"source": "police_uk", "force": f, "month": m, "status": "complete", "rows": 100,
+             "geocoded_share": 1.0, "lsoa_share": 1.0, "trailing_median_rows": 100.0, "volume_ratio": 1.0, "flags": ""}
+            for f in sorted(counts["force"].unique()) for m in months]
+
+    def mark(key: str, status: str, ratio: float | None, source: str = "police_uk") -> None:
+        force, offset = MAP_GAPS[key]
+        for r in rows:
+            if (r["source"], r["force"], r["month"]) == (source, force, months[offset]):
+                r.update(status=status, volume_ratio=ratio, rows=0 if ratio is None else int(100 * ratio),
+                         flags=status, geocoded_share=None if ratio is None else 1.0,
+                         lsoa_share=None if ratio is None else 1.0)
+
+    mark("missing", "missing", None)
+    mark("partial", "partial", 0.38)
+    mark("partial_earlier", "partial", 0.45)
+    mark("observed", "partial", 0.3)
+    force, offset = MAP_GAPS["observed"]
+    rows.append({**rows[0], "source": "force_rms_ho", "force": force, "month": months[offset]})
+    lake.replace_table(settings.gold("coverage"), pa.Table.from_pylist(rows))
+
+    force, offset = MAP_GAPS["missing"]
+    gone = months[offset]
+    for path, column in ((settings.gold("fct_cell_month_counts"), "force"),
+                         (settings.lake / "public" / "cell_month_counts", "force"),
+                         (settings.lake / "public" / "cell_month_counts_all_forces", "forces"),
+                         (settings.lake / "public" / "force_month_totals", "force")):
+        frame = lake.read(path)
+        keep = [not (f == force and m == gone) for f, m in zip(frame.column(column).to_pylist(),
+                                                               frame.column("month").to_pylist(), strict=True)]
+        lake.replace_table(path, frame.filter(pa.array(keep)))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def map_server_with_gaps(map_home_with_gaps) -> MapServer:
+    """The map app over `map_home_with_gaps` (public view only), on a free loopback port."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from crimelake.serve.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(map_home_with_gaps, refresh_seconds=0), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the map server did not start")
+        time.sleep(0.05)
+    yield MapServer(f"http://127.0.0.1:{port}", map_home_with_gaps, {})
+    server.should_exit = True
+    thread.join(timeout=10)

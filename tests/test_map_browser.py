@@ -219,3 +219,38 @@ def test_an_open_page_follows_new_table_versions(map_server, page_and_errors):
     _wait_ready(page)
     assert int(_map_attr(page, "cells")) > 0
     assert not errors, errors
+
+
+def test_the_page_says_which_forces_have_no_data(map_server_with_gaps, page_and_errors, tmp_path):
+    from crimelake.serve.layers import FORCE_NAMES
+
+    expect = sync_api.expect
+    page, errors = page_and_errors
+    page.goto(f"{map_server_with_gaps.url}/")
+    _wait_ready(page)
+    months = page.evaluate("() => fetch('/api/meta').then(r => r.json()).then(m => m.months)")
+    beds, london = FORCE_NAMES["bedfordshire"], FORCE_NAMES["city-of-london"]
+    notice = page.locator("#no-data-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text(f"No data for {_month_name(months[-1])}: {beds} (not delivered); "
+                                   f"partial: {london} (38% of usual volume)")
+    # The legend names the force without data instead of leaving its blank area to read as zero.
+    expect(page.locator("#legend")).to_contain_text(f"{beds}: no data (blank, not zero)")
+    expect(page.locator("#force option[value=bedfordshire]")).to_contain_text("no data")
+    expect(page.locator("#force option[value=city-of-london]")).to_contain_text("partial data")
+    _screenshot(page, tmp_path, "map-no-data.png")
+
+    page.select_option("#force", "city-of-london")
+    _wait_ready(page, force="city-of-london")
+    expect(notice).to_have_text(re.compile(rf"^Partial data for {_month_name(months[-1])}: {london} \(38% of usual"))
+
+    page.select_option("#force", "")
+    page.click("#month-prev")
+    _wait_ready(page, month=months[-2])
+    expect(notice).to_contain_text(f"Partial data for {_month_name(months[-2])}: {beds} (45% of usual volume)")
+    expect(page.locator("#force option[value=bedfordshire]")).to_contain_text("partial data")
+    page.click("#month-prev")
+    _wait_ready(page, month=months[-3])
+    expect(notice).to_be_hidden()
+    expect(page.locator("#force option[value=city-of-london]")).to_have_text(london)
+    assert not errors, errors

@@ -391,3 +391,51 @@ def test_the_public_view_holds_no_small_counts_or_records(client):
                     _assert_protected([props[key]])
                     counted += 1
     assert counted > 1000
+
+
+# ----- forces with no data -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gaps_client(map_home_with_gaps) -> TestClient:
+    return TestClient(create_app(map_home_with_gaps, refresh_seconds=0))
+
+
+def test_meta_and_layers_name_the_forces_with_no_data(gaps_client, client):
+    from crimelake.serve.layers import FORCE_NAMES
+
+    meta = gaps_client.get("/api/meta").json()
+    months = meta["months"]
+    assert meta["no_data_from"] == "gold/coverage"
+    latest = meta["no_data_forces"][months[-1]]
+    assert [(e["force"], e["name"], e["status"], e["volume_ratio"], e["note"]) for e in latest] == [
+        ("bedfordshire", FORCE_NAMES["bedfordshire"], "missing", None, "not delivered"),
+        ("city-of-london", FORCE_NAMES["city-of-london"], "partial", 0.38, "38% of usual volume")]
+    assert [(e["force"], e["status"], e["volume_ratio"]) for e in meta["no_data_forces"][months[-2]]] == [
+        ("bedfordshire", "partial", 0.45)]
+    # A partial data.police.uk month beside a complete force extract is observed: not a gap.
+    assert months[-3] not in meta["no_data_forces"] and len(meta["no_data_forces"]) == 2
+
+    body = gaps_client.get("/api/layers/counts").json()
+    assert body["month"] == months[-1] and body["no_data_forces"] == latest
+    assert body["features"] and not any("bedfordshire" in f["properties"]["force"] for f in body["features"])
+    one = gaps_client.get("/api/layers/counts", params={"force": "city-of-london", "month": months[-2]}).json()
+    assert one["no_data_forces"] == []
+    beds = gaps_client.get("/api/layers/counts", params={"force": "bedfordshire"}).json()
+    assert beds["numberMatched"] == 0 and [e["force"] for e in beds["no_data_forces"]] == ["bedfordshire"]
+    forecast = gaps_client.get("/api/layers/forecast").json()
+    assert forecast["no_data_month"] == months[-1] and forecast["no_data_forces"] == latest
+
+    # The demo lake's ledger lists every force-month complete.
+    plain = client.get("/api/meta").json()
+    assert plain["no_data_from"] == "gold/coverage" and plain["no_data_forces"] == {}
+    assert client.get("/api/layers/counts").json()["no_data_forces"] == []
+
+
+def test_a_cell_history_shows_a_missing_month_as_unknown_not_zero(gaps_client, map_home_with_gaps):
+    months = gaps_client.get("/api/meta").json()["months"]
+    previous = gaps_client.get("/api/layers/counts", params={"force": "bedfordshire", "month": months[-2]}).json()
+    cell = next(f["properties"]["h3_cell"] for f in previous["features"] if not f["properties"]["suppressed"])
+    history = {p["month"]: p for p in gaps_client.get(f"/api/cells/{cell}", params={"force": "bedfordshire"})
+               .json()["history"]}
+    assert history[months[-1]]["count"] is None and history[months[-1]]["no_data"]
+    assert history[months[-2]]["count"] and history[months[-2]]["partial"] and not history[months[-2]]["no_data"]
+    assert not history[months[-3]]["partial"] and not history[months[-3]]["no_data"]

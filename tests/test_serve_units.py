@@ -158,3 +158,50 @@ def test_tile_server_is_optional_and_checked(monkeypatch):
     monkeypatch.setenv("CRIMELAKE_TILE_URL", "ftp://tiles.example.org/{z}/{x}/{y}.png")
     with pytest.raises(ValueError, match="http"):
         tile_server()
+
+
+# ----- forces with no data -----------------------------------------------------------------------------------
+def test_gaps_from_the_coverage_ledger():
+    from crimelake.serve import gaps
+
+    def row(source, force, month, status, ratio):
+        return {"source": source, "force": force, "month": month, "status": status, "volume_ratio": ratio}
+
+    ledger = pd.DataFrame([
+        row("police_uk", "greater-manchester", "2023-03", "missing", None),
+        row("police_uk", "lancashire", "2023-03", "partial", 0.2),
+        row("force_rms_ho", "lancashire", "2023-03", "partial", 0.381),
+        row("police_uk", "kent", "2023-03", "partial", 0.1),
+        row("force_rms_text", "kent", "2023-03", "complete", 1.0),
+        row("police_uk", "greater-manchester", "2023-04", "complete", 1.1),
+    ])
+    found = gaps.from_coverage(ledger)
+    assert list(found) == ["2023-03"], "a month where every force has a complete source has no gaps"
+    assert [(e["name"], e["status"], e["note"]) for e in found["2023-03"]] == [
+        ("Greater Manchester Police", "missing", "not delivered"),
+        ("Lancashire Constabulary", "partial", "38% of usual volume")]
+    assert found["2023-03"][1]["volume_ratio"] == 0.381
+    with pytest.raises(ValueError, match="lacks the columns"):
+        gaps.from_coverage(ledger.drop(columns=["status"]))
+
+
+def test_gaps_from_counts_when_there_is_no_ledger(settings):
+    from crimelake.serve.layers import Layers
+
+    counts = pa.table({"h3_cell": ["c1", "c2", "c3", "c4", "c5"], "force": ["kent", "kent", "kent", "surrey", "surrey"],
+                       "month": ["2024-01", "2024-02", "2024-04", "2024-03", "2024-04"],
+                       "forecast_group": ["all_crime"] * 5, "incident_count": [3, 1, 2, 5, 4]})
+    lake.replace_table(settings.gold("fct_cell_month_counts"), counts)
+    layers = Layers(LakeView(settings, refresh_seconds=0))
+    source, found = layers.no_data()
+    # Kent skipped March; Surrey's months before its first are not expected of it.
+    assert source == "gold/fct_cell_month_counts"
+    assert {m: [(e["force"], e["status"]) for e in es] for m, es in found.items()} == {"2024-03": [("kent", "missing")]}
+    assert layers.no_data_for("2024-03", "surrey") == []
+    lake.replace_table(settings.gold("coverage"), pa.table({
+        "source": ["police_uk"], "force": ["surrey"], "month": ["2024-04"], "status": ["partial"],
+        "rows": [4], "geocoded_share": [1.0], "lsoa_share": [1.0], "trailing_median_rows": [10.0],
+        "volume_ratio": [0.4], "flags": ["partial"]}))
+    assert layers.no_data() == ("gold/coverage", {"2024-04": [{
+        "force": "surrey", "name": "Surrey Police", "status": "partial", "volume_ratio": 0.4,
+        "note": "40% of usual volume"}]})

@@ -191,17 +191,20 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     def meta(who: Who) -> dict:
         months = layers.months()
         forces = layers.forces()
-        tables = [view.info(t) for t in ("gold/fct_cell_month_counts", "public/cell_month_counts",
+        tables = [view.info(t) for t in ("gold/fct_cell_month_counts", "gold/coverage", "public/cell_month_counts",
                                          "public/cell_month_counts_all_forces",
                                          "ml/predictions", "ml/emerging_hotspots")]
         landed = view.landed_at()
         refreshed = max((t.updated_at for t in tables if t.updated_at), default=None)
         detail_forces = [f["slug"] for f in forces if who.may_see_detail(f["slug"])]
+        gaps_from, gaps = layers.no_data()
         return {
             "role": who.role, "principal": who.name, "analyst_force": who.force if who.role == "analyst" else None,
             "groups": [{"slug": k, "name": v} for k, v in GROUPS.items()], "default_group": "all_crime",
             "months": months, "latest_month": months[-1] if months else None,
             "forces": forces, "detail_forces": detail_forces,
+            # Which forces have no data (or only part of it) in which month: not sensitive, shown to everyone.
+            "no_data_forces": {m: gaps[m] for m in months if m in gaps}, "no_data_from": gaps_from,
             "resolutions": {"public": 7, "detail": DETAIL_H3_RESOLUTION},
             "can_trace": who.can_trace, "can_audit": who.can_audit,
             "can_see_emerging": bool(detail_forces), "can_see_incidents": bool(detail_forces),

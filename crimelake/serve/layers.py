@@ -7,6 +7,7 @@ suppressed, how big a request may be) are tested directly and the web app only t
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ from pyproj import Geod
 
 from crimelake.disclosure import PUBLIC_H3_RESOLUTION
 from crimelake.reference.forces import ENGLAND_WALES_BBOX, FORCES
+from crimelake.serve import gaps
 from crimelake.serve.access import Principal
 from crimelake.serve.store import LakeView, public_forecast
 
 DETAIL_H3_RESOLUTION = 9
 PUBLIC_BY_FORCE = "public/cell_month_counts"
 PUBLIC_ALL_FORCES = "public/cell_month_counts_all_forces"
+COVERAGE = "gold/coverage"
 PAGE_MAX = 5000
 INCIDENTS_PAGE_MAX = 200
 DETAIL_BBOX_MAX_KM2 = 10_000.0
@@ -33,6 +36,7 @@ NO_PATTERN = "No Pattern Detected"
 FORCE_NAMES = {f.slug: f.name for f in FORCES}
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _GEOD = Geod(ellps="WGS84")
+log = logging.getLogger("crimelake.serve")
 
 
 class RequestError(Exception):
@@ -145,6 +149,26 @@ class Layers:
     def force_slugs(self) -> set[str]:
         return {f["slug"] for f in self.forces()}
 
+    def no_data(self) -> tuple[str, dict[str, list[dict]]]:
+        """Where the gaps come from (`gold/coverage`, or a table of counts before the ledger existed) and, per
+        month, the forces with no data or only part of it (crimelake.serve.gaps)."""
+        try:
+            found = self.view.derived(COVERAGE, "gaps", lambda _dt: gaps.from_coverage(self.view.frame(COVERAGE)))
+        except (ValueError, KeyError) as e:  # a broken ledger must not take the map down; the counts still tell
+            log.error("gold/coverage cannot be read, gaps come from the counts: %s", e)
+            found = None
+        if found is not None:
+            return COVERAGE, found
+        for table in ("gold/fct_cell_month_counts", PUBLIC_BY_FORCE):
+            found = self.view.derived(table, "gaps", lambda _dt, t=table: gaps.from_counts(self.view.frame(t)))
+            if found is not None:
+                return table, found
+        return COVERAGE, {}
+
+    def no_data_for(self, month: str, force: str | None = None) -> list[dict]:
+        """The forces (or the one force asked for) with no data or partial data in `month`."""
+        return [e for e in self.no_data()[1].get(month, []) if force is None or e["force"] == force]
+
     # ----- parameter checks ----------------------------------------------------------------------------------
     def check_month(self, month: str | None) -> str:
         months = self.months()
@@ -226,7 +250,9 @@ class Layers:
             features.append(_feature(r.h3_cell, r.force, props))
         return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(rows)),
                 "numberReturned": len(features), "month": month, "group": group, "resolution": res,
-                "measure": measure, "breaks": breaks, "force": force}
+                "measure": measure, "breaks": breaks, "force": force,
+                # Forces with no rows there are unknown, not zero: a client must say so rather than draw nothing.
+                "no_data_forces": self.no_data_for(month, force)}
 
     def _count_table(self, res: int, force: str | None) -> str:
         """Street level reads gold; the public grid reads one force's table, or with no force the all-forces
@@ -299,10 +325,16 @@ class Layers:
         first = frame.iloc[0] if len(frame) else None
         return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(frame)),
                 "numberReturned": len(features), "group": group, "resolution": res, "hotspots": hotspots,
-                "force": force,
+                "force": force, **self._latest_gaps(force),
                 "target_month": None if first is None else first["target_month"],
                 "model_name": None if first is None else first["model_name"],
                 "model_version": None if first is None else _clean(first["model_version"])}
+
+    def _latest_gaps(self, force: str | None) -> dict:
+        """The gaps of the latest month, the last a forecast or a hot spot class was built from."""
+        months = self.months()
+        latest = months[-1] if months else None
+        return {"no_data_month": latest, "no_data_forces": self.no_data_for(latest, force) if latest else []}
 
     def _forecast_rows(self, res: int, group: str, force: str | None) -> pd.DataFrame:
         if res == DETAIL_H3_RESOLUTION:
@@ -352,7 +384,7 @@ class Layers:
             "trend": r.trend, "end_month": r.end_month}) for r in page.itertuples(index=False)]
         return {"type": "FeatureCollection", "features": features, "numberMatched": int(len(frame)),
                 "numberReturned": len(features), "group": group, "resolution": DETAIL_H3_RESOLUTION,
-                "force": force}
+                "force": force, **self._latest_gaps(force)}
 
     # ----- one cell ------------------------------------------------------------------------------------------
     def cell(self, who: Principal, cell: str, *, group: str = "all_crime", force: str | None = None) -> dict:
@@ -389,12 +421,19 @@ class Layers:
         history = self._count_rows(res, group, scope)
         history = history[history["h3_cell"] == cell].set_index("month")
         points = []
+        cell_forces = cell_force.split(",")
         for m in self.months():
+            status = {e["force"]: e["status"] for e in self.no_data_for(m) if e["force"] in cell_forces}
+            # No row is a zero only where the cell's forces delivered the month; where none did it is unknown.
+            unknown = len(status) == len(cell_forces) and set(status.values()) == {"missing"}
             if m in history.index:
                 row = history.loc[m]
-                points.append({"month": m, "count": _clean(row["count"]), "suppressed": bool(row["suppressed"])})
+                point = {"month": m, "count": _clean(row["count"]), "suppressed": bool(row["suppressed"])}
             else:
-                points.append({"month": m, "count": 0, "suppressed": False})
+                point = {"month": m, "count": None if unknown else 0, "suppressed": False}
+            point["no_data"] = unknown and point["count"] is None
+            point["partial"] = bool(status) and not point["no_data"]
+            points.append(point)
         forecast = None
         rows = self._forecast_rows(res, group, scope)
         if not rows.empty:

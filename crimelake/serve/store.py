@@ -109,11 +109,18 @@ def _plain(dt: DeltaTable) -> pd.DataFrame:
     return dt.to_pandas()
 
 
+def _coverage(dt: DeltaTable) -> pd.DataFrame:
+    from crimelake.serve.gaps import COVERAGE_COLUMNS
+
+    return dt.to_pyarrow_dataset().to_table(columns=COVERAGE_COLUMNS).to_pandas()
+
+
 # Table name (relative to the lake) -> how its newest version is turned into the frame the API filters.
 LOADERS: dict[str, Callable[[DeltaTable], pd.DataFrame]] = {
     "gold/fct_cell_month_counts": _detail_counts,
     "gold/dim_cells": _plain,
     "gold/dim_forces": _plain,
+    "gold/coverage": _coverage,
     "public/cell_month_counts": _public_counts,
     "public/cell_month_counts_all_forces": _public_counts,
     "public/force_month_totals": _plain,

@@ -42,6 +42,7 @@
   const $ = (id) => document.getElementById(id);
   const el = {
     map: $("map"), status: $("status"), legend: $("legend"), freshness: $("freshness"), role: $("role"),
+    noData: $("no-data-notice"),
     signin: $("signin"), key: $("signin-key"), signout: $("signout-button"),
     group: $("group"), force: $("force"), measure: $("measure"),
     month: $("month"), monthLabel: $("month-label"), monthPrev: $("month-prev"), monthNext: $("month-next"),
@@ -126,6 +127,57 @@
       return f ? f.name : one;
     });
     return names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : (names[0] || "");
+  }
+
+  // ---------------------------------------------------------------- forces with no data
+
+  // The forces with no data (or only part of it) in a month, for the force chosen or all of them: the counts
+  // layer's own list once it has loaded that month, the meta's before.
+  function gapsFor(ym, slug = force()) {
+    const c = state.counts;
+    const listed = c && c.month === ym && Array.isArray(c.no_data_forces) && (c.force || "") === (slug || "")
+      ? c.no_data_forces : ((state.meta && state.meta.no_data_forces) || {})[ym] || [];
+    return listed.filter((e) => !slug || e.force === slug);
+  }
+
+  function gapOf(slug, ym = month()) {
+    return gapsFor(ym, null).find((e) => e.force === slug) || null;
+  }
+
+  function renderNoData() {
+    const ym = month();
+    const gaps = gapsFor(ym);
+    const missing = gaps.filter((e) => e.status === "missing");
+    const partial = gaps.filter((e) => e.status !== "missing");
+    const list = (es) => es.map((e) => `${e.name} (${e.note})`).join(", ");
+    const parts = [];
+    if (missing.length) parts.push(h("strong", {}, `No data for ${monthLong(ym)}: `), list(missing));
+    if (partial.length) {
+      parts.push(missing.length ? "; " : "", h("strong", {}, missing.length ? "partial: " : `Partial data for ${monthLong(ym)}: `),
+        list(partial));
+    }
+    if (parts.length) {
+      parts.push(h("span", { class: "sub" }, missing.length
+        ? "Those areas show no cells because nothing was delivered, not because no crime was recorded."
+        : "Counts there are lower than what was recorded."));
+    }
+    el.noData.replaceChildren(...parts);
+    el.noData.hidden = !parts.length;
+    el.noData.dataset.month = ym;
+    el.noData.dataset.forces = gaps.map((e) => e.force).join(",");
+    markForceOptions();
+  }
+
+  // The force filter says which forces have no data, or only part of it, in the month shown.
+  function markForceOptions() {
+    for (const opt of el.force.options) {
+      if (!opt.value) continue;
+      const f = state.meta.forces.find((x) => x.slug === opt.value);
+      const gap = gapOf(opt.value);
+      opt.textContent = !gap ? f.name : `${f.name} (${gap.status === "missing" ? "no data" : "partial data"} ${monthShort(month())})`;
+      if (gap) opt.dataset.gap = gap.status;
+      else delete opt.dataset.gap;
+    }
   }
 
   function h(tag, attrs, ...children) {
@@ -444,15 +496,22 @@
     return parts.join(" · ");
   }
 
+  function gapNote(p) {
+    // A cell of a force that delivered only part of the month (or, shared, of a force that delivered nothing).
+    const gaps = String(p.force).split(",").map((f) => gapOf(f, p.month)).filter(Boolean);
+    return gaps.length ? `<br><span class="tt-sub">${gaps.map((g) => `${escapeHtml(g.name)}: `
+      + `${g.status === "missing" ? "no data" : "partial data"}, ${escapeHtml(g.note)}`).join("<br>")}</span>` : "";
+  }
+
   function countTooltip(p) {
     const all = state.countIndex.get(p.h3_cell) || [p];
     const withPerKm2 = measure() === "per_km2";
     if (all.length === 1) {
       return `<strong>${countValueText(p, { withPerKm2 })}</strong>`
-        + `<br><span class="tt-sub">${monthLong(p.month)} · ${escapeHtml(forceName(p.force))}</span>`;
+        + `<br><span class="tt-sub">${monthLong(p.month)} · ${escapeHtml(forceName(p.force))}</span>${gapNote(p)}`;
     }
     const lines = all.map((q) => `${escapeHtml(forceName(q.force))}: <strong>${countValueText(q, { withPerKm2 })}</strong>`);
-    return `${lines.join("<br>")}<br><span class="tt-sub">${monthLong(p.month)}</span>`;
+    return `${lines.join("<br>")}<br><span class="tt-sub">${monthLong(p.month)}</span>${all.map(gapNote).join("")}`;
   }
 
   function indexAdd(index, props) {
@@ -594,6 +653,7 @@
         setStatus("counts", null, null);
       }
       renderResolutionNote();
+      renderNoData();
       renderLegend();
       refreshPanelMonth();
       ok = true;
@@ -768,6 +828,15 @@
         parts.push(h("ul", { class: "legend-list" }, h("li", {},
           h("span", { class: "swatch swatch-suppressed" }), h("span", {}, "fewer than 5 (suppressed)"))));
       }
+      // No colour stands for a force without data: its area is blank, which must not read as zero crime.
+      const gaps = gapsFor(c.month || month());
+      if (gaps.length) {
+        parts.push(h("div", { class: "legend-title legend-section" }, "Not counted this month"),
+          h("ul", { class: "legend-list legend-gaps" }, gaps.map((e) => h("li", { class: "legend-gap", "data-force": e.force },
+            h("span", { class: `gap-mark ${e.status}`, "aria-hidden": "true" }),
+            h("span", {}, e.status === "missing" ? `${e.name}: no data (blank, not zero)`
+              : `${e.name}: partial, ${e.note}`)))));
+      }
     }
     if (state.meta && el.layerForecast.checked && state.forecast) {
       const info = state.meta.forecast && state.meta.forecast[state.forecast.group || group()];
@@ -831,7 +900,8 @@
     const parts = [`Data to ${monthLong(latest)}`];
     if (f.landed_at) parts.push(`landed ${dateTimeUtc(f.landed_at)}`);
     el.freshness.textContent = parts.join(" · ");
-    const tables = (f.tables || []).map((t) => `${t.table} v${t.version}${t.updated_at ? `, ${dateTimeUtc(t.updated_at)}` : ""}`);
+    const tables = (f.tables || []).filter((t) => t.version != null)
+      .map((t) => `${t.table} v${t.version}${t.updated_at ? `, ${dateTimeUtc(t.updated_at)}` : ""}`);
     el.freshness.title = [f.refreshed_at ? `Refreshed ${dateTimeUtc(f.refreshed_at)}` : null, ...tables]
       .filter(Boolean).join("\n");
   }
@@ -874,6 +944,7 @@
     el.monthLabel.textContent = monthLong(month());
     el.monthPrev.disabled = state.monthIndex <= 0;
     el.monthNext.disabled = state.monthIndex >= months.length - 1;
+    renderNoData();
   }
 
   function setMonthIndex(i, { load = true } = {}) {
@@ -964,6 +1035,7 @@
     if (p && p.month === month()) return countValueText(p);
     const hist = (d.history || []).find((x) => x.month === month());
     if (!hist) return "no recorded offences";
+    if (hist.no_data) return "no data (not delivered)";
     if (hist.suppressed) return "fewer than 5";
     if (hist.count == null) return "no data";
     const parts = [offences(hist.count)];
@@ -1115,11 +1187,13 @@
     if (path) chart.append(svg("path", { d: path, class: "history-line" }));
     rows.forEach((r, i) => {
       const hidden = r.suppressed || r.count == null;
-      const value = r.suppressed ? "fewer than 5 (suppressed)" : r.count == null ? "no data" : offences(r.count);
-      const cy = hidden ? y(2.5) : y(r.count);
+      // A month the cell's force did not deliver is unknown: drawn on the axis, hollow and dashed, never as 0.
+      const value = r.suppressed ? "fewer than 5 (suppressed)" : r.count == null ? "no data (not delivered)"
+        : `${offences(r.count)}${r.partial ? " (partial month)" : ""}`;
+      const cy = r.no_data ? y(0) : hidden ? y(2.5) : y(r.count);
       const point = svg("circle", {
         cx: x(i), cy, r: i === selIndex ? 4.5 : 2.8,
-        class: `point${hidden ? " hidden-value" : ""}${i === selIndex ? " selected" : ""}`,
+        class: `point${hidden ? " hidden-value" : ""}${r.no_data ? " no-data" : ""}${i === selIndex ? " selected" : ""}`,
         tabindex: "0", "data-month": r.month,
       }, svg("title", { text: `${monthLong(r.month)}: ${value}` }));
       point.addEventListener("click", () => jumpToMonth(r.month));
@@ -1283,6 +1357,7 @@
   });
   el.force.addEventListener("change", () => {
     fitToForce();
+    renderNoData();
     loadCounts();
     loadForecast();
     loadEmerging();

@@ -123,25 +123,21 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def laid_out_by(path: Path, period: str, schema: pa.Schema) -> bool:
-    """Whether an existing table is partitioned by `period` with these columns: only then can a run replace some
-    of its periods (a table written whole by an earlier layout is rebuilt once)."""
-    if not delta.table_exists(path):
-        return False
-    dt = DeltaTable(str(path))
-    names = [f.name for f in dt.schema().fields]
-    return dt.metadata().partition_columns == [period] and names == schema.names
+    """Whether an existing table is partitioned by `period` with this schema: only then can a run replace some
+    of its periods (a table written whole by an earlier layout, or with other columns, is rebuilt once)."""
+    return delta.partitioning(path) == [period] and delta.same_schema(path, schema)
 
 
-# TODO(lake): move into crimelake.lake as its partition-range writer (`replace_months`) once it has one.
 def replace_span(path: Path, table: pa.Table, period: str, span: tuple[str, str] | None) -> delta.WriteResult:
     """Replace the rows whose `period` lies in `span` with `table` in one commit, touching only those partitions;
-    with no span, the whole table (schema and partitioning included). Delta refuses rows outside the span."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with no span, the whole table (schema and partitioning included)."""
     if span is None:
-        write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite", partition_by=[period])
-    else:
-        write_deltalake(str(path), table, mode="overwrite", partition_by=[period],
-                        predicate=f"{period} >= '{span[0]}' AND {period} <= '{span[1]}'")
+        return delta.replace_table(path, table, partition_by=[period])
+    if period == "month":
+        return delta.replace_months(path, table, span)
+    # TODO(lake): crimelake.lake.replace_months takes YYYY-MM only; a quarter range is the same predicate write.
+    write_deltalake(str(path), table, mode="overwrite", partition_by=[period],
+                    predicate=f"{period} >= '{span[0]}' AND {period} <= '{span[1]}'")
     return delta.WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
 
 
