@@ -96,20 +96,20 @@ def gi_star(counts_for_month: pd.Series, cells: pd.DataFrame, alpha: float = 0.0
             weights: sparse.spmatrix | None = None) -> pd.DataFrame:
     """Gi* hot and cold spots for one month.
 
-    ``counts_for_month`` is a Series of counts indexed by h3_cell; ``cells`` is ``dim_cells`` (for the neighbour
-    lists), whose cells (of the force, when it has a force column and a single force) are the study area, cells
-    without a count counting zero. ``weights`` may be a :func:`ring1_matrix` over ``cells["h3_cell"]``.
+    ``counts_for_month`` is a Series of counts indexed by h3_cell; the study area is every cell of ``cells``
+    (``dim_cells`` rows, with their neighbour lists), a cell without a count counting zero and counts of other
+    cells ignored. ``weights`` may be a :func:`ring1_matrix` over ``cells["h3_cell"]``.
 
     Returns one row per cell: h3_cell, count, gi_z (Gi* z-score), p_value (two-sided, normal), p_fdr
     (Benjamini-Hochberg adjusted), gi_bin (-3..+3 as ArcGIS's Gi_Bin, after FDR) and significant
     (p_fdr <= alpha).
     """
-    y_series = counts_for_month.groupby(level=0).sum()
-    ids = cells["h3_cell"].drop_duplicates().to_numpy() if cells is not None and len(cells) else y_series.index
-    ring = cells.set_index("h3_cell")["neighbours_ring1"].reindex(ids) if "neighbours_ring1" in cells else None
-    w = weights if weights is not None else ring1_matrix(ids, None if ring is None else ring.to_numpy())
-    y = y_series.reindex(ids, fill_value=0).to_numpy(dtype=float)
-    z, p, p_fdr, bins = gi_star_matrix(y.reshape(-1, 1), w)
+    ids = cells["h3_cell"].drop_duplicates().to_numpy()
+    if weights is None:
+        ring = cells.drop_duplicates("h3_cell")["neighbours_ring1"] if "neighbours_ring1" in cells else None
+        weights = ring1_matrix(ids, None if ring is None else ring.to_numpy())
+    y = counts_for_month.groupby(level=0).sum().reindex(ids, fill_value=0).to_numpy(dtype=float)
+    z, p, p_fdr, bins = gi_star_matrix(y.reshape(-1, 1), weights)
     return pd.DataFrame({
         "h3_cell": ids, "count": y, "gi_z": z[:, 0], "p_value": p[:, 0], "p_fdr": p_fdr[:, 0],
         "gi_bin": bins[:, 0], "significant": p_fdr[:, 0] <= alpha,
