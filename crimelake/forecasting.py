@@ -41,9 +41,12 @@ class GoldInputs:
 
 
 def _read_frame(path: Path, name: str, version: int | None) -> pd.DataFrame:
-    table = lake.read(path, version=version)
-    wanted = [c for c in COLUMNS.get(name, table.column_names) if c in table.column_names]
-    return table.select(wanted).to_pandas(strings_to_categorical=name in COLUMNS)
+    from deltalake import DeltaTable
+
+    present = DeltaTable(str(path), version=version).schema().to_arrow().names
+    wanted = [c for c in COLUMNS.get(name, present) if c in present]
+    table = lake.read(path, version=version, columns=wanted)
+    return table.to_pandas(strings_to_categorical=name in COLUMNS)
 
 
 def load_gold(settings: Settings, version_of: dict[str, int] | None = None) -> GoldInputs:

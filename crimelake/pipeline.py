@@ -6,6 +6,7 @@ checks and metadata.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,19 +165,66 @@ class ModelRun:
     metadata: dict
 
 
-def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelRun], None] | None = None) -> list[ModelRun]:
-    """One Dagster run per forecast group: backtest, MLflow tracking, promotion gate, predictions."""
+def model_workers() -> int:
+    """Forecast groups trained at once: `CRIMELAKE_MODEL_WORKERS`, else one per core up to 2. Each group trains on
+    one thread (see ml.model.DEFAULT_PARAMS), so two cores train two groups side by side."""
+    raw = os.environ.get("CRIMELAKE_MODEL_WORKERS")
+    if raw is not None:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError(f"CRIMELAKE_MODEL_WORKERS must be a whole number, got {raw!r}") from None
+        if n < 1:
+            raise ValueError(f"CRIMELAKE_MODEL_WORKERS must be at least 1, got {n}")
+        return n
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _run_group(settings: Settings, group: str) -> ModelRun:
     job, instance = _job(settings, "train_forecast_models_job")
-    out = []
-    for group in groups:
-        result = job.execute_in_process(partition_key=group, instance=instance, run_config=QUIET_LOGS,
-                                        raise_on_error=False, tags={"crimelake/trigger": "cli"})
-        errors, warnings = _failed_checks(result)
-        mr = ModelRun(group, result.run_id, result.success, errors, warnings, _materializations(result))
-        out.append(mr)
-        if on_group:
-            on_group(mr)
-    return out
+    result = job.execute_in_process(partition_key=group, instance=instance, run_config=QUIET_LOGS,
+                                    raise_on_error=False, tags={"crimelake/trigger": "cli"})
+    errors, warnings = _failed_checks(result)
+    return ModelRun(group, result.run_id, result.success, errors, warnings, _materializations(result))
+
+
+def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelRun], None] | None = None,
+               workers: int | None = None) -> list[ModelRun]:
+    """One Dagster run per forecast group: backtest, MLflow tracking, promotion gate, predictions.
+
+    With more than one worker the groups' runs go to separate processes (spawned, so each has its own Dagster,
+    MLflow and XGBoost state); they share the home's Dagster instance and MLflow store, and the predictions table
+    is appended one run at a time (the asset's pool). Results come back in the order of `groups`."""
+    workers = min(model_workers() if workers is None else workers, len(groups))
+    if workers <= 1:
+        out = []
+        for group in groups:
+            mr = _run_group(settings, group)
+            out.append(mr)
+            if on_group:
+                on_group(mr)
+        return out
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from crimelake.forecasting import setup_mlflow
+
+    settings.prepare()
+    setup_mlflow(settings)
+    import mlflow
+
+    # Create the MLflow store's schema once, here, so the workers do not race to migrate a new database.
+    mlflow.search_experiments(max_results=1)
+    done: dict[str, ModelRun] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_group, settings, g): g for g in groups}
+        for fut in as_completed(futures):
+            mr = fut.result()
+            done[mr.group] = mr
+            if on_group:
+                on_group(mr)
+    return [done[g] for g in groups]
 
 
 def run_hotspot_tracking(settings: Settings) -> ModelRun:

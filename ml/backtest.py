@@ -127,8 +127,14 @@ def backtest(
                          "flag_jaccard_5": drift})
             if t == origins[-1]:
                 last_preds[name] = pred[mask]
+        # Later origins train on later windows: drop the feature rows no later origin reads, so a national panel
+        # holds about one training window of features at a time.
+        oldest = min(default_train_months(t + 1), default=t)
+        for key in [k for k in feature_cache if k[1] < oldest]:
+            del feature_cache[key]
         if progress is not None:
-            progress(f"{group} {panel.months[t]}: scored {len(chosen)} methods on {panel.n_cells} cells")
+            progress(f"{group} {panel.months[t]}: scored {len(chosen)} methods on {int(mask.sum())} observed "
+                     f"cells of {panel.n_cells}")
     last = panel.observed_in(origins[-1])
     predictions = pd.DataFrame(
         {

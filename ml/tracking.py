@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -209,8 +210,12 @@ def log_backtest(
     months = sorted(per_month["month"].unique())
     common_tags = {"forecast_group": group, "scope": scope, "backtest_months": f"{months[0]}..{months[-1]}",
                    "feature_tables": json.dumps(feature_tables, sort_keys=True)}
-    ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
-                                 name=f"{dataset.name}@v{dataset.delta_version}")
+    with warnings.catch_warnings():
+        # Counts are whole numbers and never missing in the table itself; MLflow's hint about integer columns
+        # that might hold missing values at inference time does not apply to a dataset record.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
+                                     name=f"{dataset.name}@v{dataset.delta_version}")
 
     def log_method(run, method: str) -> None:
         mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
@@ -287,4 +292,4 @@ def load_champion(group: str):
     except mlflow.exceptions.MlflowException:
         return None
     regressor = mlflow.xgboost.load_model(f"models:/{registered_name(group)}@{CHAMPION}")
-    return mv.version, mv.run_id, regressor
+    return str(mv.version), mv.run_id, regressor

@@ -193,3 +193,23 @@ def test_backtest_reports_how_the_flagged_set_drifts_between_origins():
     assert ((later >= 0) & (later <= 1)).all().all()
     # A 12-month mean moves less from month to month than last month's counts do.
     assert later["rolling_12"].mean() > later["last_month"].mean()
+
+
+def test_large_panels_sample_zero_rows_down_with_weights_that_keep_the_total():
+    from ml.model import training_rows
+
+    cells = disk(6)
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(np.linspace(0.05, 1.5, len(cells))[:, None], (len(cells), 16)).astype(float)
+    panel = make_panel({"all_crime": counts}, cells)
+    months = list(range(4, 16))
+    x_all, y_all, w_all = training_rows(panel, "all_crime", months, None, quiet_keep=1.0, max_rows=None)
+    zeros = int((y_all == 0).sum())
+    budget = int((y_all > 0).sum()) + zeros // 4
+    x, y, w = training_rows(panel, "all_crime", months, None, quiet_keep=1.0, max_rows=budget)
+    # Every row with crime is kept at weight 1; zero rows are sampled and reweighted so their weighted number
+    # estimates the full number.
+    assert (y > 0).sum() == (y_all > 0).sum() and (w[y > 0] == 1).all()
+    assert len(y) < len(y_all) - zeros // 2 and abs(len(y) - budget) < 0.1 * budget
+    assert abs(w[y == 0].sum() - zeros) < 0.15 * zeros
+    assert list(x.columns) == list(x_all.columns)

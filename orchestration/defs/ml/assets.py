@@ -92,6 +92,8 @@ def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
     deps=[dg.AssetKey(["ml", "hotspot_model"])],
     partitions_def=group_partitions,
     group_name=ML_GROUP,
+    # Groups train side by side, but one Delta table takes their appends one at a time.
+    pool="ml_predictions",
     kinds={"deltalake", "mlflow"},
     automation_condition=dg.AutomationCondition.eager(),
     description="Next month's forecast for every cell of the study area, appended to the Delta table "
