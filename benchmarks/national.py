@@ -23,207 +23,19 @@ month; crimelake's rate is its street ingest step's (from the Dagster run's step
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.national_stages import StageFailed, measure
+
 STAGES = ("ingest", "dbt", "gold", "public", "models", "hotspots")
-DBT_GROUPS = ("reference", "staging", "intermediate", "marts")
-GAPS = 3  # missing and as many partial force-months
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 RESULTS = Path("bench-results") / "national.json"
-
-
-# --- one stage, in its own process -----------------------------------------------------------------------------------
-
-def _materialized(instance, run_id: str) -> dict[str, dict]:
-    import dagster as dg
-
-    out = {}
-    for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        mat = e.asset_materialization
-        out[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-    return out
-
-
-def _rows_written(md: dict[str, dict]) -> int:
-    return sum(int(m.get("dagster/row_count", 0) or 0) for m in md.values())
-
-
-def _ingest(settings, months: list[str]) -> dict:
-    import dagster as dg
-
-    from crimelake.pipeline import run_landed
-
-    instance = dg.DagsterInstance.get()
-    per_month, failed = {}, []
-    for month in months:
-        t0 = time.perf_counter()
-        (mr,) = run_landed(settings, months=[month]) or (None,)
-        if mr is None:
-            raise RuntimeError(f"nothing to ingest for {month}: was it landed?")
-        seconds = time.perf_counter() - t0
-        md = _materialized(instance, mr.run_id)
-        steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(mr.run_id)
-                 if s.end_time and s.start_time}
-        per_month[month] = {"seconds": round(seconds, 2), "rows_read": sum(int(m.get("rows_read", 0)) for m in md.values()),
-                            "street_rows_read": int(md.get("police_uk/street", {}).get("rows_read", 0)),
-                            "street_step_seconds": round(steps.get("police_uk__street", float("nan")), 2),
-                            "failed_checks": mr.failed_checks}
-        if not mr.success:
-            failed.append(month)
-    return {"rows": sum(m["rows_read"] for m in per_month.values()), "per_month": per_month, "failed": failed}
-
-
-def _transform(settings, groups: tuple[str, ...], months: list[str]) -> dict:
-    import dagster as dg
-
-    from crimelake.pipeline import QUIET_LOGS
-    from orchestration.lib.dbt import ensure_manifest
-
-    ensure_manifest()
-    from orchestration.definitions import defs
-
-    d = defs()
-    keys = list(dg.AssetSelection.groups(*groups).resolve(d.resolve_asset_graph()))
-    config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": False}}}} if "staging" in groups else {}
-    instance = dg.DagsterInstance.get()
-    # The same run `crimelake run` makes (transform_lakehouse_job over the months that changed), cut to one layer.
-    result = d.resolve_job_def("transform_lakehouse_job").execute_in_process(
-        instance=instance, asset_selection=keys, run_config={**QUIET_LOGS, **config}, raise_on_error=False,
-        tags={"crimelake/trigger": "bench", "dagster/asset_partition_range_start": months[0],
-              "dagster/asset_partition_range_end": months[-1]})
-    md = _materialized(instance, result.run_id)
-    return {"rows": _rows_written(md), "failed": [] if result.success else [result.run_id]}
-
-
-def _models(settings) -> dict:
-    from crimelake.forecasting import GROUPS
-    from crimelake.pipeline import run_models
-
-    runs = run_models(settings, list(GROUPS))
-    rows = sum(int(r.metadata.get("ml/predictions", {}).get("dagster/row_count", 0) or 0) for r in runs)
-    return {"rows": rows, "failed": [r.group for r in runs if not r.success]}
-
-
-def _hotspots(settings) -> dict:
-    from crimelake.pipeline import run_hotspot_tracking
-
-    r = run_hotspot_tracking(settings)
-    return {"rows": _rows_written(r.metadata), "failed": [] if r.success else [r.run_id]}
-
-
-def _baseline(settings, month: str, out: Path) -> dict:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    from deltalake import write_deltalake
-
-    from data_contracts.loader import default_contracts
-
-    c = default_contracts()[("police_uk", "street")]
-    files = sorted(p for p in settings.landing_dir("police_uk", month).iterdir() if c.filename_pattern.match(p.name))
-    t0 = time.perf_counter()
-    tables = [pacsv.read_csv(f, read_options=pacsv.ReadOptions(encoding=c.encoding),
-                             parse_options=pacsv.ParseOptions(invalid_row_handler=lambda r: "skip"),
-                             convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in c.header}))
-              for f in files]
-    table = pa.concat_tables(tables, promote_options="permissive")
-    write_deltalake(str(out), table, mode="overwrite")
-    return {"rows": table.num_rows, "seconds_in_process": round(time.perf_counter() - t0, 2), "failed": []}
-
-
-def _generate(landing: Path, months: int, start: str, forces: list[str] | None) -> dict:
-    from crimelake.simulate import PRESETS, generate
-
-    slots = len(forces or PRESETS["national"]["forces"]) * max(months - 3, 0)
-    summary = generate(landing, scale="national", forces=forces, months=months, start=start,
-                       gaps=min(GAPS, slots // 4))
-    return {"rows": sum(summary.rows.values()), "street_rows": summary.rows.get(("police_uk", "street"), 0),
-            "gaps": summary.gaps, "failed": []}
-
-
-def run_stage(stage: str, home: Path, months: list[str], extra: dict) -> dict:
-    from crimelake.config import Settings
-
-    if stage == "generate":
-        return _generate(Path(extra["landing"]), len(months), months[0], extra.get("forces"))
-    settings = Settings.from_env(home).prepare()
-    if stage == "ingest":
-        return _ingest(settings, months)
-    if stage in ("dbt", "gold", "public"):
-        return _transform(settings, DBT_GROUPS if stage == "dbt" else (stage,), months)
-    if stage == "models":
-        return _models(settings)
-    if stage == "hotspots":
-        return _hotspots(settings)
-    if stage == "baseline":
-        return _baseline(settings, months[0], Path(extra["out"]))
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-# --- measuring a stage from outside ----------------------------------------------------------------------------------
-
-def _tree_rss_kib(root: int) -> int:
-    """Resident memory of a process and all its descendants now."""
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_bytes()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(b")", 1)[1].split()[1]), []).append(int(d))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        with contextlib.suppress(OSError, IndexError):  # the process may have ended since the scan
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
-    return total
-
-
-def measure(stage: str, home: Path, months: list[str], logs: Path, extra: dict | None = None) -> dict:
-    """Run one stage in a child process; wall seconds, peak memory and what the stage reported."""
-    logs.mkdir(parents=True, exist_ok=True)
-    name = f"{stage}-{months[0]}-{months[-1]}"
-    out, log = logs / f"{name}.json", logs / f"{name}.log"
-    cmd = [sys.executable, "-m", "benchmarks.national", "--stage", stage, "--home", str(home),
-           "--stage-months", ",".join(months), "--stage-out", str(out), "--stage-extra", json.dumps(extra or {})]
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DAGSTER_HOME", "CRIMELAKE_HOME")}
-    t0 = time.perf_counter()
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    tree = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        tree = max(tree, _tree_rss_kib(proc.pid))
-        time.sleep(0.5)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    report = json.loads(out.read_text()) if out.exists() else {"failed": ["no report"]}
-    if proc.returncode != 0 or report.get("failed"):
-        tail = log.read_text(errors="replace")[-3000:]
-        raise StageFailed(f"stage {stage} ({months[0]}..{months[-1]}) failed (exit {proc.returncode}, "
-                          f"{report.get('failed')}); log {log}:\n{tail}")
-    peak_mb = max(usage.ru_maxrss, tree) / 1024
-    rows = int(report.get("rows", 0))
-    return {"stage": stage, "months": f"{months[0]}..{months[-1]}", "n_months": len(months),
-            "seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb), "ru_maxrss_mb": round(usage.ru_maxrss / 1024),
-            "tree_rss_mb": round(tree / 1024), "rows": rows, "rows_per_s": round(rows / seconds) if seconds else None,
-            **{k: v for k, v in report.items() if k not in ("rows", "failed")}}
-
-
-class StageFailed(RuntimeError):
-    pass
 
 
 # --- the whole benchmark ---------------------------------------------------------------------------------------------
@@ -341,15 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-at", type=int, default=MODEL_MONTHS,
                    help="build this many months, time the next one for the comparison with the last month "
                         f"(default {MODEL_MONTHS}: the first month count at which the models can run)")
-    p.add_argument("--stage", help=argparse.SUPPRESS)
-    p.add_argument("--stage-months", help=argparse.SUPPRESS)
-    p.add_argument("--stage-out", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--stage-extra", default="{}", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.stage:
-        report = run_stage(a.stage, a.home, a.stage_months.split(","), json.loads(a.stage_extra))
-        a.stage_out.write_text(json.dumps(report, default=str))
-        return 1 if report.get("failed") else 0
     if a.months < 3:
         p.error("--months must be at least 3 (hot spot tracking needs 3 months)")
     from rich.console import Console

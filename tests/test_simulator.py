@@ -596,3 +596,14 @@ def test_chosen_gaps_drop_every_source_of_the_force_and_thin_its_incidents(tmp_p
 def test_bad_gaps_are_refused(tmp_path, gaps, message):
     with pytest.raises(ValueError, match=message):
         generate(tmp_path, forces=["cheshire", "city-of-london"], months=6, gaps=gaps)
+
+
+def test_case_reference_prefixes_are_unique_across_all_councils():
+    from crimelake.simulate.council import case_prefix
+
+    pattern = re.compile(CONTRACTS[("la_reports", "reports")].column("case_reference").pattern)
+    las = [la for f in FORCES for la in f.local_authorities]
+    prefixes = [case_prefix(la) for la in las]
+    assert len(set(prefixes)) == len(las)  # Cardiff and Carmarthenshire once shared CAR, a duplicate reference
+    assert all(pattern.match(f"{p}-2401{1:04d}") for p in prefixes)
+    assert case_prefix(force_by_slug("bedfordshire").local_authorities[0]) == "BED"

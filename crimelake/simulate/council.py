@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crimelake.reference.forces import LocalAuthority
+from crimelake.reference.forces import FORCES, LocalAuthority
 from crimelake.simulate import catalogue as cat
 from crimelake.simulate.areas import KM_LAT, KM_LON
 from crimelake.simulate.dynamics import Incidents
@@ -20,10 +20,30 @@ INDICATORS = tuple(cat.SOCIAL_CARE_RATES)
 _HOURS = np.array([2, 1, 1, 0.5, 0.5, 0.5, 1, 2, 4, 6, 7, 7, 7, 7, 7, 6.5, 6, 6, 5.5, 5, 5, 4.5, 4, 3], float)
 
 
+def _candidates(slug: str):
+    words = [w for w in slug.split("-") if w]
+    yield ("".join(w[0] for w in words)[:4] if len(words) > 1 else words[0][:3]).upper().ljust(2, "X")
+    letters = "".join(words).upper()
+    for j in range(1, len(letters)):
+        for k in range(j + 1, len(letters)):
+            yield letters[0] + letters[j] + letters[k]
+
+
+def _prefixes() -> dict[str, str]:
+    """Case reference prefixes, unique across every council (Cardiff and Carmarthenshire cannot both be CAR):
+    councils are taken in reference order, each gets its first candidate no earlier council holds."""
+    taken: dict[str, str] = {}
+    for force in FORCES:
+        for la in force.local_authorities:
+            taken[la.slug] = next(c for c in _candidates(la.slug) if c not in taken.values())
+    return taken
+
+
+_PREFIXES = _prefixes()
+
+
 def case_prefix(la: LocalAuthority) -> str:
-    words = [w for w in la.slug.split("-") if w]
-    prefix = "".join(w[0] for w in words)[:4] if len(words) > 1 else words[0][:3]
-    return prefix.upper().ljust(2, "X")
+    return _PREFIXES.get(la.slug) or next(_candidates(la.slug))
 
 
 def la_areas(world: World, la: LocalAuthority) -> np.ndarray:
