@@ -3,11 +3,11 @@ Analysis ("How Emerging Hot Spot Analysis works", Esri, Space Time Pattern Minin
 
 Each month gets a Getis-Ord Gi* bin per cell (:mod:`ml.hotspots`, FDR-corrected); a bin is a significant hot
 spot when it is > 0 (90% confidence or more) and a cold spot when it is < 0. The Mann-Kendall trend test
-(Mann 1945; Kendall 1975; :mod:`ml.trend`, equal to ``pymannkendall.original_test``) on the cell's Gi* z-score series measures whether
-the intensity of clustering rises or falls; ArcGIS also tests the trend of the cell's counts, reported here as
-``count_trend``/``count_trend_p`` for information. Differences from ArcGIS: the Gi* neighbourhood is spatial
-only (H3 ring 1, one month at a time) rather than a space-time neighbourhood, and bins are the FDR-corrected
-ones of :mod:`ml.hotspots`.
+(Mann 1945; Kendall 1975; :mod:`ml.trend`, equal to ``pymannkendall.original_test``) on the cell's Gi*
+z-score series measures whether the intensity of clustering rises or falls; ArcGIS also tests the trend of
+the cell's counts, reported here as ``count_trend``/``count_trend_p`` for information. Differences from
+ArcGIS: the Gi* neighbourhood is spatial only (H3 ring 1, one month at a time) rather than a space-time
+neighbourhood, and bins are the FDR-corrected ones of :mod:`ml.hotspots`.
 
 The categories, as ArcGIS defines them ("hot" = significant hot bin; 90% = share of the window's steps):
 
