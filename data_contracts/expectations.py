@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from data_contracts.loader import Column, Contract, ContractError, QualityRule
 
 if TYPE_CHECKING:
@@ -402,17 +405,40 @@ def _quarantine_result(rule: dict[str, Any], rows_read: int, rows_quarantined: i
     )
 
 
+def _categorical(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column with few distinct values goes over as a categorical, which GX hashes, filters and matches
+    once per distinct value; a mostly distinct one (an id) stays plain text, where a categorical would not help."""
+    if not pa.types.is_string(col.type) or len(col) == 0:
+        return col
+    encoded = pc.dictionary_encode(col)
+    distinct = max((len(chunk.dictionary) for chunk in encoded.chunks), default=0)
+    return encoded if distinct * 2 <= len(col) else col
+
+
+def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.DataFrame:
+    """The frame narrowed to the contract's columns: every expectation reads only those, and GX fingerprints
+    and filters the whole frame it is given, so the columns it would ignore would still cost their time."""
+    names = [c.name for c in contract.columns]
+    if isinstance(data, pa.Table):
+        table = data.select([n for n in names if n in data.column_names])
+        return pa.table([_categorical(col) for col in table.columns], names=table.column_names).to_pandas()
+    present = [n for n in names if n in data.columns]
+    return data if len(present) == len(data.columns) else data[present]
+
+
 def validate_frame(
-    contract: Contract, df: pd.DataFrame, *, rows_read: int, rows_quarantined: int
+    contract: Contract, df: pd.DataFrame | pa.Table, *, rows_read: int, rows_quarantined: int
 ) -> SuiteReport:
-    """Validate one loaded bronze partition against the suite built from its contract.
+    """Validate one loaded bronze partition (a pandas frame or an Arrow table) against the suite built from its
+    contract.
 
     `rows_read` and `rows_quarantined` are the counts of the load that produced `df` (quarantined rows are
     not in it); they feed the quarantine-share rule. Columns outside the contract (lineage `_...`, derived
-    geography) are ignored.
+    geography) are ignored: they are not handed to GX at all.
     """
     if rows_read < 0 or rows_quarantined < 0:
         raise ValueError("rows_read and rows_quarantined must not be negative")
+    df = _contract_columns(contract, df)
     sensitive = {c.name for c in contract.columns if (c.classification or "").lower() == "sensitive"}
     with _lock:
         suite = _cached_suite(contract)

@@ -173,3 +173,52 @@ def test_a_file_matching_no_contract_is_reported_once(settings):
                for e in ("street", "outcomes", "stop_and_search")]
     named = [f.file for r in reports for f in r.rejected]
     assert named == ["landing/police_uk/2024-03/notes.txt"]
+
+
+def test_repeated_keys_across_files_are_quarantined_naming_the_first_row_in_file_order(settings):
+    land(settings, RMS, "2024-03", "bedfordshire-rms-2024-03.csv",
+         csv_text(RMS, [rms_ho_row("BD/0000001/24"), rms_ho_row("BD/0000002/24"), rms_ho_row("BD/0000001/24")]))
+    land(settings, RMS, "2024-03", "cheshire-rms-2024-03.csv",
+         csv_text(RMS, [rms_ho_row("BD/0000002/24"), rms_ho_row("BD/0000003/24")]))
+    r = ingest_partition(settings, RMS, "2024-03")
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (5, 3, 2)
+    assert r.counts_add_up
+    per_file = {f.file.rsplit("/", 1)[1]: (f.rows_loaded, f.rows_quarantined) for f in r.files}
+    assert per_file == {"bedfordshire-rms-2024-03.csv": (2, 1), "cheshire-rms-2024-03.csv": (1, 1)}
+    q = quarantine(settings, RMS)
+    beds = "landing/force_rms_ho/2024-03/bedfordshire-rms-2024-03.csv"
+    assert [(x["_source_file"].rsplit("/", 1)[1], x["_source_line"], x["reason"]) for x in q] == [
+        ("bedfordshire-rms-2024-03.csv", 4, f"CRIME_REF: 'BD/0000001/24' duplicates the row at {beds} line 2"),
+        ("cheshire-rms-2024-03.csv", 2, f"CRIME_REF: 'BD/0000002/24' duplicates the row at {beds} line 3"),
+    ]
+    assert [x["supplier"] for x in q] == ["bedfordshire", "cheshire"]
+    assert q[1]["raw_text"].startswith("BD/0000002/24,")
+    bronze = lake.read(settings.bronze("force_rms_ho", "crimes"), month="2024-03")
+    assert bronze.column("crime_ref").to_pylist() == ["BD/0000001/24", "BD/0000002/24", "BD/0000003/24"]
+
+
+def test_h3_cells_are_computed_once_per_distinct_point_with_the_same_result():
+    import numpy as np
+
+    from crimelake.ingest.validate import h3_cells
+
+    lat = np.array([52.136, np.nan, 51.5, 52.136, 51.5, 50.1])
+    lon = np.array([-0.466, -0.1, np.nan, -0.466, -0.12, -5.5])
+    want = [None if np.isnan(a) or np.isnan(b) else h3.latlng_to_cell(a, b, 9) for a, b in zip(lat, lon, strict=True)]
+    assert h3_cells(lat, lon, 9).to_pylist() == want
+
+
+def test_expectations_read_an_arrow_partition_as_they_read_its_pandas_frame(settings):
+    from data_contracts.expectations import validate_frame
+
+    rows = [rms_ho_row(f"BD/000000{i}/24") for i in range(6)] + [rms_ho_row("BD/0000001/24", STATUS="OPEN")]
+    land(settings, RMS, "2024-03", "bedfordshire-rms-2024-03.csv", csv_text(RMS, rows))
+    r = ingest_partition(settings, RMS, "2024-03", write=False)
+    table = r.table.append_column("crime_ref_copy", r.table.column("crime_ref"))
+    table = table.set_column(table.schema.get_field_index("crime_ref"), "crime_ref",
+                             table.column("status"))  # every value repeated: the uniqueness rule must fail
+    from_arrow = validate_frame(RMS, table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+    from_pandas = validate_frame(RMS, table.to_pandas(), rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+    assert not from_arrow.passed
+    assert from_arrow.failed(column="crime_ref")
+    assert from_arrow.to_metadata() == from_pandas.to_metadata()

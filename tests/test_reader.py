@@ -95,3 +95,88 @@ def test_broken_lines_cost_only_themselves():
     ]
     assert p.rows_read == 6
     assert p.bad[3].raw == lines[2][:100]
+
+
+def reference_parse(c, text: str):
+    """The plain line-by-line reading the buffer reader must agree with: rows, line numbers and bad lines."""
+    import csv
+
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    header = next(csv.reader([lines[0]]))
+    width = len(header)
+    pos = [header.index(h) for h in c.header]
+    rows, numbers, bad = [], [], []
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            bad.append((i, line, "blank line"))
+            continue
+        if '"' in line:
+            try:
+                parsed = list(csv.reader([line], strict=True))
+                fields = parsed[0] if len(parsed) == 1 else None
+            except csv.Error:
+                fields = None
+        else:
+            fields = line.split(",")
+        if fields is None:
+            bad.append((i, line, "malformed CSV: unbalanced quote"))
+        elif len(fields) != width:
+            bad.append((i, line, f"expected {width} fields, found {len(fields)}"))
+        else:
+            rows.append([fields[p] for p in pos])
+            numbers.append(i)
+    return rows, numbers, bad
+
+
+def test_buffer_reading_agrees_with_line_by_line_reading_on_every_kind_of_line():
+    import random
+
+    rng = random.Random(7)
+    plain = csv_text(STREET, [street_row()]).splitlines()[1]
+    kinds = [
+        lambda: plain,
+        lambda: plain.replace("Bedfordshire Police", '"Bedfordshire, Police"', 1),  # delimiter inside quotes
+        lambda: plain.replace("High Street", '"High ""Street"""', 1),  # doubled quotes
+        lambda: plain.replace("On or near", 'On "or near', 1),  # a literal quote inside a field
+        lambda: '"' + plain,  # unbalanced quote
+        lambda: plain.replace("Bedfordshire Police", '"Bedfordshire" Police', 1),  # text after a closing quote
+        lambda: "",
+        lambda: "   \t ",
+        lambda: plain + ",extra",
+        lambda: plain.rsplit(",", 3)[0],
+        lambda: plain.replace("High Street", "High\rStreet", 1),  # bare CR inside a line
+        lambda: plain.replace("Burglary", "Burglary\u00a0é", 1),  # non-ASCII text
+        lambda: "\ufeff" + plain,  # a byte-order mark that is not at the start of the file
+        lambda: ",,,,,,,,,,,",  # right number of fields, all empty
+    ]
+    for trial in range(20):
+        body = [rng.choice(kinds)() for _ in range(rng.randint(1, 60))]
+        ending = rng.choice(["\n", "\r\n"])
+        text = ending.join([",".join(STREET.header), *body]) + rng.choice([ending, ""])
+        p = parse(STREET, text)
+        rows, numbers, bad = reference_parse(STREET, text)
+        assert p.lines.tolist() == numbers, trial
+        assert [(b.line, b.raw, b.reason) for b in p.bad] == bad, trial
+        for j, col in enumerate(STREET.columns):
+            assert p.columns[col.name].to_pylist() == [r[j] for r in rows], (trial, col.name)
+        assert p.raw_text(range(len(numbers))).to_pylist() == [
+            text.replace("\r\n", "\n").split("\n")[n - 1] for n in numbers], trial
+
+
+def test_a_quote_left_open_does_not_swallow_the_plain_lines_after_it():
+    rows = [street_row(**{"Crime type": f"Drugs{i}"}) for i in range(50)]
+    lines = csv_text(STREET, rows).splitlines()
+    lines[10] = '"' + lines[10]
+    p = parse(STREET, "\n".join(lines) + "\n")
+    assert [(b.line, b.reason) for b in p.bad] == [(11, "malformed CSV: unbalanced quote")]
+    assert len(p.lines) == 49 and p.lines[-1] == 51
+    assert "Drugs9" not in p.columns["crime_type"].to_pylist()
+    assert p.columns["crime_type"].to_pylist()[9] == "Drugs10"
+
+
+def test_a_file_with_a_byte_order_mark_and_only_a_header_reads_no_rows():
+    p = parse(STREET, ("\ufeff" + ",".join(STREET.header) + "\r\n").encode("utf-8"))
+    assert p.rows_read == 0 and p.columns["crime_id"].to_pylist() == []

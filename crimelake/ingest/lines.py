@@ -74,19 +74,24 @@ def plain_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray:
     ok = count_per_line(a, lines, _QUOTE) == 0
     ok &= count_per_line(a, lines, _CR) == 0
     ok &= count_per_line(a, lines, d[0]) == width - 1
-    visible = np.concatenate(([0], np.cumsum((a > 0x20) & (a < 0x7F), dtype=np.int64)))
-    ok &= visible[lines.ends] > visible[lines.starts]
+    if not (0x20 < d[0] < 0x7F and width > 1):
+        # The delimiter itself does not show that a line is not blank.
+        visible = np.concatenate(([0], np.cumsum((a > 0x20) & (a < 0x7F), dtype=np.int64)))
+        ok &= visible[lines.ends] > visible[lines.starts]
     first = a[np.minimum(lines.starts, max(len(a) - 1, 0))] if len(a) else np.zeros(n, np.uint8)
     ok &= first < 0x80
     return ok
 
 
-def gather_lines(lines: Lines, keep: np.ndarray) -> np.ndarray:
-    """One buffer holding the kept lines in order, each with its own line ending."""
-    a = lines.bytes
-    if keep.all():
-        return a[lines.starts[0]:] if len(lines) else a[:0]
-    return a[np.repeat(keep, lines.nexts - lines.starts)]
+def gather_lines(lines: Lines, keep: np.ndarray) -> bytes | memoryview:
+    """One buffer holding the kept lines in order, each with its own line ending: runs of consecutive kept lines
+    are copied whole, so the cost is one copy of the kept bytes."""
+    view = memoryview(lines.buf)
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], keep, [False])).astype(np.int8)))
+    first, last = edges[0::2], edges[1::2] - 1
+    if len(first) == 1:
+        return view[lines.starts[first[0]]:lines.nexts[last[0]]]
+    return b"".join(view[s:e] for s, e in zip(lines.starts[first].tolist(), lines.nexts[last].tolist(), strict=True))
 
 
 def text_array(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:

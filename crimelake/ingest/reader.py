@@ -145,7 +145,7 @@ def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int) -> p
 
 def parse_bytes(path: Path, data: bytes, contract: Contract) -> ParsedFile:
     """Parse file content; raise FileRejected when the file as a whole is unreadable."""
-    if not data.strip():
+    if not data or data.isspace():
         raise FileRejected("empty file: no header line")
     lines = split_lines(to_utf8(data, contract.encoding))
     header = _check_header(lines, contract)

@@ -44,8 +44,7 @@ def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> pa.Array:
     pairs = np.empty(int(present.sum()), dtype=np.complex128)
     pairs.real, pairs.imag = lat[present], lon[present]
     points, inverse = np.unique(pairs, return_inverse=True)
-    cells = np.fromiter((_h3_int(p.real, p.imag, resolution) for p in points.tolist()), dtype=np.uint64,
-                        count=len(points))
+    cells = np.frompyfunc(_h3_int, 3, 1)(points.real, points.imag, resolution).astype(np.uint64)
     index = np.full(len(lat), -1, dtype=np.int64)
     index[present] = inverse.reshape(-1)
     return _cell_strings(cells).take(pa.array(index, mask=~present))
