@@ -21,28 +21,13 @@ import pandas as pd
 from pyproj import Transformer
 from scipy import sparse
 
+from ml.cell_months import OBSERVED_STATUSES, month_add, month_range
+
 GROUPS = ("all_crime", "asb", "violence", "theft", "weapons")
-# Statuses of the coverage ledger under which a force-month's counts are trusted.
-OBSERVED_STATUSES = ("complete",)
+__all__ = ["GROUPS", "OBSERVED_STATUSES", "Panel", "month_add", "month_range", "observed_force_months"]
 
 # Derived objects (kernel matrices, aligned context) are cached per panel without keeping panels alive.
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def month_add(month: str, n: int) -> str:
-    """The 'YYYY-MM' label ``n`` months after ``month`` (negative ``n`` goes back)."""
-    y, m = int(month[:4]), int(month[5:7])
-    k = y * 12 + (m - 1) + n
-    return f"{k // 12:04d}-{k % 12 + 1:02d}"
-
-
-def _month_number(month: str) -> int:
-    return int(month[:4]) * 12 + int(month[5:7]) - 1
-
-
-def month_range(first: str, last: str) -> list[str]:
-    """Every month from ``first`` to ``last`` inclusive."""
-    return [month_add(first, k) for k in range(_month_number(last) - _month_number(first) + 1)]
 
 
 def _adjacency(cells: np.ndarray, neighbour_lists: pd.Series) -> sparse.csr_matrix:
