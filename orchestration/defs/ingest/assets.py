@@ -84,7 +84,7 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
 
         from data_contracts.expectations import validate_frame
 
-        suite = validate_frame(contract, result.table.to_pandas(), rows_read=result.rows_read,
+        suite = validate_frame(contract, result.table, rows_read=result.rows_read,
                                rows_quarantined=result.rows_quarantined)
         if not suite.passed:
             context.log.error(f"contract {contract.ref} breached for {month}:\n{suite.summary()}")
