@@ -9,7 +9,6 @@
 {%- set trailing = var('coverage_trailing_months') | int -%}
 {%- set stable = var('coverage_stable_months') | int -%}
 {%- set band = var('coverage_stable_band') | float -%}
-{%- set double = api.Column.translate_type('float') if target.type == 'spark' else 'double' -%}
 
 with arrived as (
     select * from {{ ref('int_incidents_arrived') }}
@@ -59,7 +58,7 @@ history as (
 ratios as (
     select history.*,
            case when trailing_median_rows > 0
-                then cast(row_count as {{ double }}) / trailing_median_rows end as volume_ratio
+                then cast(row_count as double) / trailing_median_rows end as volume_ratio
     from history
 ),
 
@@ -122,9 +121,9 @@ ledger as (
                  and stability.stable_before = {{ stable }}, false) as is_series_break,
         category_drops.drop_flags,
         case when stability.row_count > 0
-             then cast(stability.geocoded as {{ double }}) / stability.row_count end as geocoded_share,
+             then cast(stability.geocoded as double) / stability.row_count end as geocoded_share,
         case when stability.row_count > 0
-             then cast(stability.with_lsoa as {{ double }}) / stability.row_count end as lsoa_share
+             then cast(stability.with_lsoa as double) / stability.row_count end as lsoa_share
     from expected
     left join stability
         on expected.source = stability.source and expected.force = stability.force
@@ -154,7 +153,7 @@ select
     cast(coalesce(row_count, 0) as bigint) as rows,
     geocoded_share,
     lsoa_share,
-    cast(trailing_median_rows as {{ double }}) as trailing_median_rows,
+    cast(trailing_median_rows as double) as trailing_median_rows,
     volume_ratio,
     case when flag_list = '' then '' else substring(flag_list, 2) end as flags
 from flagged
