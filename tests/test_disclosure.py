@@ -177,3 +177,27 @@ def test_a_month_with_no_gold_rows_empties_that_month_and_old_layouts_are_rebuil
     _materialize(settings, "2024-02", "2024-02")
     for name in PUBLIC_NAMES[:3]:
         assert set(_public(settings, name)["month"]) == {"2024-01"}, name
+
+
+def test_a_public_frame_that_breaks_the_rules_is_never_written(settings, monkeypatch):
+    import dagster as dg
+
+    from crimelake import lake
+    from orchestration.defs.serve import public
+    from orchestration.lib.resources import LakeResource
+
+    counts, cells = _gold_counts(["2024-01"])
+    _write_gold(settings, counts, cells)
+
+    def unprotected(frame, cells=None):  # raw sums: small and unrounded counts
+        return frame.groupby(["force", "month", "forecast_group"], as_index=False)["incident_count"].sum()
+
+    monkeypatch.setitem(public.PUBLIC_TABLES, "force_month_totals",
+                        public.PublicTable("fct_cell_month_counts", unprotected, "month", tuple(public.COUNT_COLUMNS)))
+    result = dg.materialize([public.build_public_asset("force_month_totals")], partition_key="2024-01",
+                            resources={"lake": LakeResource(home=str(settings.home))},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("public__force_month_totals").error
+    assert "breaks the disclosure rules" in str(failure) and "counts not rounded to 5" in str(failure)
+    assert not lake.table_exists(settings.lake / "public" / "force_month_totals")
