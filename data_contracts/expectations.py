@@ -405,14 +405,21 @@ def _quarantine_result(rule: dict[str, Any], rows_read: int, rows_quarantined: i
     )
 
 
+_SAMPLE_ROWS = 4096
+
+
 def _categorical(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """A text column with few distinct values goes over as a categorical, which GX hashes, filters and matches
-    once per distinct value; a mostly distinct one (an id) stays plain text, where a categorical would not help."""
+    once per distinct value; a mostly distinct one (an id) stays plain text, where a categorical would not help.
+    Which kind a column is shows in its first rows, so an id column is never encoded only to be thrown away."""
     if not pa.types.is_string(col.type) or len(col) == 0:
         return col
-    encoded = pc.dictionary_encode(col)
-    distinct = max((len(chunk.dictionary) for chunk in encoded.chunks), default=0)
-    return encoded if distinct * 2 <= len(col) else col
+    head = col.slice(0, _SAMPLE_ROWS)
+    if pc.count_distinct(head, mode="all").as_py() * 2 > len(head):
+        return col
+    # One chunk, so the categorical has one dictionary rather than one per file to unify.
+    encoded = pc.dictionary_encode(col.combine_chunks())
+    return pa.chunked_array([encoded]) if len(encoded.dictionary) * 2 <= len(col) else col
 
 
 def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.DataFrame:
@@ -442,15 +449,20 @@ def validate_frame(
     sensitive = {c.name for c in contract.columns if (c.classification or "").lower() == "sensitive"}
     with _lock:
         suite = _cached_suite(contract)
-        batch_def = _batch_definition(contract)
-        batch = batch_def.get_batch(batch_parameters={"dataframe": df})
+        from great_expectations.validator.v1_validator import Validator
+
+        # What Batch.validate runs, minus the batch it would load first and load again (GX fingerprints the
+        # whole frame each time a batch is loaded).
+        validator = Validator(
+            _batch_definition(contract),
+            result_format={"result_format": "BASIC", "partial_unexpected_count": 20},
+            batch_parameters={"dataframe": df},
+        )
         try:
-            res = batch.validate(
-                suite, result_format={"result_format": "BASIC", "partial_unexpected_count": 20}
-            )
+            res = validator.validate_expectation_suite(suite)
         finally:
             # The engine keeps every loaded frame in its batch cache; drop it so partitions do not pile up.
-            engine = batch.data.execution_engine
+            engine = _get_context().data_sources.get(_DATASOURCE).get_execution_engine()
             engine.batch_manager.reset_batch_cache()
             engine.batch_manager.batch_data_cache.clear()
 
