@@ -187,7 +187,7 @@ def coverage(
     home: HomeOpt = None,
     source: Annotated[str | None, typer.Option(help="Only this incident source (police_uk, force_rms_ho, ...).")] = None,
     force: Annotated[str | None, typer.Option(help="Only this force (slug).")] = None,
-    months: Annotated[int, typer.Option(help="The latest N months.")] = 12,
+    months: Annotated[int, typer.Option(help="The latest N months.")] = 36,
     as_json: Annotated[bool, typer.Option("--json", help="Print the grid as JSON.")] = False,
 ) -> None:
     """Print the coverage ledger: which force-months of each source arrived complete, partial or missing."""

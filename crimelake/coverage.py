@@ -77,31 +77,43 @@ def to_json(grid: Grid) -> str:
     }, indent=2)
 
 
+MONTH_INITIALS = "JFMAMJJASOND"
+
+
 def render(grid: Grid):
-    """A rich Table: one row per (source, force), one column per month, one glyph per cell, then legend and
-    totals as its caption."""
-    from rich.table import Table
+    """A compact grid as rich Text: one line per (force, source), one glyph per month with a space between
+    years (so 44 forces by 36 months fit an 80-column terminal), year and month-initial header lines, then the
+    legend and totals."""
     from rich.text import Text
 
     sources = {s for s, _ in grid.rows}
     span = f"{grid.months[0]}..{grid.months[-1]}" if grid.months else "no months"
-    table = Table(title=f"Coverage ledger, {span}", box=None, pad_edge=False, padding=(0, 1))
-    table.add_column("force", no_wrap=True)
-    if len(sources) > 1:
-        table.add_column("source", no_wrap=True, style="dim")
-    previous_year = None
+    labels = [force + (f" ({source})" if len(sources) > 1 else "") for source, force in grid.rows]
+    width = max([len(label) for label in labels] + [len("force")]) + 2
+    years: list[tuple[str, list[str]]] = []
     for m in grid.months:
-        year = m[:4]
-        table.add_column(f"{year if year != previous_year else ''}\n{m[5:]}", justify="center", no_wrap=True)
-        previous_year = year
-    for source, force in grid.rows:
-        glyphs = []
-        for m in grid.months:
-            glyph, style = GLYPHS[grid.status(source, force, m)]
-            glyphs.append(Text(glyph, style=style))
-        table.add_row(force, *([source] if len(sources) > 1 else []), *glyphs)
+        if not years or years[-1][0] != m[:4]:
+            years.append((m[:4], []))
+        years[-1][1].append(m)
+    out = Text(f"Coverage ledger, {span}\n", style="bold")
+    # A year label fits over four months or more; over two or three its last two digits; over one, the title's
+    # span says it.
+    heads = [y if len(ms) >= 4 else y[2:] if len(ms) >= 2 else "" for y, ms in years]
+    out.append(" " * width + " ".join(h.ljust(len(ms)) for h, (_, ms) in zip(heads, years, strict=True)) + "\n",
+               style="dim")
+    out.append("force".ljust(width) + " ".join("".join(MONTH_INITIALS[int(m[5:]) - 1] for m in ms)
+                                                for _, ms in years) + "\n", style="dim")
+    for label, (source, force) in zip(labels, grid.rows, strict=True):
+        out.append(label.ljust(width))
+        for k, (_, ms) in enumerate(years):
+            if k:
+                out.append(" ")
+            for m in ms:
+                glyph, style = GLYPHS[grid.status(source, force, m)]
+                out.append(glyph, style=style)
+        out.append("\n")
     totals = grid.totals()
     legend = "  ".join(f"{GLYPHS[s][0]} {s}" for s in STATUSES) + f"  {GLYPHS[None][0]} not expected"
-    table.caption = (f"{legend}\n{totals['missing']} missing, {totals['partial']} partial, "
-                     f"{totals['complete']} complete force-months")
-    return table
+    out.append(f"{legend}\n{totals['missing']} missing, {totals['partial']} partial, "
+               f"{totals['complete']} complete force-months")
+    return out

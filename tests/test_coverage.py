@@ -141,7 +141,9 @@ def test_the_coverage_command_prints_the_grid_and_json(gappy):
     out = runner.invoke(app, ["coverage", "--home", str(settings.home), "--months", "5"], terminal_width=200)
     assert out.exit_code == 0, out.output
     line = next(x for x in out.output.splitlines() if x.startswith("cumbria"))
-    assert line.split()[1:] == ["●", "●", "✕", "●", "●"]
+    # One glyph per month, months of a year side by side (2024-01 to 2024-05).
+    assert line.split()[1:] == ["●●✕●●"]
+    assert "JFMAM" in out.output
     assert "1 missing, 1 partial" in out.output
     js = runner.invoke(app, ["coverage", "--home", str(settings.home), "--force", "btp", "--json"])
     assert js.exit_code == 0, js.output
