@@ -222,3 +222,18 @@ def test_expectations_read_an_arrow_partition_as_they_read_its_pandas_frame(sett
     assert not from_arrow.passed
     assert from_arrow.failed(column="crime_ref")
     assert from_arrow.to_metadata() == from_pandas.to_metadata()
+
+
+def test_text_values_are_trimmed_and_emptied_to_null_as_by_arrow_alone():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crimelake.ingest import coerce
+
+    values = ["a", "", " b", "c ", "\u00a0d", "e\u3000", "\t", "f g", None, "é", "h\u00e9", "  ", "x"]
+    for arr in (pa.array(values, pa.string()), pa.array(values, pa.string()).slice(2),
+                pa.array(["a", "", "b"], pa.string()), pa.array(["a", "b"], pa.string()), pa.array([], pa.string())):
+        trimmed = pc.utf8_trim_whitespace(arr)
+        expected = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+        assert coerce.text(arr).to_pylist() == expected.to_pylist()
+    assert coerce.text(pa.array(["a", "", "b"], pa.string())).to_pylist() == ["a", None, "b"]

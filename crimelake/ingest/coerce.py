@@ -6,6 +6,7 @@ were present but invalid, so the caller can quarantine those rows with a reason 
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,8 +22,40 @@ _FALSE = {"false", "False", "FALSE"}
 
 def text(values: pa.Array | list[str]) -> pa.Array:
     """Strings with surrounding blanks trimmed and empty values as null."""
-    arr = pc.utf8_trim_whitespace(values if isinstance(values, pa.Array) else pa.array(values, pa.string()))
+    arr = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    if arr.type == pa.string() and arr.offset == 0 and len(arr):
+        lens, edges = _lengths_and_edges(arr)
+        # Nothing to trim unless a value starts or ends with a blank or a non-ASCII byte (which may begin a
+        # Unicode space): then the values are left as they are and only empty ones become null.
+        if not edges.any():
+            return _null_where_empty(arr, lens)
+    arr = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _lengths_and_edges(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's byte length, and whether its first or last byte could be whitespace."""
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[:len(arr) + 1]
+    lens = np.diff(offsets)
+    data = arr.buffers()[2]
+    if data is None or not offsets[-1]:
+        return lens, np.zeros(0, bool)
+    a = np.frombuffer(data, np.uint8)
+    nonempty = lens > 0
+    ends = np.concatenate((a[offsets[:-1][nonempty]], a[offsets[1:][nonempty] - 1]))
+    return lens, (ends <= 0x20) | (ends >= 0x7F)
+
+
+def _null_where_empty(arr: pa.StringArray, lens: np.ndarray) -> pa.Array:
+    empty = lens == 0
+    if not empty.any():
+        return arr
+    valid = ~empty
+    if arr.null_count:
+        valid &= arr.is_valid().to_numpy(zero_copy_only=False)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.StringArray.from_buffers(len(arr), arr.buffers()[1], arr.buffers()[2], bitmap,
+                                       null_count=int(len(arr) - valid.sum()))
 
 
 def _invalid(present: pa.Array, ok: pa.Array) -> pa.Array:
