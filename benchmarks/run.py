@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark and write the results to bench-results/."""
+"""`make bench`: run every benchmark and write the results to bench-results/ (`make bench-national` runs the
+national build on its own: it takes hours)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import forecast, ingest, serve
+from benchmarks import forecast, hotspots, ingest, serve
 
 
 def main() -> None:
@@ -41,6 +42,12 @@ def main() -> None:
     (out / "serve.json").write_text(json.dumps(sres, indent=2))
     console.print(sres)
     console.print(f"Results written to {out / 'serve.json'}")
+
+    console.print("[bold]Hot spots: Gi*, concentration and emerging classes on a synthetic national grid[/bold]")
+    hres = hotspots.main()
+    (out / "hotspots.json").write_text(json.dumps(hres, indent=2))
+    console.print(hres)
+    console.print(f"Results written to {out / 'hotspots.json'}")
 
 
 if __name__ == "__main__":
