@@ -27,6 +27,7 @@ from crimelake.ingest.quarantine import (
     QUARANTINE,
     FileLineage,
     constant,
+    dictionary_text,
     quarantine_table,
     split_duplicates,
 )
@@ -93,7 +94,7 @@ class IngestResult:
     bronze_version: int | None = None
     quarantine_version: int | None = None
     rejected_version: int | None = None
-    table: pa.Table | None = None
+    table: pa.Table | None = None  # the loaded rows as written to bronze (constant text dictionary-encoded)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -141,6 +142,8 @@ def ingest_partition(
     decisions = plan(settings, contract, month, siblings)
     result = IngestResult(contract.source, contract.entity, month, contract.ref, run_id)
     schema = bronze_schema(contract)
+    # The rows as written: the per-file constant text columns stay dictionary-encoded up to the Delta writer.
+    rows_schema = dictionary_text(schema, [*LINEAGE.names, "force", "authority"])
     loaded: list[pa.Table] = []
     texts: dict[str, Lines] = {}
     q_parts: list[pa.Table] = []
@@ -184,13 +187,13 @@ def ingest_partition(
                 parsed.raw_text(failed), lineage.columns(parsed.lines[failed])))
         t = checked.table
         k = t.num_rows
-        extra = lineage.columns(parsed.lines[checked.kept])
+        extra = lineage.columns(parsed.lines[checked.kept], encoded=True)
         for g in ("force", "authority"):
             if g in schema.names:
-                extra[g] = constant(d.file.groups.get(g), pa.string(), k)
+                extra[g] = constant(d.file.groups.get(g), pa.string(), k, encoded=True)
         for name, arr in extra.items():
             t = t.append_column(name, arr)
-        loaded.append(t.select(schema.names).cast(schema))
+        loaded.append(t.select(schema.names).cast(rows_schema))
         texts[rel] = parsed.text
         report.rows_quarantined = len(parsed.bad) + len(checked.failed)
         report.rows_loaded = k
@@ -199,7 +202,7 @@ def ingest_partition(
         if progress:
             progress(done, len(to_read), d.file.name)
 
-    table = pa.concat_tables(loaded) if loaded else schema.empty_table()
+    table = pa.concat_tables(loaded) if loaded else rows_schema.empty_table()
     table, dups = split_duplicates(table, contract, texts)
     if dups.num_rows:
         q_parts.append(dups)

@@ -36,9 +36,21 @@ QUARANTINE = pa.schema([
 ])
 
 
-def constant(value, type_: pa.DataType, n: int) -> pa.Array:
-    """`n` copies of one value (null when the value is None)."""
+def constant(value, type_: pa.DataType, n: int, *, encoded: bool = False) -> pa.Array:
+    """`n` copies of one value (null when the value is None). `encoded` text comes dictionary-encoded: the value
+    once and `n` zero indices, not `n` copies of the text to build and for the Delta writer to encode again (Delta
+    stores it as plain text)."""
+    if encoded and pa.types.is_string(type_):
+        if value is None:
+            return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string()))
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string()))
     return pa.repeat(pa.scalar(value, type_), n)
+
+
+def dictionary_text(schema: pa.Schema, names: list[str]) -> pa.Schema:
+    """`schema` with the text columns `names` dictionary-encoded: the columns `constant` fills."""
+    return pa.schema([f.with_type(pa.dictionary(pa.int32(), pa.string())) if f.name in names and f.type == pa.string()
+                      else f for f in schema])
 
 
 @dataclass(frozen=True)
@@ -49,15 +61,16 @@ class FileLineage:
     run_id: str
     ingested_at: datetime
 
-    def columns(self, lines: np.ndarray) -> dict[str, pa.Array]:
-        """The lineage columns of rows from this file at the given 1-based lines."""
+    def columns(self, lines: np.ndarray, *, encoded: bool = False) -> dict[str, pa.Array]:
+        """The lineage columns of rows from this file at the given 1-based lines (text dictionary-encoded if
+        `encoded`)."""
         n = len(lines)
         return {
-            "_source_file": constant(self.source_file, pa.string(), n),
-            "_source_sha256": constant(self.sha256, pa.string(), n),
+            "_source_file": constant(self.source_file, pa.string(), n, encoded=encoded),
+            "_source_sha256": constant(self.sha256, pa.string(), n, encoded=encoded),
             "_source_line": pa.array(np.asarray(lines, dtype=np.int64), pa.int64()),
-            "_contract": constant(self.contract, pa.string(), n),
-            "_ingest_run_id": constant(self.run_id, pa.string(), n),
+            "_contract": constant(self.contract, pa.string(), n, encoded=encoded),
+            "_ingest_run_id": constant(self.run_id, pa.string(), n, encoded=encoded),
             "_ingested_at": constant(self.ingested_at, LINEAGE.field("_ingested_at").type, n),
         }
 
@@ -75,7 +88,9 @@ def quarantine_table(month: str, contract: Contract, supplier: str | None, reaso
         "raw_text": raw,
         **lineage,
     }
-    return pa.table([columns[f.name] for f in QUARANTINE], schema=QUARANTINE)
+    # Lineage taken from loaded rows comes dictionary-encoded.
+    return pa.table([c if c.type == f.type else c.cast(f.type) for f, c in ((f, columns[f.name]) for f in QUARANTINE)],
+                    schema=QUARANTINE)
 
 
 def _first_occurrence(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
