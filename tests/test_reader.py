@@ -151,8 +151,11 @@ def test_buffer_reading_agrees_with_line_by_line_reading_on_every_kind_of_line()
         lambda: plain.replace("Burglary", "Burglary\u00a0é", 1),  # non-ASCII text
         lambda: "\ufeff" + plain,  # a byte-order mark that is not at the start of the file
         lambda: ",,,,,,,,,,,",  # right number of fields, all empty
+        lambda: plain.replace("High Street", '"High"\rStreet', 1),  # a quote, then a bare CR outside it
+        lambda: plain.replace("High Street", '"High\rStreet"', 1),  # a bare CR inside quotes
+        lambda: plain.replace("Burglary", 'Burglary,"x', 1),  # a quote opened in a last field
     ]
-    for trial in range(20):
+    for trial in range(60):
         body = [rng.choice(kinds)() for _ in range(rng.randint(1, 60))]
         ending = rng.choice(["\n", "\r\n"])
         text = ending.join([",".join(STREET.header), *body]) + rng.choice([ending, ""])
