@@ -154,3 +154,32 @@ def test_models_retrain_when_the_feature_tables_change(settings):
     assert dg.AssetKey(["gold", "fct_cell_month_counts"]) in node.parent_keys
     checks = {k.name for k in graph.get_check_keys_for_assets({node.key})}
     assert checks == {"promotion_gate"}
+
+
+def test_groups_train_side_by_side_and_a_champion_keeps_forecasting(settings, monkeypatch):
+    """Two groups in two worker processes; run again with a gate the candidates fail: they are not promoted, and
+    the champions still publish the forecast."""
+    # The map's demo lake: two years of two forces, where the model beats every baseline for both groups (the
+    # fairness gate has too few deciles with two forces and is tested on its own).
+    monkeypatch.setenv("CRIMELAKE_FAIRNESS_MAX_RATIO", "100")
+    generate(settings.landing, seed=7, forces=["city-of-london", "bedfordshire"], months=24)
+    run_landed(settings)
+    assert run_transform(settings).success
+    first = run_models(settings, ["all_crime", "asb"], workers=2)
+    assert [r.group for r in first] == ["all_crime", "asb"]
+    promoted = [r for r in first if r.metadata["ml/hotspot_model"]["promoted"]]
+    assert promoted, [r.metadata["ml/hotspot_model"]["promotion_reasons"] for r in first]
+    # A fairness gate no candidate can pass: the new versions are not promoted, and the champions still forecast.
+    monkeypatch.setenv("CRIMELAKE_FAIRNESS_MAX_RATIO", "0.01")
+    again = run_models(settings, [r.group for r in promoted], workers=2)
+    preds = lake.read(settings.lake / "ml" / "predictions").to_pandas()
+    for before, after in zip(promoted, again, strict=True):
+        md = after.metadata["ml/hotspot_model"]
+        assert after.success and not md["promoted"], md["promotion_reasons"]
+        assert "gate fairness: failed" in md["promotion_reasons"]
+        written = after.metadata["ml/predictions"]
+        # The second run's forecast comes from the first run's model version, the champion.
+        assert written["model_version"] == str(before.metadata["ml/hotspot_model"]["model_version"])
+        mine = preds[preds["forecast_group"] == after.group]
+        assert len(mine) == 2 * written["dagster/row_count"]
+        assert set(mine["model_version"]) == {written["model_version"]}
