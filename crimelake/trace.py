@@ -108,12 +108,29 @@ def _feature_rows_hop(settings: Settings, p: dict, versions: dict[str, int]) -> 
     flt = ((pc.field("h3_cell") == p["h3_cell"]) & (pc.field("forecast_group") == p["forecast_group"])
            & (pc.field("month") <= last))
     rows = sorted(ds.to_table(filter=flt, columns=["month", "incident_count"]).to_pylist(), key=lambda r: r["month"])
+    series: dict[str, int] = {}
+    for r in rows:
+        # The table is sparse and keyed by recording force, so a cell can have a row per force in a month.
+        series[r["month"]] = series.get(r["month"], 0) + r["incident_count"]
     if not rows:
-        return Hop("feature rows", False, f"no rows for cell {p['h3_cell']} in gold/fct_cell_month_counts@v{v}")
-    series = {r["month"]: r["incident_count"] for r in rows}
-    return Hop("feature rows", True, f"{len(rows)} monthly counts of {p['forecast_group']} for the cell up to {last} "
-                                    f"(gold/fct_cell_month_counts@v{v}; trained on {first}..{last})",
-               {"counts": series})
+        # Counts are stored only where crime was recorded: no row is a zero, provided the cell is in the study
+        # area the features read.
+        cv = versions.get("dim_cells")
+        try:
+            cells = DeltaTable(str(settings.gold("dim_cells")), version=cv).to_pyarrow_dataset()
+            known = cells.to_table(filter=pc.field("h3_cell") == p["h3_cell"], columns=["h3_cell"]).num_rows > 0
+        except Exception as e:
+            return Hop("feature rows", False, f"gold/dim_cells@v{cv} unreadable: {e}")
+        if not known:
+            return Hop("feature rows", False, f"cell {p['h3_cell']} is neither in gold/fct_cell_month_counts@v{v} "
+                                              f"nor in the study area gold/dim_cells@v{cv}")
+        return Hop("feature rows", True, f"no {p['forecast_group']} recorded in the cell up to {last}: every month "
+                                        f"zero (gold/fct_cell_month_counts@v{v} stores only cells with crime; the "
+                                        f"cell is in gold/dim_cells@v{cv}; trained on {first}..{last})",
+                   {"counts": {}})
+    return Hop("feature rows", True, f"{len(series)} months with {p['forecast_group']} recorded in the cell up to "
+                                    f"{last}, every other month zero (gold/fct_cell_month_counts@v{v}; trained on "
+                                    f"{first}..{last})", {"counts": series})
 
 
 def _dbt_hop() -> Hop:
