@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,9 @@ def map_keys(map_home) -> dict[str, str]:
             "admin": add_key(map_home, "admin", "admin")}
 
 
-@pytest.fixture(scope="session")
-def map_server(map_home, map_keys) -> MapServer:
-    """The map app over `map_home`, served by uvicorn on a free loopback port, with a key for each role."""
+@contextlib.contextmanager
+def _serving(settings: Settings):
+    """The map app over `settings`' lake, served by uvicorn on a free loopback port; yields its base URL."""
     import socket
     import threading
     import time
@@ -91,11 +92,10 @@ def map_server(map_home, map_keys) -> MapServer:
 
     from crimelake.serve.app import create_app
 
-    keys = map_keys
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(map_home, refresh_seconds=0), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, refresh_seconds=0), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -104,9 +104,18 @@ def map_server(map_home, map_keys) -> MapServer:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the map server did not start")
         time.sleep(0.05)
-    yield MapServer(f"http://127.0.0.1:{port}", map_home, keys)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def map_server(map_home, map_keys) -> MapServer:
+    """The map app over `map_home`, served by uvicorn on a free loopback port, with a key for each role."""
+    with _serving(map_home) as url:
+        yield MapServer(url, map_home, map_keys)
 
 
 # The force-months `map_home_with_gaps` marks as gaps, relative to the latest month of `map_home`.
@@ -166,26 +175,5 @@ def map_home_with_gaps(map_home, tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def map_server_with_gaps(map_home_with_gaps) -> MapServer:
     """The map app over `map_home_with_gaps` (public view only), on a free loopback port."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    from crimelake.serve.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(map_home_with_gaps, refresh_seconds=0), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the map server did not start")
-        time.sleep(0.05)
-    yield MapServer(f"http://127.0.0.1:{port}", map_home_with_gaps, {})
-    server.should_exit = True
-    thread.join(timeout=10)
+    with _serving(map_home_with_gaps) as url:
+        yield MapServer(url, map_home_with_gaps, {})
