@@ -194,7 +194,8 @@ def test_repeated_keys_across_files_are_quarantined_naming_the_first_row_in_file
     assert [x["supplier"] for x in q] == ["bedfordshire", "cheshire"]
     assert q[1]["raw_text"].startswith("BD/0000002/24,")
     bronze = lake.read(settings.bronze("force_rms_ho", "crimes"), month="2024-03")
-    assert bronze.column("crime_ref").to_pylist() == ["BD/0000001/24", "BD/0000002/24", "BD/0000003/24"]
+    # The Delta writer may lay a month's batches out in any order: which rows were kept is what counts.
+    assert sorted(bronze.column("crime_ref").to_pylist()) == ["BD/0000001/24", "BD/0000002/24", "BD/0000003/24"]
 
 
 def test_h3_cells_are_computed_once_per_distinct_point_with_the_same_result():
