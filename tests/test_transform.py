@@ -159,3 +159,14 @@ def test_a_label_no_contract_maps_fails_its_check_and_names_the_row(built):
     (row,) = query(settings, "select source_label, _source_line from staging.stg_police_uk__street_crimes "
                              "where category_slug is null")
     assert row == ("Cyber crime", 99999)
+
+
+def test_long_month_ranges_are_built_a_few_months_at_a_time(monkeypatch):
+    from orchestration.defs.transform.dbt_assets import chunk_months, month_chunks
+
+    assert month_chunks("2024-11", "2025-04", 3) == [("2024-11", "2025-01"), ("2025-02", "2025-04")]
+    assert month_chunks("2024-11", "2025-05", 3)[-1] == ("2025-05", "2025-05")
+    assert month_chunks("2025-01", "2025-01", 3) == [("2025-01", "2025-01")]
+    monkeypatch.setenv("CRIMELAKE_DBT_CHUNK_MONTHS", "0")
+    with pytest.raises(ValueError, match="at least 1"):
+        chunk_months()
