@@ -238,3 +238,40 @@ def test_text_values_are_trimmed_and_emptied_to_null_as_by_arrow_alone():
         expected = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
         assert coerce.text(arr).to_pylist() == expected.to_pylist()
     assert coerce.text(pa.array(["a", "", "b"], pa.string())).to_pylist() == ["a", None, "b"]
+
+
+def test_a_timestamp_is_outside_the_month_exactly_when_its_uk_wall_clock_month_differs():
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crimelake.ingest import coerce
+    from data_contracts.loader import Column
+
+    col = Column("reported_at", "Reported at", "timestamp")
+    # Every 17 minutes across a year end, both clock changes and the month ends between them.
+    first = datetime(2023, 12, 31, 20, tzinfo=UTC)
+    values = pa.array([first + timedelta(minutes=17 * k) for k in range(30000)] + [None], pa.timestamp("us", tz="UTC"))
+    raw = pa.array(["x"] * len(values))
+    months = coerce.month_of(col, values, raw, None)
+    for month in ("2023-12", "2024-01", "2024-03", "2024-04", "2024-10"):
+        expected = pc.fill_null(pc.and_(pc.is_valid(months), pc.not_equal(months, month)), False)
+        assert coerce.outside_month(col, values, raw, None, month).equals(expected), month
+    # 00:30 on 1 April in London is still 31 March in UTC.
+    april = pa.array([datetime(2024, 3, 31, 23, 30, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
+    assert coerce.outside_month(col, april, raw.slice(0, 1), None, "2024-04").to_pylist() == [False]
+
+
+def test_impossible_calendar_dates_are_invalid_whichever_rows_repeat_them():
+    import pyarrow as pa
+
+    from crimelake.ingest import coerce
+    from data_contracts.loader import Column
+
+    col = Column("recorded_date", "Recorded date", "date", fmt="%d/%m/%Y")
+    text = pa.array(["31/02/2024", "28/02/2024", "29/02/2023", "29/02/2024", None, "31/02/2024", "28/02/2024"])
+    values, bad = coerce.convert(col, text)
+    assert bad.to_pylist() == [True, False, True, False, False, True, False]
+    assert [v and v.isoformat() for v in values.to_pylist()] == [
+        None, "2024-02-28", None, "2024-02-29", None, None, "2024-02-28"]

@@ -6,6 +6,9 @@ were present but invalid, so the caller can quarantine those rows with a reason 
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,8 +80,12 @@ def _real_dates(arr: pa.Array, date_fmt: str, width: int | None) -> pa.Array:
     """True where the date part exists in the calendar: Arrow's strptime rolls 31/02 over to 02/03, so the
     parsed date is formatted back and compared with the text."""
     part = pc.utf8_slice_codeunits(arr, 0, width) if width else arr
-    parsed = pc.strptime(part, format=date_fmt, unit="s", error_is_null=True)
-    return pc.fill_null(pc.equal(pc.strftime(parsed, format=date_fmt), part), False)
+    # A month of rows holds few distinct dates: each is checked once and the answer spread back over the rows.
+    encoded = pc.dictionary_encode(part)
+    dates = encoded.dictionary
+    parsed = pc.strptime(dates, format=date_fmt, unit="s", error_is_null=True)
+    real = pc.fill_null(pc.equal(pc.strftime(parsed, format=date_fmt), dates), False)
+    return pc.fill_null(real.take(encoded.indices), False)
 
 
 def _timestamp(arr: pa.Array, fmt: str | None) -> tuple[pa.Array, pa.Array]:
@@ -136,6 +143,26 @@ def convert(col: Column, arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     if kind == "boolean":
         return _boolean(arr)
     raise ValueError(f"unsupported logical type {kind!r} for column {col.name}")
+
+
+def _month_start(month: str) -> datetime:
+    year, mm = (int(p) for p in month.split("-"))
+    return datetime(year, mm, 1, tzinfo=ZoneInfo(LOCAL_TZ))
+
+
+def outside_month(col: Column, values: pa.Array, raw: pa.Array, fmt: str | None, month: str) -> pa.Array:
+    """True where a row's month (as `month_of` reads it) is known and is not `month`."""
+    if col.logical_type == "timestamp" and fmt != "quarter":
+        # The UK wall-clock month of an instant is `month` exactly when the instant falls between the local
+        # midnights that start this month and the next: two comparisons, not a formatted date per row.
+        year, mm = (int(p) for p in month.split("-"))
+        start = _month_start(month)
+        end = _month_start(f"{year + mm // 12:04d}-{mm % 12 + 1:02d}")
+        utc = pa.timestamp("us", tz="UTC")
+        inside = pc.and_(pc.greater_equal(values, pa.scalar(start, utc)), pc.less(values, pa.scalar(end, utc)))
+        return pc.fill_null(pc.invert(inside), False)
+    row_month = month_of(col, values, raw, fmt)
+    return pc.fill_null(pc.and_(pc.is_valid(row_month), pc.not_equal(row_month, month)), False)
 
 
 def month_of(col: Column, values: pa.Array, raw: pa.Array, fmt: str | None) -> pa.Array:

@@ -120,9 +120,13 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
 
     # The row's own month must be the month it was delivered for.
     mcol = contract.column(contract.month_column)
-    row_month = coerce.month_of(mcol, typed[mcol.name], raw[mcol.name], contract.month_format)
-    wrong = pc.fill_null(pc.and_(pc.is_valid(row_month), pc.not_equal(row_month, month)), False)
-    reasons.add(wrong, lambda i: f"{mcol.header}: belongs to {row_month[i].as_py()}, not the file's month {month}")
+    wrong = coerce.outside_month(mcol, typed[mcol.name], raw[mcol.name], contract.month_format, month)
+
+    def belongs(i: int) -> str:
+        row = coerce.month_of(mcol, typed[mcol.name].slice(i, 1), raw[mcol.name].slice(i, 1), contract.month_format)
+        return f"{mcol.header}: belongs to {row[0].as_py()}, not the file's month {month}"
+
+    reasons.add(wrong, belongs)
 
     derived: dict[str, pa.Array] = {"month": pa.repeat(pa.scalar(month, pa.string()), n)}
     if contract.label_column:
