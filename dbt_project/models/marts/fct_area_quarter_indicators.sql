@@ -5,16 +5,19 @@
     suppressed (null, with the number of suppressed values counted). -#}
 
 with incidents as (
+    -- The source's LSOA, else the cell's (learned from data.police.uk rows of every month; this mart is rebuilt
+    -- whole, so it always uses the latest).
     select
-        lsoa_code,
-        {{ crimelake.quarter_of('month') }} as quarter,
-        sum(case when in_all_crime then 1 else 0 end) as incidents_all_crime,
-        sum(case when in_asb then 1 else 0 end) as incidents_asb,
-        sum(case when in_violence then 1 else 0 end) as incidents_violence,
-        sum(case when in_theft then 1 else 0 end) as incidents_theft,
-        sum(case when in_weapons then 1 else 0 end) as incidents_weapons
-    from {{ ref('fct_incidents') }}
-    where lsoa_code is not null
+        coalesce(facts.lsoa_code, cell_lsoas.lsoa_code) as lsoa_code,
+        {{ crimelake.quarter_of('facts.month') }} as quarter,
+        sum(case when facts.in_all_crime then 1 else 0 end) as incidents_all_crime,
+        sum(case when facts.in_asb then 1 else 0 end) as incidents_asb,
+        sum(case when facts.in_violence then 1 else 0 end) as incidents_violence,
+        sum(case when facts.in_theft then 1 else 0 end) as incidents_theft,
+        sum(case when facts.in_weapons then 1 else 0 end) as incidents_weapons
+    from {{ ref('fct_incidents') }} as facts
+    left join {{ ref('int_cells_lsoas') }} as cell_lsoas on facts.h3_cell = cell_lsoas.h3_cell
+    where coalesce(facts.lsoa_code, cell_lsoas.lsoa_code) is not null
     group by 1, 2
 ),
 

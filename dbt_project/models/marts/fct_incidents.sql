@@ -43,7 +43,9 @@ select
     incidents.longitude,
     incidents.latitude,
     incidents.h3_cell,
-    coalesce(incidents.lsoa_code, cell_lsoas.lsoa_code) as lsoa_code,
+    -- The source's own LSOA: a cell's LSOA learned from every month lives in dim_cells, so an incremental month
+    -- never depends on the months built before it.
+    incidents.lsoa_code,
     incidents.source_label,
     incidents._source_file,
     incidents._source_sha256,
@@ -52,4 +54,3 @@ select
     incidents._ingest_run_id
 from incidents
 inner join categories on incidents.category_slug = categories.category_slug
-left join {{ ref('int_cells_lsoas') }} as cell_lsoas on incidents.h3_cell = cell_lsoas.h3_cell
