@@ -71,7 +71,7 @@ def test_maintain_compacts_and_vacuums_but_keeps_a_recorded_version_readable(tmp
         lake.replace_table(p, months_table(["2024-02"], 9))  # tombstones every earlier file
     plain = lake.maintain(bare, retention_hours=0)
     assert plain.files_before == 5 and plain.files_after == 1 and plain.vacuumed == 4
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError):
         DeltaTable(str(bare), version=1).to_pyarrow_table()
 
     guarded = lake.maintain(kept, retention_hours=0, keep_version=1)
