@@ -70,6 +70,10 @@ def model_requirements() -> list[str]:
 
 def configure(tracking_uri: str, artifact_root: Path) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Counts are whole numbers and never missing in the tables logged as datasets; MLflow's hint about integer
+    # columns that might hold missing values at inference time (raised when it infers their schema, also while
+    # logging the input) does not apply and only floods the console.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
     mlflow.set_tracking_uri(tracking_uri)
     artifact_root.mkdir(parents=True, exist_ok=True)
     os.environ["CRIMELAKE_MLFLOW_ARTIFACTS"] = str(artifact_root)
@@ -210,12 +214,8 @@ def log_backtest(
     months = sorted(per_month["month"].unique())
     common_tags = {"forecast_group": group, "scope": scope, "backtest_months": f"{months[0]}..{months[-1]}",
                    "feature_tables": json.dumps(feature_tables, sort_keys=True)}
-    with warnings.catch_warnings():
-        # Counts are whole numbers and never missing in the table itself; MLflow's hint about integer columns
-        # that might hold missing values at inference time does not apply to a dataset record.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-        ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
-                                     name=f"{dataset.name}@v{dataset.delta_version}")
+    ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
+                                 name=f"{dataset.name}@v{dataset.delta_version}")
 
     def log_method(run, method: str) -> None:
         mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
