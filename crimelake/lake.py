@@ -17,6 +17,8 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
+# Labels of the periods a table can be partitioned by; both sort as text in calendar order.
+_PERIODS = {"month": _MONTH, "quarter": re.compile(r"^\d{4}-Q[1-4]$")}
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,13 @@ def replace_months(path: Path, data: Rows, months: tuple[str, str], *, partition
     """Replace the month partitions `months[0]`..`months[1]` (inclusive) of a month-partitioned table with `data`
     (a table or a record batch stream, possibly empty) in one commit; other months are untouched, and the commit
     adds files under those months' partitions only. Creates the table if there is none. ValueError for a row
-    outside the range, or a table partitioned otherwise or with another schema (replace it whole instead)."""
+    outside the range, or a table partitioned otherwise or with another schema (replace it whole instead). A table
+    partitioned by `quarter` takes a YYYY-Qn range the same way."""
     first, last = months
-    if not (_MONTH.match(first) and _MONTH.match(last)) or first > last:
-        raise ValueError(f"months must be a YYYY-MM range, got {first!r}..{last!r}")
+    label = _PERIODS.get(partition_column, _MONTH)
+    if not (label.match(first) and label.match(last)) or first > last:
+        shape = "YYYY-Qn" if partition_column == "quarter" else "YYYY-MM"
+        raise ValueError(f"{partition_column}s must be a {shape} range, got {first!r}..{last!r}")
     reader = data.to_reader() if isinstance(data, pa.Table) else data
     existing = partitioning(path)
     if existing is not None:

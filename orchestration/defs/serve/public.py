@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from crimelake import lake as delta
 from crimelake.disclosure import check_public, forces_covering, protect, public_cells
@@ -133,12 +133,7 @@ def replace_span(path: Path, table: pa.Table, period: str, span: tuple[str, str]
     with no span, the whole table (schema and partitioning included)."""
     if span is None:
         return delta.replace_table(path, table, partition_by=[period])
-    if period == "month":
-        return delta.replace_months(path, table, span)
-    # TODO(lake): crimelake.lake.replace_months takes YYYY-MM only; a quarter range is the same predicate write.
-    write_deltalake(str(path), table, mode="overwrite", partition_by=[period],
-                    predicate=f"{period} >= '{span[0]}' AND {period} <= '{span[1]}'")
-    return delta.WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
+    return delta.replace_months(path, table, span, partition_column=period)
 
 
 def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
