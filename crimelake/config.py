@@ -26,6 +26,21 @@ concurrency:
 """
 
 
+def env_count(name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment variable `name` (else `default`); ValueError naming the
+    variable and the value otherwise."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be at least 1, got {n}")
+    return n
+
+
 @dataclass(frozen=True)
 class Settings:
     """Paths and knobs of one crimelake home."""

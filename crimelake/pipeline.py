@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from crimelake.config import Settings
+from crimelake.config import Settings, env_count
 from crimelake.ingest.landing import fingerprint, landed_months
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -168,16 +168,7 @@ class ModelRun:
 def model_workers() -> int:
     """Forecast groups trained at once: `CRIMELAKE_MODEL_WORKERS`, else one per core up to 2. Each group trains on
     one thread (see ml.model.DEFAULT_PARAMS), so two cores train two groups side by side."""
-    raw = os.environ.get("CRIMELAKE_MODEL_WORKERS")
-    if raw is not None:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"CRIMELAKE_MODEL_WORKERS must be a whole number, got {raw!r}") from None
-        if n < 1:
-            raise ValueError(f"CRIMELAKE_MODEL_WORKERS must be at least 1, got {n}")
-        return n
-    return max(1, min(2, os.cpu_count() or 1))
+    return env_count("CRIMELAKE_MODEL_WORKERS", max(1, min(2, os.cpu_count() or 1)))
 
 
 def _run_group(settings: Settings, group: str) -> ModelRun:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from crimelake.config import Settings
 from data_contracts.loader import Contract, default_contracts
 
@@ -49,3 +51,12 @@ def land(settings: Settings, c: Contract, month: str, name: str, content: str | 
     path = folder / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode(c.encoding))
     return path
+
+
+def query(settings: Settings, sql: str) -> list[tuple]:
+    """Rows of one query on the home's warehouse, opened read-only and closed again."""
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

@@ -8,13 +8,13 @@ import json
 import os
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from crimelake import lake
 from crimelake.config import Settings
+from tests.factories import query
 
 pytestmark = [pytest.mark.integration]
 
@@ -46,13 +46,6 @@ def gappy(tmp_path_factory):
         os.environ.clear()
         os.environ.update(saved)
 
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_the_ledger_flags_exactly_the_missing_and_the_partial_force_month(gappy):

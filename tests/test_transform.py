@@ -11,6 +11,7 @@ import pytest
 from crimelake import lake
 from crimelake.pipeline import run_landed, run_transform
 from crimelake.simulate import generate
+from tests.factories import query
 
 pytestmark = [pytest.mark.integration]
 
@@ -25,13 +26,6 @@ def built(settings):
     assert all(r.success for r in runs)
     return settings
 
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def snapshot(settings, table: str, order: str) -> pa.Table:

@@ -5,9 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
-from orchestration.defs.transform.gold import export
-from orchestration.lib.partitions import monthly_partitions
+from orchestration.defs.transform.gold import GOLD_ASSET_ARGS, export
 from orchestration.lib.resources import LakeResource
 
 COVERAGE_KEY = dg.AssetKey(["gold", "coverage"])
@@ -39,12 +37,7 @@ def status_check(name: str, ledger, status: str) -> dg.AssetCheckResult:
 @dg.asset(
     key=COVERAGE_KEY,
     deps=[dg.AssetKey(["marts", "fct_coverage"])],
-    group_name="gold",
-    kinds={"deltalake", "duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    **GOLD_ASSET_ARGS,
     check_specs=_check_specs(),
     description="Coverage ledger `lake/gold/coverage` (dbt mart `marts.fct_coverage`): one row per incident source, "
                 "force and expected month with status complete, partial or missing, rows, geocoded and LSOA shares, "

@@ -7,7 +7,6 @@ everything.
 """
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,14 +91,9 @@ def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
 def chunk_months() -> int:
     """Months per dbt invocation over a long range: `CRIMELAKE_DBT_CHUNK_MONTHS`, default 3 (about 1.5 million
     street rows nationally, well inside DuckDB's default memory cap)."""
-    raw = os.environ.get("CRIMELAKE_DBT_CHUNK_MONTHS", "3")
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"CRIMELAKE_DBT_CHUNK_MONTHS must be a whole number, got {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"CRIMELAKE_DBT_CHUNK_MONTHS must be at least 1, got {n}")
-    return n
+    from crimelake.config import env_count
+
+    return env_count("CRIMELAKE_DBT_CHUNK_MONTHS", 3)
 
 
 def month_chunks(first: str, last: str, size: int) -> list[tuple[str, str]]:

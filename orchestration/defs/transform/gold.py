@@ -47,6 +47,18 @@ def export(context: dg.AssetExecutionContext, settings, mart: str, table: str, p
     }
 
 
+# What every gold export shares: its group, kinds, monthly partitions run as one range, the warehouse pool and an
+# eager refresh after the marts.
+GOLD_ASSET_ARGS = dict(
+    group_name="gold",
+    kinds={"deltalake", "duckdb"},
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
+)
+
+
 def build_gold_asset(mart: str, partition_column: str | None) -> dg.AssetsDefinition:
     how = (f"partitioned by {partition_column}; a run replaces the months of its partition range only"
            if partition_column else "replaced whole on each run")
@@ -54,12 +66,7 @@ def build_gold_asset(mart: str, partition_column: str | None) -> dg.AssetsDefini
     @dg.asset(
         key=["gold", mart],
         deps=[dg.AssetKey(["marts", mart])],
-        group_name="gold",
-        kinds={"deltalake", "duckdb"},
-        partitions_def=monthly_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
+        **GOLD_ASSET_ARGS,
         description=f"Gold Delta table `lake/gold/{mart}`: the dbt mart `marts.{mart}`, {how}. Older versions "
                     "stay readable by time travel.",
     )
