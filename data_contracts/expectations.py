@@ -289,7 +289,12 @@ def _get_context() -> Any:
     if _context is None:
         gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.execution_engine import pandas_execution_engine
 
+        # GX fingerprints every frame below this size (an MD5 over a hash of every row) only to store it as a
+        # batch marker, which no result here reads; on a month of street rows that hashing cost as much as every
+        # expectation together. A threshold of 0 is GX's own "too large to fingerprint" path.
+        pandas_execution_engine.HASH_THRESHOLD = 0
         ctx = gx.get_context(mode="ephemeral")
         # tqdm bars would flood Dagster's captured logs once per partition.
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
