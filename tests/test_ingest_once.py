@@ -3,10 +3,15 @@ fingerprinted, each file is hashed once, and lines with quotes are read together
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+
+from crimelake import lake
 from crimelake.ingest.engine import ingest_partition
-from tests.factories import contract, csv_text, land, rms_ho_row
+from tests.factories import contract, csv_text, land, rms_ho_row, street_row
 
 RMS = contract("force_rms_ho", "crimes")
+STREET = contract("police_uk", "street")
 
 
 def test_expectations_still_fail_on_the_loaded_rows_without_fingerprinting_them(settings, monkeypatch):
@@ -31,3 +36,47 @@ def test_expectations_still_fail_on_the_loaded_rows_without_fingerprinting_them(
     assert bad.failed(expectation="expect_column_values_to_be_unique", column="crime_ref")
     assert bad.failed(expectation="expect_column_values_to_match_regex", column="crime_ref")
 
+
+
+def test_each_landed_file_is_hashed_once_and_lineage_names_its_hash(settings, monkeypatch):
+    one = csv_text(STREET, [street_row(**{"Crime ID": "b" * 64})])
+    files = {
+        "2024-03-bedfordshire-street.csv": csv_text(STREET, [street_row()]),
+        "2024-03-kent-street.csv": one,
+        "2024-03-kent-street (1).csv": one,  # a byte-identical copy: both are hashed to be compared
+        "2024-03-essex-street.csv": b"",  # unreadable: its record still names its hash
+        "2024-02-surrey-street.csv": csv_text(STREET, [street_row()]),  # named for another month
+    }
+    digests = {name: hashlib.sha256(land(settings, STREET, "2024-03", name, text).read_bytes()).hexdigest()
+               for name, text in files.items()}
+    taken: Counter[str] = Counter()
+    real = hashlib.sha256
+
+    class Counting:
+        def __init__(self, data=b""):
+            self.h = real(data)
+
+        def update(self, data):
+            self.h.update(data)
+
+        def hexdigest(self):
+            taken[self.h.hexdigest()] += 1
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(hashlib, "sha256", Counting)
+    r = ingest_partition(settings, STREET, "2024-03")
+    monkeypatch.undo()
+    assert r.counts_add_up and r.rows_loaded == 2
+    want = Counter(digests.values())  # the two copies share one digest, taken once for each
+    assert {d: taken[d] for d in want} == dict(want)
+    reported = {f.file.rsplit("/", 1)[1]: f.sha256 for f in r.files}
+    assert reported == digests
+    bronze = lake.read(settings.bronze("police_uk", "street"), month="2024-03")
+    by_file = dict(zip(bronze.column("_source_file").to_pylist(), bronze.column("_source_sha256").to_pylist(),
+                       strict=True))
+    assert {f.rsplit("/", 1)[1]: h for f, h in by_file.items()} == {
+        n: digests[n] for n in ("2024-03-bedfordshire-street.csv", "2024-03-kent-street.csv")}
+    rejected = lake.read(settings.rejected_files("police_uk", "street"), month="2024-03").to_pylist()
+    assert {x["file"].rsplit("/", 1)[1]: x["sha256"] for x in rejected} == {
+        n: digests[n] for n in ("2024-03-kent-street (1).csv", "2024-03-essex-street.csv",
+                                "2024-02-surrey-street.csv")}

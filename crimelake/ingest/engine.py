@@ -31,7 +31,7 @@ from crimelake.ingest.quarantine import (
     quarantine_table,
     split_duplicates,
 )
-from crimelake.ingest.reader import FileRejected, parse_file
+from crimelake.ingest.reader import FileRejected, parse_bytes, sha256_of
 from crimelake.ingest.validate import check
 from data_contracts.loader import Contract, default_contracts
 
@@ -163,8 +163,11 @@ def ingest_partition(
             reject(d, d.status, d.reason)
             continue
         rel = settings.relative(d.file.path)
+        data = d.file.path.read_bytes()
+        # Each file is hashed once: here as it is read, unless the plan needed its hash to compare copies.
+        d.file.sha256 = d.file.sha256 or sha256_of(data)
         try:
-            parsed = parse_file(d.file.path, contract)
+            parsed = parse_bytes(d.file.path, data, contract, sha256=d.file.sha256)
         except FileRejected as e:
             reject(d, "rejected", e.reason, e.line)
             done += 1

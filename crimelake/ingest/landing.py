@@ -3,6 +3,9 @@
 Landing folders are never modified: a re-delivery sits beside the file it repeats or corrects. For each logical
 file (the name without its delivery suffix), byte-identical copies count once, and when contents differ the newest
 delivery wins; the others are recorded as duplicate or superseded, never read twice.
+
+A file is hashed here only when the decision needs its hash (copies to compare, a file to reject); the one file of
+a logical file is hashed as it is read, so each file is read and hashed once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ class LandedFile:
     groups: dict[str, str]
     mtime_ns: int
     size: int
-    sha256: str = ""
+    sha256: str = ""  # empty until a decision needs it; the reader hashes what it reads
+
+    def hashed(self) -> LandedFile:
+        if not self.sha256:
+            self.sha256 = sha256_file(self.path)
+        return self
 
     @property
     def logical_key(self) -> tuple[tuple[str, str], ...]:
@@ -78,16 +86,17 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
         m = contract.filename_pattern.match(path.name)
         if m is None:
             if owner_of_strays and not any(s.filename_pattern.match(path.name) for s in siblings):
-                lf = LandedFile(path, path.name, {}, st.st_mtime_ns, st.st_size, sha256_file(path))
+                lf = LandedFile(path, path.name, {}, st.st_mtime_ns, st.st_size).hashed()
                 names = ", ".join(s.ref for s in siblings)
                 decisions.append(Decision(lf, "rejected", f"file name matches no contract of source "
                                                           f"{contract.source} ({names})"))
             continue
         groups = {k: v for k, v in m.groupdict().items() if v is not None}
-        lf = LandedFile(path, path.name, groups, st.st_mtime_ns, st.st_size, sha256_file(path))
+        lf = LandedFile(path, path.name, groups, st.st_mtime_ns, st.st_size)
         named = _month_of_name(groups)
         if named is not None and named != month:
-            decisions.append(Decision(lf, "rejected", f"file is named for {named} but landed in the {month} folder"))
+            decisions.append(Decision(lf.hashed(), "rejected",
+                                      f"file is named for {named} but landed in the {month} folder"))
             continue
         force = groups.get("force")
         if force is not None:
@@ -96,7 +105,7 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
             try:
                 force_by_slug(force)
             except KeyError:
-                decisions.append(Decision(lf, "rejected", f"unknown force slug {force!r} in file name"))
+                decisions.append(Decision(lf.hashed(), "rejected", f"unknown force slug {force!r} in file name"))
                 continue
         mine.append(lf)
 
@@ -104,11 +113,14 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
     for lf in mine:
         by_key.setdefault(lf.logical_key, []).append(lf)
     for files in by_key.values():
+        if len(files) == 1:
+            decisions.append(Decision(files[0], "read"))
+            continue
         # Identical bytes: the plainest name (no delivery suffix, then shortest) stands for all copies,
         # whatever their mtimes.
         by_sha: dict[str, list[LandedFile]] = {}
         for lf in files:
-            by_sha.setdefault(lf.sha256, []).append(lf)
+            by_sha.setdefault(lf.hashed().sha256, []).append(lf)
         versions = []
         for copies in by_sha.values():
             copies.sort(key=lambda f: (bool(f.groups.get("suffix")), len(f.name), f.name))

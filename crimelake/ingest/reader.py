@@ -143,8 +143,9 @@ def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int) -> p
     return table if table.num_rows == int(keep.sum()) else None
 
 
-def parse_bytes(path: Path, data: bytes, contract: Contract) -> ParsedFile:
-    """Parse file content; raise FileRejected when the file as a whole is unreadable."""
+def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | None = None) -> ParsedFile:
+    """Parse file content; raise FileRejected when the file as a whole is unreadable. `sha256` is the content's
+    hash when the caller has already taken it."""
     if not data or data.isspace():
         raise FileRejected("empty file: no header line")
     lines = split_lines(to_utf8(data, contract.encoding))
@@ -190,8 +191,8 @@ def parse_bytes(path: Path, data: bytes, contract: Contract) -> ParsedFile:
         arr = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
         columns[col.name] = arr.take(order) if order is not None else arr
     line_numbers = (index[order] if order is not None else index) + 1
-    return ParsedFile(path=path, sha256=sha256_of(data), size=len(data), columns=columns, lines=line_numbers,
-                      text=lines, bad=bad)
+    return ParsedFile(path=path, sha256=sha256 or sha256_of(data), size=len(data), columns=columns,
+                      lines=line_numbers, text=lines, bad=bad)
 
 
 def parse_file(path: Path, contract: Contract) -> ParsedFile:
