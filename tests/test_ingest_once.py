@@ -80,3 +80,27 @@ def test_each_landed_file_is_hashed_once_and_lineage_names_its_hash(settings, mo
     assert {x["file"].rsplit("/", 1)[1]: x["sha256"] for x in rejected} == {
         n: digests[n] for n in ("2024-03-kent-street (1).csv", "2024-03-essex-street.csv",
                                 "2024-02-surrey-street.csv")}
+
+
+def test_quoted_lines_read_together_split_as_each_line_alone():
+    import random
+
+    from crimelake.ingest.reader import _split, _split_each
+
+    rng = random.Random(11)
+    kinds = [
+        'a,"b, c",d',
+        'a,"b ""c""",d',
+        'a,b "c,d',  # a literal quote in an unquoted field
+        '"a,b,c',  # a quote left open: with the next quoted line it makes one row of two lines
+        'a,b",c',  # closes a quote left open on the line before
+        'a,"b"c,d',  # text after a closing quote: strict reading stops
+        'a,"b\rc",d',
+        "a,b,c",
+        '"',
+        '""',
+        'x,"y',
+    ]
+    for trial in range(300):
+        lines = [rng.choice(kinds) for _ in range(rng.randint(1, 12))]
+        assert _split_each(lines, ",") == [_split(line, ",") for line in lines], (trial, lines)

@@ -7,7 +7,7 @@ not describe) is rejected whole with a `FileRejected` naming the reason.
 
 The file is read as one buffer. Plain lines (no quote character, exactly the expected number of delimiters: almost
 all of them) are parsed together by Arrow's CSV reader with quoting off, so no quote can run on into the next line;
-the few others are read one by one with Python's strict csv module, which decides whether they are rows or broken.
+the few others with Python's strict csv module, which decides whether they are rows or broken, each as if alone.
 """
 
 from __future__ import annotations
@@ -80,6 +80,38 @@ def _split(line: str, delimiter: str) -> list[str] | None:
     if len(rows) != 1:
         return None
     return rows[0]
+
+
+def _split_each(lines: list[str], delimiter: str) -> list[list[str] | None]:
+    """`_split` of every line, in order. The quoted lines go through one csv reader together, which reads each
+    exactly as it would alone for as long as it takes one line per row: a quote left open makes it join lines,
+    and a malformed line stops it; those lines are then read alone and a new reader takes the lines after them."""
+    out: list[list[str] | None] = [None] * len(lines)
+    quoted: list[int] = []
+    for k, line in enumerate(lines):
+        if '"' not in line:
+            out[k] = line.split(delimiter)
+        elif "\r" in line:  # the csv module ends a row at a carriage return: such a line is read alone
+            out[k] = _split(line, delimiter)
+        else:
+            quoted.append(k)
+    start = 0
+    while start < len(quoted):
+        reader = csv.reader((lines[k] for k in quoted[start:]), delimiter=delimiter, strict=True)
+        done = start
+        try:
+            for row in reader:
+                if reader.line_num != done - start + 1:
+                    break
+                out[quoted[done]] = row
+                done += 1
+        except csv.Error:
+            pass
+        stop = max(start + reader.line_num, done + 1) if done < len(quoted) else done
+        for k in quoted[done:stop]:
+            out[k] = _split(lines[k], delimiter)
+        start = stop
+    return out
 
 
 def _is_utf8(encoding: str) -> bool:
@@ -166,12 +198,14 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
     rows: list[list[str]] = []
     row_at: list[int] = []
     bad: list[BadLine] = []
-    for i in exact.tolist():
-        line = lines.text(i)
-        if not line.strip():
+    texts = [lines.text(i) for i in exact.tolist()]
+    blank = [not t.strip() for t in texts]
+    split = iter(_split_each([t for t, b in zip(texts, blank, strict=True) if not b], delim))
+    for i, line, is_blank in zip(exact.tolist(), texts, blank, strict=True):
+        if is_blank:
             bad.append(BadLine(i + 1, line, "blank line"))
             continue
-        fields = _split(line, delim)
+        fields = next(split)
         if fields is None:
             bad.append(BadLine(i + 1, line, "malformed CSV: unbalanced quote"))
             continue
