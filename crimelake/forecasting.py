@@ -3,6 +3,7 @@ predictions. The statistics live in `ml/`; this module knows where the tables ar
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,16 @@ def fairness_audit(settings: Settings, result, panel, group: str, gold: GoldInpu
     return a, gate(a, max_ratio=fairness_max_ratio())
 
 
+def origin_cache(settings: Settings):
+    """Where backtest origins are kept between runs (``ml.backtest_cache``); None when
+    ``CRIMELAKE_BACKTEST_CACHE=0`` asks for every origin to be recomputed."""
+    from ml.backtest_cache import OriginCache
+
+    if os.environ.get("CRIMELAKE_BACKTEST_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    return OriginCache(settings.home / "cache" / "backtest")
+
+
 def run_backtest(settings: Settings, group: str, *, force: str | None = None, months: int = 12, register: bool = True,
                  progress: Callable[[str], None] | None = None, gates: dict[str, bool] | None = None):
     """Backtest the model and every baseline, train the production model on all months, log everything to
@@ -170,7 +181,8 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     setup_mlflow(settings)
     gold = load_gold(settings)
     panel, context = panel_and_context(gold, force)
-    result = backtest(panel, group, months=months, context=context, progress=progress)
+    result = backtest(panel, group, months=months, context=context, progress=progress,
+                      cache=origin_cache(settings))
     nxt = forecast(panel, group, context=context)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ml.backtest_cache import OriginCache, origin_key
 from ml.baselines import BASELINES
 from ml.features import Context
 from ml.metrics import LOWER_IS_BETTER, score, top_cells
@@ -38,6 +39,8 @@ class BacktestResult:
     predictions: pd.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
     models: dict[str, TrainedModel] = field(default_factory=dict)
+    # Origins whose scores were kept from an earlier run (see ml.backtest_cache): nothing they read had changed.
+    reused_origins: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -79,11 +82,17 @@ def backtest(
     methods: list[str] | None = None,
     model_params: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    cache: OriginCache | None = None,
 ) -> BacktestResult:
     """Score every method on each of the last ``months`` months of ``panel``, one month ahead.
 
     Needs ``months + 3`` months of history so that the first origin has three earlier months to learn from;
     raises ValueError saying how many are needed otherwise. ``progress`` receives one line per origin.
+
+    Each origin is scored on the study area as of that origin: the cells with any crime before it (a cell first
+    seen in the scored month or later was not on anyone's map yet), observed in the scored month. With ``cache``,
+    an origin whose inputs are unchanged since an earlier run is read back rather than recomputed (the final origin
+    is always computed, for its per-cell predictions).
     """
     panel.group_counts(group)
     if months < 1:
@@ -100,42 +109,52 @@ def backtest(
     counts = panel.counts[group]
     rows, seconds, models, feature_cache = [], dict.fromkeys(chosen, 0.0), {}, {}
     last_preds: dict[str, np.ndarray] = {}
+    reused: list[str] = []
     # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
     prev_flags: dict[str, set] = {}
     origins = scorable[-months:]
     for t in origins:
-        mask = panel.observed_in(t)
-        observed = counts[mask, t]
-        area = panel.area_km2[mask]
-        scored_cells = panel.cells[mask]
-        for name, fn in chosen.items():
-            start = time.perf_counter()
-            if fn is None:
-                model = train(
-                    panel, group, default_train_months(t), context, model_params, feature_cache=feature_cache
-                )
-                pred = model.predict(panel, t, context, feature_cache)
-                models[panel.months[t]] = model
-            else:
-                pred = fn(panel, group, t)
-            seconds[name] += time.perf_counter() - start
-            flags = set(scored_cells[top_cells(pred[mask], 0.05)].tolist())
-            before = prev_flags.get(name)
+        known = panel.known_before(t)
+        # The final origin is always computed: its per-cell predictions are part of the result.
+        key = origin_key(panel, group, t, known, context, list(chosen), model_params) if cache else None
+        hit = cache.get(group, key) if key and t != origins[-1] else None
+        if hit is not None:
+            origin_rows, origin_flags = hit
+            reused.append(panel.months[t])
+        else:
+            preds = _predict_origin(panel, group, t, known, chosen, context, model_params, feature_cache,
+                                    seconds, models)
+            scored = panel.observed_in(t)[known]
+            observed = counts[known, t][scored]
+            area = panel.area_km2[known][scored]
+            scored_cells = panel.cells[known][scored]
+            origin_rows, origin_flags = [], {}
+            for name, pred in preds.items():
+                origin_flags[name] = set(scored_cells[top_cells(pred[scored], 0.05)].tolist())
+                origin_rows.append({"method": name, "month": panel.months[t],
+                                    **score(pred[scored], observed, area)})
+                if t == origins[-1]:
+                    last_preds[name] = pred[scored]
+            if cache:
+                cache.put(group, key, origin_rows, origin_flags)
+        for row in origin_rows:
+            name = row["method"]
+            flags, before = origin_flags[name], prev_flags.get(name)
             drift = len(flags & before) / len(flags | before) if before else float("nan")
             prev_flags[name] = flags
-            rows.append({"method": name, "month": panel.months[t], **score(pred[mask], observed, area),
-                         "flag_jaccard_5": drift})
-            if t == origins[-1]:
-                last_preds[name] = pred[mask]
+            rows.append({**row, "flag_jaccard_5": drift})
         # Later origins train on later windows: drop the feature rows no later origin reads, so a national panel
         # holds about one training window of features at a time.
         oldest = min(default_train_months(t + 1), default=t)
-        for key in [k for k in feature_cache if k[1] < oldest]:
-            del feature_cache[key]
+        for key_ in [k for k in feature_cache if k[1] < oldest]:
+            del feature_cache[key_]
         if progress is not None:
-            progress(f"{group} {panel.months[t]}: scored {len(chosen)} methods on {int(mask.sum())} observed "
-                     f"cells of {panel.n_cells}")
-    last = panel.observed_in(origins[-1])
+            how = "kept from an earlier run" if hit is not None else f"scored {len(chosen)} methods"
+            progress(f"{group} {panel.months[t]}: {how} on {int((panel.observed_in(t) & known).sum())} observed "
+                     f"cells of the {int(known.sum())} known before it ({panel.n_cells} in all)")
+    if cache:
+        cache.prune(group)
+    last = panel.observed_in(origins[-1]) & panel.known_before(origins[-1])
     predictions = pd.DataFrame(
         {
             "h3_cell": panel.cells[last],
@@ -144,7 +163,29 @@ def backtest(
             **last_preds,
         }
     )
-    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models)
+    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused)
+
+
+def _predict_origin(panel: Panel, group: str, t: int, known: np.ndarray, chosen: dict, context: Context | None,
+                    model_params: dict | None, feature_cache: dict, seconds: dict, models: dict
+                    ) -> dict[str, np.ndarray]:
+    """Every method's prediction for month ``t`` on the cells ``known`` before it (in cell order).
+
+    The model trains on those cells only; the baselines run on the panel cut to them (and to months up to t), so
+    cells first seen later, and any month after t, change nothing."""
+    area = panel.subset(known, t + 1, [group]) if any(fn is not None for fn in chosen.values()) else None
+    out = {}
+    for name, fn in chosen.items():
+        start = time.perf_counter()
+        if fn is None:
+            model = train(panel, group, default_train_months(t), context, model_params,
+                          feature_cache=feature_cache, cells=known)
+            out[name] = model.predict(panel, t, context, feature_cache)[known]
+            models[panel.months[t]] = model
+        else:
+            out[name] = fn(area, group, t)
+        seconds[name] += time.perf_counter() - start
+    return out
 
 
 @dataclass

@@ -106,6 +106,13 @@ def _pairs(panel: Panel, radius_m: float) -> tuple[np.ndarray, np.ndarray, np.nd
     """All cell pairs (i, j) whose centres lie within ``radius_m``, with their distance (cached per panel)."""
     key = ("pairs", float(radius_m))
     cache = panel.cache()
+    if key not in cache and panel.parent is not None:
+        # A subset's pairs are its parent's pairs between kept cells, renumbered.
+        parent, keep = panel.parent
+        i, j, d = _pairs(parent, radius_m)
+        renumber = np.cumsum(keep) - 1
+        both = keep[i] & keep[j]
+        cache[key] = (renumber[i[both]], renumber[j[both]], d[both])
     if key not in cache:
         tree = cKDTree(panel.xy)
         coo = tree.sparse_distance_matrix(tree, radius_m, output_type="coo_matrix")

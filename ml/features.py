@@ -4,7 +4,7 @@ Every feature reads the count history through ``counts[:, :t]`` (or context rest
 from month ``t`` or later can leak in; ``tests/test_ml_backtest.py`` checks this by perturbing the future.
 Short histories and months the panel did not observe (a force-month not delivered, or delivered in part) give NaN
 lags rather than zeros, which the gradient-boosted model treats as missing; means and weighted means are taken over
-the observed months only, and neighbourhood sums scale the observed neighbours up to the whole ring.
+the observed months only, and neighbourhood sums stand each unknown neighbour in by its own smoothed history.
 """
 
 from __future__ import annotations
@@ -156,18 +156,20 @@ def nan_weighted_mean(hist: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
-def ring_sum(ring, values: np.ndarray) -> np.ndarray:
-    """Sum over each cell's ring of ``values``; unknown (NaN) neighbours are filled with the known neighbours' mean,
-    so a ring half in a missing force-month is not read as half the crime. NaN when no neighbour is known."""
+def ring_sum(ring, values: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
+    """Sum over each cell's ring of ``values``; an unknown (NaN) neighbour counts as its own ``fill`` value (the
+    neighbour's smoothed observed history, see ``build_features``), or 0 when it has none, so a ring half in a
+    missing force-month is not read as half the crime.
+
+    A cell's sum depends on its neighbours alone, never on which other cells the panel holds: a cell first seen
+    later (all zeros or unknown before) adds nothing, which keeps a backtest origin's features independent of the
+    cells that appear after it.
+    """
     known = ~np.isnan(values)
     if known.all():
         return ring @ values
-    total = ring @ np.where(known, values, 0.0)
-    n_known = ring @ known.astype(float)
-    degree = np.asarray(ring.sum(axis=1)).ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scaled = total * degree / n_known
-    return np.where(n_known > 0, scaled, np.where(degree > 0, np.nan, 0.0))
+    stand_in = 0.0 if fill is None else np.nan_to_num(fill, nan=0.0)
+    return ring @ np.where(known, values, stand_in)
 
 
 def build_features(panel: Panel, group: str, t: int, context: Context | None = None) -> pd.DataFrame:
@@ -196,8 +198,8 @@ def build_features(panel: Panel, group: str, t: int, context: Context | None = N
 
     lag1, mean3 = hist[:, -1], f["mean_3"]
     for name, ring in (("ring1", panel.ring1), ("ring2", panel.ring2)):
-        f[f"{name}_lag_1"] = ring_sum(ring, lag1)
-        f[f"{name}_mean_3"] = ring_sum(ring, mean3)
+        f[f"{name}_lag_1"] = ring_sum(ring, lag1, f["ewma_2"])
+        f[f"{name}_mean_3"] = ring_sum(ring, mean3, f["ewma_2"])
     for other in panel.groups:
         if other != group:
             oh = panel.counts[other][:, :t]

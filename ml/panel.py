@@ -81,6 +81,8 @@ class Panel:
     lsoa_code: np.ndarray
     observed: np.ndarray | None = None
     missing: list[tuple[str, str]] = field(default_factory=list)
+    # (panel, mask of its cells) this panel was cut from by ``subset``, else None.
+    parent: tuple[Panel, np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.observed is None:
@@ -118,6 +120,37 @@ class Panel:
     def scored_months(self) -> list[int]:
         """Month indices with at least one observed cell."""
         return [t for t in range(self.n_months) if self.observed[:, t].any()]
+
+    def first_seen(self) -> np.ndarray:
+        """Per cell, the first month index with any recorded crime in any group (``n_months`` when none)."""
+        cache = self.cache()
+        if "first_seen" not in cache:
+            any_crime = np.zeros((self.n_cells, self.n_months), dtype=bool)
+            for m in self.counts.values():
+                any_crime |= np.nan_to_num(m, nan=0.0) > 0
+            cache["first_seen"] = np.where(any_crime.any(axis=1), any_crime.argmax(axis=1), self.n_months)
+        return cache["first_seen"]
+
+    def known_before(self, t: int) -> np.ndarray:
+        """The study area as of month index ``t``: cells with any recorded crime before it (a boolean mask)."""
+        return self.first_seen() < t
+
+    def subset(self, keep: np.ndarray, n_months: int | None = None, groups: list[str] | None = None) -> Panel:
+        """The panel of the cells ``keep`` (a boolean mask) and the first ``n_months`` months, optionally of some
+        groups only. Rings are cut to the kept cells; distance-based baselines cut their parent's neighbour pairs
+        rather than search again (``parent``)."""
+        n = self.n_months if n_months is None else n_months
+        idx = np.flatnonzero(keep)
+        sub = Panel(
+            cells=self.cells[idx], months=self.months[:n],
+            counts={g: m[idx, :n] for g, m in self.counts.items() if groups is None or g in groups},
+            ring1=self.ring1[idx][:, idx].tocsr(), ring2=self.ring2[idx][:, idx].tocsr(),
+            xy=self.xy[idx], area_km2=self.area_km2[idx], force=self.force[idx], lsoa_code=self.lsoa_code[idx],
+            observed=self.observed[idx, :n], missing=[(f, m) for f, m in self.missing if m in set(self.months[:n])],
+        )
+        # Spatial searches (neighbour pairs for the distance-based baselines) are done once, on the parent.
+        sub.parent = (self, keep)
+        return sub
 
     def cache(self) -> dict:
         """A per-panel dict for derived objects that are costly to rebuild (kernels, aligned context)."""

@@ -213,7 +213,9 @@ def log_backtest(
     per_month = result.per_month
     months = sorted(per_month["month"].unique())
     common_tags = {"forecast_group": group, "scope": scope, "backtest_months": f"{months[0]}..{months[-1]}",
-                   "feature_tables": json.dumps(feature_tables, sort_keys=True)}
+                   "feature_tables": json.dumps(feature_tables, sort_keys=True),
+                   # Origins read back unchanged from an earlier run (ml.backtest_cache) rather than recomputed.
+                   "backtest_origins_reused": ",".join(getattr(result, "reused_origins", [])) or "none"}
     ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
                                  name=f"{dataset.name}@v{dataset.delta_version}")
 

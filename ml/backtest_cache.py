@@ -1,0 +1,135 @@
+"""Backtest origins kept between runs, so that a new month costs one new origin rather than the whole backtest.
+
+An origin's scores depend only on what it reads: the study area as of the origin (cells with crime before it), their
+counts and observed mask up to and including the scored month, their attributes, the context the features read
+(stop and search, outcomes, the area indicators of the quarters before it), the methods, the model's parameters
+and the forecasting code itself. ``origin_key`` hashes all of that (BLAKE2b), so an entry is reused only when a
+fresh computation would read exactly the same inputs; a late delivery, a re-coded category, new parameters or a
+change to any module of ``ml`` gives a new key and the origin is computed again.
+
+Entries are small Parquet files (one row per method: its scores and the cells it flagged at 5%, for the flag-drift
+measure) under one folder per forecast group. Entries not used for ``KEEP_DAYS`` days are pruned.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.features import Context, _quarter_before
+from ml.panel import Panel
+
+# The modules whose code decides an origin's scores; editing any of them invalidates every entry.
+CODE_MODULES = ("backtest", "baselines", "cell_months", "features", "metrics", "model", "panel")
+KEEP_DAYS = 60
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of the forecasting code and the numerical libraries it runs on."""
+    import scipy
+    import xgboost
+
+    h = hashlib.blake2b(digest_size=16)
+    here = Path(__file__).parent
+    for name in CODE_MODULES:
+        h.update((here / f"{name}.py").read_bytes())
+    for lib in (np, pd, scipy, xgboost):
+        h.update(f"{lib.__name__}={lib.__version__};".encode())
+    return h.hexdigest()
+
+
+def _text(h, values) -> None:
+    h.update("\x1f".join("" if v is None else str(v) for v in values).encode())
+    h.update(b"\x1e")
+
+
+def _array(h, a: np.ndarray) -> None:
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape};".encode())
+    h.update(a.tobytes())
+
+
+def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Context | None,
+               methods: list[str], params: dict | None) -> str:
+    """The digest of everything origin ``t`` of ``group`` reads (see the module docstring)."""
+    h = hashlib.blake2b(digest_size=20)
+    _text(h, [code_fingerprint(), group, *methods, repr(sorted((params or {}).items()))])
+    _text(h, panel.months[: t + 1])
+    _text(h, panel.cells[known])
+    for attr in (panel.force, panel.lsoa_code):
+        _text(h, attr[known])
+    _array(h, panel.area_km2[known])
+    _array(h, panel.xy[known])
+    _array(h, panel.observed[known, : t + 1])
+    for g in sorted(panel.counts):
+        _text(h, [g])
+        _array(h, panel.counts[g][known, : t + 1])
+    if context is None:
+        _text(h, ["no context"])
+        return h.hexdigest()
+    al = context.aligned(panel)
+    for part in ("stop_search", "outcomes"):
+        for name in sorted(al[part]):
+            _text(h, [part, name])
+            _array(h, al[part][name][known, :t])
+    lsoa = al["lsoa"][known]
+    _text(h, lsoa)
+    ind = context.indicators
+    ind = ind[(ind["quarter"] <= _quarter_before(panel.month_label(t))) & ind["lsoa_code"].isin(set(lsoa))]
+    ind = ind.sort_values(["lsoa_code", "quarter"]).reset_index(drop=True)
+    _text(h, list(ind.columns))
+    _array(h, pd.util.hash_pandas_object(ind, index=False).to_numpy())
+    return h.hexdigest()
+
+
+class OriginCache:
+    """Backtest origins on disk, one folder per forecast group: ``get`` and ``put`` by ``origin_key``."""
+
+    def __init__(self, root: Path, keep_days: int = KEEP_DAYS):
+        self.root = Path(root)
+        self.keep_days = keep_days
+
+    def _path(self, group: str, key: str) -> Path:
+        return self.root / group / f"{key}.parquet"
+
+    def get(self, group: str, key: str) -> tuple[list[dict], dict[str, set]] | None:
+        """The origin's score rows (one per method) and the cells each method flagged, or None."""
+        path = self._path(group, key)
+        try:
+            frame = pd.read_parquet(path)
+        except (FileNotFoundError, OSError, ValueError):
+            return None
+        os.utime(path)  # pruning goes by last use
+        flags = {m: set(f) for m, f in zip(frame["method"], frame.pop("flags"), strict=True)}
+        return frame.to_dict("records"), flags
+
+    def put(self, group: str, key: str, rows: list[dict], flags: dict[str, set]) -> None:
+        """Store an origin atomically (written aside, then renamed), so a killed run leaves no half entry."""
+        path = self._path(group, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame(rows)
+        frame["flags"] = [sorted(flags[m]) for m in frame["method"]]
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+
+    def prune(self, group: str) -> int:
+        """Delete the group's entries unused for ``keep_days`` days (and stray temporary files); returns how many."""
+        folder = self.root / group
+        if not folder.is_dir():
+            return 0
+        now = time.time()
+        gone = 0
+        for p in folder.iterdir():
+            age = now - p.stat().st_mtime
+            if age > self.keep_days * 86400 or (p.suffix == ".tmp" and age > 3600):
+                p.unlink(missing_ok=True)
+                gone += 1
+        return gone

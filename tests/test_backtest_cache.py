@@ -1,0 +1,88 @@
+"""Backtest origins kept between runs: reused only when nothing they read changed, and then equal to a fresh run."""
+
+import h3
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+
+from ml.backtest import backtest
+from ml.backtest_cache import OriginCache
+from ml.panel import Panel
+from tests.panel_factories import CENTRE, disk, gold_frames
+
+FAST = {"n_estimators": 20}
+NEW_CELL = sorted(h3.grid_ring(CENTRE, 5))[0]  # outside the disk: first seen in the last month
+
+
+def frames(n_months: int, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sparse counts for a disk of cells, two groups, ``n_months`` months (the same first months for any length)."""
+    rng = np.random.default_rng(seed)
+    cells = disk(3)
+    full = {g: rng.poisson(np.linspace(0.3, 3, len(cells))[:, None], (len(cells), 20)).astype(float)
+            for g in ("all_crime", "asb")}
+    counts, dim = gold_frames({g: m[:, :n_months] for g, m in full.items()}, cells)
+    return counts[counts["incident_count"] > 0].reset_index(drop=True), dim
+
+
+def with_new_cell(counts: pd.DataFrame, dim: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same data plus a cell whose first crime is in the last month (dim_cells learns it then)."""
+    last = counts["month"].max()
+    new_counts, new_dim = gold_frames({"all_crime": np.array([[7.0]])}, [NEW_CELL], start=last)
+    return (pd.concat([counts, new_counts[new_counts["incident_count"] > 0]], ignore_index=True),
+            pd.concat([dim, new_dim], ignore_index=True))
+
+
+def run(counts, dim, cache=None, months=4):
+    return backtest(Panel.from_frames(counts, dim), "all_crime", months=months, model_params=FAST, cache=cache)
+
+
+def test_a_rerun_reuses_every_origin_but_the_last_and_scores_the_same(tmp_path):
+    counts, dim = frames(12)
+    cache = OriginCache(tmp_path)
+    first = run(counts, dim, cache)
+    assert first.reused_origins == []
+    again = run(counts, dim, cache)
+    months = sorted(first.per_month["month"].unique())
+    assert again.reused_origins == months[:-1]
+    pdt.assert_frame_equal(again.per_month, first.per_month)
+
+
+def test_a_new_month_costs_one_origin_and_matches_a_fresh_backtest(tmp_path):
+    counts, dim = frames(12)
+    cache = OriginCache(tmp_path)
+    run(counts, dim, cache)
+    # Month 13 arrives, with a cell never seen before: the earlier origins' study areas do not include it.
+    counts13, dim13 = with_new_cell(*frames(13))
+    incremental = run(counts13, dim13, cache)
+    fresh = run(counts13, dim13)
+    months = sorted(fresh.per_month["month"].unique())
+    assert incremental.reused_origins == months[:-1]
+    pdt.assert_frame_equal(incremental.per_month, fresh.per_month)
+    # The new cell is in the panel but in no origin's study area (it had no crime before the last month).
+    assert NEW_CELL not in set(fresh.predictions["h3_cell"])
+
+
+def test_a_late_correction_recomputes_the_origins_that_read_it(tmp_path):
+    counts, dim = frames(12)
+    cache = OriginCache(tmp_path)
+    first = run(counts, dim, cache)
+    months = sorted(first.per_month["month"].unique())
+    # A force resubmits the second backtest month with one more crime in one cell.
+    fixed = counts.copy()
+    row = fixed.index[(fixed["month"] == months[1]) & (fixed["forecast_group"] == "all_crime")][0]
+    fixed.loc[row, "incident_count"] += 1
+    corrected = run(fixed, dim, cache)
+    assert corrected.reused_origins == months[:1]
+    pdt.assert_frame_equal(corrected.per_month, run(fixed, dim).per_month)
+
+
+def test_changed_parameters_or_a_damaged_entry_recompute(tmp_path):
+    counts, dim = frames(12)
+    cache = OriginCache(tmp_path)
+    run(counts, dim, cache)
+    other = backtest(Panel.from_frames(counts, dim), "all_crime", months=4, model_params={"n_estimators": 21},
+                     cache=cache)
+    assert other.reused_origins == []
+    for entry in (tmp_path / "all_crime").glob("*.parquet"):
+        entry.write_bytes(b"not parquet")
+    assert run(counts, dim, cache).reused_origins == []
