@@ -433,7 +433,11 @@ def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.D
     names = [c.name for c in contract.columns]
     if isinstance(data, pa.Table):
         table = data.select([n for n in names if n in data.column_names])
-        return pa.table([_categorical(col) for col in table.columns], names=table.column_names).to_pandas()
+        # GX matches a pattern on the column as text: a categorical would only be expanded back.
+        patterned = {c.name for c in contract.columns if c.pattern is not None}
+        return pa.table([col if name in patterned else _categorical(col)
+                         for name, col in zip(table.column_names, table.columns, strict=True)],
+                        names=table.column_names).to_pandas()
     present = [n for n in names if n in data.columns]
     return data if len(present) == len(data.columns) else data[present]
 
