@@ -104,3 +104,11 @@ def test_quoted_lines_read_together_split_as_each_line_alone():
     for trial in range(300):
         lines = [rng.choice(kinds) for _ in range(rng.randint(1, 12))]
         assert _split_each(lines, ",") == [_split(line, ",") for line in lines], (trial, lines)
+
+
+def test_reading_progress_is_logged_by_quarters_and_always_at_the_end():
+    from orchestration.defs.ingest.assets import reported
+
+    assert [d for d in range(1, 45) if reported(d, 44)] == [11, 22, 33, 44]
+    assert [d for d in range(1, 4) if reported(d, 3)] == [1, 2, 3]
+    assert [d for d in range(1, 2) if reported(d, 1)] == [1]
