@@ -60,18 +60,25 @@ def crimelake_engine(settings: Settings) -> tuple[float, float, int, int, int]:
     from data_contracts.expectations import validate_frame
 
     read = loaded = quarantined = 0
-    gx_s = 0.0
+    gx_s = [0.0]
+
+    def validator(c):
+        def validate(r):
+            t1 = time.perf_counter()
+            report = validate_frame(c, r.table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+            gx_s[0] += time.perf_counter() - t1
+            return report
+        return validate
+
     t0 = time.perf_counter()
     for c in default_contracts().values():
         for month in landed_months(settings, c.source):
-            r = ingest_partition(settings, c, month)
-            t1 = time.perf_counter()
-            validate_frame(c, r.table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
-            gx_s += time.perf_counter() - t1
+            # As the ingest asset runs it: the suite is checked while the Delta writer writes the same rows.
+            r = ingest_partition(settings, c, month, validate=validator(c))
             read += r.rows_read
             loaded += r.rows_loaded
             quarantined += r.rows_quarantined
-    return time.perf_counter() - t0, gx_s, read, loaded, quarantined
+    return time.perf_counter() - t0, gx_s[0], read, loaded, quarantined
 
 
 def warm() -> None:

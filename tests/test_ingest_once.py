@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
+import pytest
+
 from crimelake import lake
 from crimelake.ingest.engine import ingest_partition
 from tests.factories import contract, csv_text, land, rms_ho_row, street_row
@@ -112,3 +114,29 @@ def test_reading_progress_is_logged_by_quarters_and_always_at_the_end():
     assert [d for d in range(1, 45) if reported(d, 44)] == [11, 22, 33, 44]
     assert [d for d in range(1, 4) if reported(d, 3)] == [1, 2, 3]
     assert [d for d in range(1, 2) if reported(d, 1)] == [1]
+
+
+def test_validation_runs_on_the_rows_being_written_and_its_report_is_kept(settings):
+    from data_contracts.expectations import validate_frame
+
+    rows = [rms_ho_row(f"BD/000000{i}/24") for i in range(5)] + [rms_ho_row("BD/0000001/24")]
+    land(settings, RMS, "2024-03", "bedfordshire-rms-2024-03.csv", csv_text(RMS, rows))
+    seen = []
+
+    def validate(r):
+        seen.append(r.table)
+        return validate_frame(RMS, r.table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+
+    r = ingest_partition(settings, RMS, "2024-03", validate=validate)
+    assert r.validation.rows == r.rows_loaded == 5 and r.rows_quarantined == 1
+    # One row in six set aside: the quarantine-share rule fails, and nothing else does.
+    assert [f.expectation for f in r.validation.failed()] == ["quarantine_share_to_be_less_than"]
+    assert r.bronze_version is not None and r.quarantine_version is not None and r.rejected_version is not None
+    bronze = lake.read(settings.bronze("force_rms_ho", "crimes"), month="2024-03")
+    assert sorted(seen[0].column("crime_ref").to_pylist()) == sorted(bronze.column("crime_ref").to_pylist())
+
+    def broken(r):
+        raise RuntimeError("suite could not run")
+
+    with pytest.raises(RuntimeError, match="suite could not run"):
+        ingest_partition(settings, RMS, "2024-03", validate=broken)

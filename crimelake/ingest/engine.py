@@ -11,8 +11,10 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -96,6 +98,7 @@ class IngestResult:
     rejected_version: int | None = None
     table: pa.Table | None = None  # the loaded rows as written to bronze (constant text dictionary-encoded)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    validation: Any = None  # what `validate` returned for the loaded rows
 
     @property
     def counts_add_up(self) -> bool:
@@ -107,7 +110,7 @@ class IngestResult:
         return [f for f in self.files if f.status == "rejected"]
 
     def summary(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("table", "files")}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("table", "files", "validation")}
         d["files"] = [asdict(f) for f in self.files]
         return d
 
@@ -133,7 +136,11 @@ def ingest_partition(
     run_id: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     write: bool = True,
+    validate: Callable[[IngestResult], Any] | None = None,
 ) -> IngestResult:
+    """Read, check and (with `write`) replace one month of one source entity. `validate`, given the result with its
+    loaded rows, runs while those very rows are being written (the Delta writer works outside the GIL, on another
+    core); what it returns is kept as `result.validation`."""
     run_id = run_id or uuid.uuid4().hex
     now = datetime.now(UTC)
     siblings = [c for c in default_contracts().values() if c.source == contract.source]
@@ -222,13 +229,20 @@ def ingest_partition(
     for reason in qt.column("reason").to_pylist():
         key = _reason_key(reason)
         result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
-    if write:
-        rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
-        result.bronze_version = lake.replace_month(settings.bronze(contract.source, contract.entity), table, month).version
-        result.quarantine_version = lake.replace_month(
-            settings.quarantine(contract.source, contract.entity), qt, month).version
-        result.rejected_version = lake.replace_month(
-            settings.rejected_files(contract.source, contract.entity), rt, month).version
+    if not write:
+        result.validation = validate(result) if validate else None
+        return result
+    rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
+
+    def write_tables() -> tuple[int, int, int]:
+        return (lake.replace_month(settings.bronze(contract.source, contract.entity), table, month).version,
+                lake.replace_month(settings.quarantine(contract.source, contract.entity), qt, month).version,
+                lake.replace_month(settings.rejected_files(contract.source, contract.entity), rt, month).version)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        written = pool.submit(write_tables)
+        result.validation = validate(result) if validate else None
+        result.bronze_version, result.quarantine_version, result.rejected_version = written.result()
     return result
 
 

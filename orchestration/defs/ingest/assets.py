@@ -85,14 +85,16 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             if reported(done, total):
                 context.log.info(f"{contract.source}/{contract.entity} {month}: read {done}/{total} files ({name})")
 
-        result = ingest_partition(settings, contract, month, run_id=context.run_id, progress=progress)
-        for f in result.rejected:
-            context.log.error(f"rejected file {f.file}: {f.reason}")
-
         from data_contracts.expectations import validate_frame
 
-        suite = validate_frame(contract, result.table, rows_read=result.rows_read,
-                               rows_quarantined=result.rows_quarantined)
+        def validate(r: IngestResult):
+            return validate_frame(contract, r.table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+
+        result = ingest_partition(settings, contract, month, run_id=context.run_id, progress=progress,
+                                  validate=validate)
+        for f in result.rejected:
+            context.log.error(f"rejected file {f.file}: {f.reason}")
+        suite = result.validation
         if not suite.passed:
             context.log.error(f"contract {contract.ref} breached for {month}:\n{suite.summary()}")
 
