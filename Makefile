@@ -36,7 +36,7 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --no-cache-dir --quiet uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 # The dbt manifest is built at install time, never when the Dagster definitions are imported.
