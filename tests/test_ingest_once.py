@@ -140,3 +140,30 @@ def test_validation_runs_on_the_rows_being_written_and_its_report_is_kept(settin
 
     with pytest.raises(RuntimeError, match="suite could not run"):
         ingest_partition(settings, RMS, "2024-03", validate=broken)
+
+
+def test_files_read_two_at_a_time_give_the_month_read_one_after_another(settings, monkeypatch):
+    from crimelake.ingest import engine
+
+    forces = ["bedfordshire", "cheshire", "kent", "essex", "surrey", "dorset"]
+    for k, force in enumerate(forces):
+        rows = [street_row(**{"Crime ID": f"{k}{i:063x}", "Crime type": ["Drugs", "Robbery", "Cyber crime"][i % 3]})
+                for i in range(40)]
+        rows.append(street_row())
+        text = csv_text(STREET, rows)
+        if force == "essex":
+            text = "\x00binary"
+        land(settings, STREET, "2024-03", f"2024-03-{force}-street.csv", text)
+
+    def month(readers: int):
+        monkeypatch.setattr(engine, "READERS", readers)
+        r = ingest_partition(settings, STREET, "2024-03", run_id="same", write=False)
+        lineage = ["_ingested_at"]
+        return (r.table.drop_columns(lineage).to_pylist(), [(f.file, f.status, f.rows_read, f.rows_loaded,
+                                                             f.rows_quarantined, f.reason) for f in r.files],
+                r.quarantine_reasons, r.counts_add_up)
+
+    one, two = month(1), month(2)
+    assert one == two
+    assert one[3] and len(one[0]) == 5 * (27 + 1)  # a third of each file's rows have an unmapped label
+    assert [status for _, status, *_ in one[1]].count("rejected") == 1

@@ -53,6 +53,9 @@ REJECTED_FILES = pa.schema([
 ])
 
 
+READERS = 2  # files read and checked at once
+
+
 def bronze_schema(contract: Contract) -> pa.Schema:
     """The bronze table's columns: the contract's typed columns, derived columns, the month and lineage."""
     fields = [pa.field(c.name, coerce.ARROW_TYPES[c.logical_type]) for c in contract.columns if c.name != "month"]
@@ -163,12 +166,8 @@ def ingest_partition(
                                   sha256=d.file.sha256, size_bytes=d.file.size, status=status, reason=reason,
                                   line=line, _contract=contract.ref, _ingest_run_id=run_id, _ingested_at=now))
 
-    to_read = [d for d in decisions if d.status == "read"]
-    done = 0
-    for d in decisions:
-        if d.status != "read":
-            reject(d, d.status, d.reason)
-            continue
+    def load(d: Decision) -> FileRejected | tuple[FileReport, pa.Table, list[pa.Table], Lines]:
+        """One file read, checked and given its lineage: its report, loaded rows, quarantine rows and text."""
         rel = settings.relative(d.file.path)
         data = d.file.path.read_bytes()
         # Each file is hashed once: here as it is read, unless the plan needed its hash to compare copies.
@@ -176,23 +175,20 @@ def ingest_partition(
         try:
             parsed = parse_bytes(d.file.path, data, contract, sha256=d.file.sha256)
         except FileRejected as e:
-            reject(d, "rejected", e.reason, e.line)
-            done += 1
-            if progress:
-                progress(done, len(to_read), d.file.name)
-            continue
+            return e
         report = FileReport(rel, parsed.sha256, "loaded", rows_read=parsed.rows_read)
         lineage = FileLineage(rel, parsed.sha256, contract.ref, run_id, now)
         supplier = d.file.supplier
+        q: list[pa.Table] = []
         if parsed.bad:
-            q_parts.append(quarantine_table(
+            q.append(quarantine_table(
                 month, contract, supplier, [b.reason for b in parsed.bad], pa.array([b.raw for b in parsed.bad],
                                                                                     pa.string()),
                 lineage.columns(np.array([b.line for b in parsed.bad], dtype=np.int64))))
         checked = check(parsed, contract, month, settings.h3_resolution)
         if checked.failed:
             failed = np.array(sorted(checked.failed), dtype=np.int64)
-            q_parts.append(quarantine_table(
+            q.append(quarantine_table(
                 month, contract, supplier, ["; ".join(checked.failed[i]) for i in failed.tolist()],
                 parsed.raw_text(failed), lineage.columns(parsed.lines[failed])))
         t = checked.table
@@ -203,14 +199,32 @@ def ingest_partition(
                 extra[g] = constant(d.file.groups.get(g), pa.string(), k, encoded=True)
         for name, arr in extra.items():
             t = t.append_column(name, arr)
-        loaded.append(t.select(schema.names).cast(rows_schema))
-        texts[rel] = parsed.text
         report.rows_quarantined = len(parsed.bad) + len(checked.failed)
         report.rows_loaded = k
-        result.files.append(report)
-        done += 1
-        if progress:
-            progress(done, len(to_read), d.file.name)
+        return report, t.select(schema.names).cast(rows_schema), q, parsed.text
+
+    to_read = [d for d in decisions if d.status == "read"]
+    # Two files at a time: hashing, numpy, Arrow's parser and its compute kernels work outside the GIL. The files'
+    # results are taken in file order, so the month comes out as it would one file after another.
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        loads = pool.map(load, to_read)
+        done = 0
+        for d in decisions:
+            if d.status != "read":
+                reject(d, d.status, d.reason)
+                continue
+            out = next(loads)
+            if isinstance(out, FileRejected):
+                reject(d, "rejected", out.reason, out.line)
+            else:
+                report, rows, q, text = out
+                result.files.append(report)
+                loaded.append(rows)
+                q_parts.extend(q)
+                texts[report.file] = text
+            done += 1
+            if progress:
+                progress(done, len(to_read), d.file.name)
 
     table = pa.concat_tables(loaded) if loaded else rows_schema.empty_table()
     table, dups = split_duplicates(table, contract, texts)

@@ -6,6 +6,7 @@ reason it broke, never dropped. Rows that pass are typed, given WGS84 coordinate
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import h3
@@ -20,15 +21,17 @@ from crimelake.ingest import coerce
 from crimelake.ingest.reader import ParsedFile
 from data_contracts.loader import Contract
 
-_TRANSFORMERS: dict[str, Transformer] = {}
+# One set per thread: files are checked on more than one thread, and a pyproj Transformer is not to be shared.
+_TRANSFORMERS = threading.local()
 
 
 def _to_wgs84(crs: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if crs in ("EPSG:4326", "WGS84"):
         return x, y
-    if crs not in _TRANSFORMERS:
-        _TRANSFORMERS[crs] = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon, lat = _TRANSFORMERS[crs].transform(x, y)
+    cache: dict[str, Transformer] = _TRANSFORMERS.__dict__
+    if crs not in cache:
+        cache[crs] = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = cache[crs].transform(x, y)
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
 
