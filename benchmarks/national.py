@@ -2,16 +2,17 @@
 
 Generates the national data set (44 forces at their real volumes, about 0.5M street rows a month, the Metropolitan
 Police at its real share, realistic defects, a few missing and partial force-months) for `--months` months plus one,
-then lands it into an empty home a month folder at a time, as deliveries arrive, and runs each stage of the
-pipeline as its own process: ingest (one Dagster run per month), dbt (build and tests), gold exports, public
-tables, the forecast models (all five groups) and hot spot tracking. Each stage's wall time includes starting
-Python and loading the Dagster definitions, as `crimelake run` would; its peak memory is the larger of the
+then lands it into an empty home and runs the pipeline the way a user does, one command per stage, each its own
+process: `run` (what `crimelake run` does: ingest, one Dagster run per month, then dbt build and tests, the gold
+exports and the public tables in one transform run), `models` (the forecast models, all five groups) and `hotspots`
+(hot spot tracking). Each stage's wall time includes starting Python and loading the Dagster definitions; `run` also
+reports its layers (ingest, dbt, gold, public) from Dagster's step statistics. Peak memory is the larger of the
 kernel's peak for any one process of the stage (`ru_maxrss` from `os.wait4`, dbt's process included) and the peak
 of the whole process tree's resident memory sampled every half second (dbt runs beside the Dagster process).
 
-One pass, no second build for the comparison at month 12: the lake is built to 12 months (build_12), month 13
-lands and runs as the incremental month at 12 (incremental_13), months 14 to N land and run (build_to_N, the same
-incremental path `crimelake run` takes), then month N+1 lands and runs (incremental_N+1). The build to N is the sum
+One pass, no second build for the comparison: months 1 to 15 land together and run (the first build, as a new user
+with an archive would), month 16 lands and runs as the early incremental month, months 17 to N land together and run
+(the same incremental path `crimelake run` takes), then month N+1 lands and runs as the late incremental month. The build to N is the sum
 of those first three phases: it includes one extra downstream pass (dbt to hot spots at months 12 and 13), so it
 is an upper bound on a single-pass build. With N <= 12 there is no month-12 comparison. The raw baseline (pyarrow
 reads the month's street CSVs, every column as text, and writes them with write_deltalake) runs on each incremental
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from benchmarks.national_stages import StageFailed, measure
 
-STAGES = ("ingest", "dbt", "gold", "public", "models", "hotspots")
+STAGES = ("run", "models", "hotspots")
 RESULTS = Path("bench-results") / "national.json"
 
 
@@ -71,13 +72,30 @@ def phases(months: list[str], n: int, compare_at: int) -> list[tuple[str, list[s
     return [*out, (f"month_{n + 1}", months[n:], True)]
 
 
-def land(generated: Path, landing: Path, months: list[str]) -> None:
-    """Move month folders into the home's landing folder, as deliveries arrive (file times kept)."""
+def land(generated: Path, landing: Path, months: list[str], keep: bool = False) -> None:
+    """Move month folders into the home's landing folder, as deliveries arrive (file times kept); with ``keep``,
+    hard-link them instead, leaving the generated data for another run."""
     for src in sorted(p for p in generated.iterdir() if p.is_dir() and p.name != "reference"):
         for m in months:
             if (src / m).is_dir():
                 (landing / src.name).mkdir(parents=True, exist_ok=True)
-                os.rename(src / m, landing / src.name / m)
+                if keep:
+                    shutil.copytree(src / m, landing / src.name / m, copy_function=os.link)
+                else:
+                    os.rename(src / m, landing / src.name / m)
+
+
+def reuse(generated: Path, n: int) -> tuple[list[str], dict]:
+    """The last ``n`` months of an earlier generation (``--generated``) and its record of planted gaps."""
+    import csv
+
+    have = sorted(p.name for p in (generated / "police_uk").iterdir() if p.is_dir())
+    if len(have) < n:
+        raise SystemExit(f"{generated} holds {len(have)} months of police_uk; the benchmark needs {n}")
+    truth = generated / "reference" / "gaps_truth.csv"
+    gaps = list(csv.DictReader(truth.open())) if truth.exists() else []
+    return have[-n:], {"stage": "generate", "reused": str(generated), "rows": 0, "street_rows": 0, "seconds": 0,
+                       "gaps": gaps}
 
 
 def _target(name: str, value, limit, met, note: str = "") -> dict:
@@ -150,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forces", default="all", help="'all' or comma-separated force slugs")
     p.add_argument("--home", type=Path, help="empty work folder (default: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (home, generated data, logs)")
+    p.add_argument("--generated", type=Path,
+                   help="land data generated earlier (a folder of source folders, left as it is) instead of generating")
     p.add_argument("--compare-at", type=int, default=MODEL_MONTHS,
                    help="build this many months, time the next one for the comparison with the last month "
                         f"(default {MODEL_MONTHS}: the first month count at which the models can run)")
@@ -169,20 +189,25 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{work} is not empty: the benchmark starts from an empty home")
     home, generated, logs = work / "home", work / "generated", work / "logs"
     months = month_labels(a.months + 1)
+    if a.generated:
+        months, gen = reuse(a.generated, a.months + 1)
+        generated = a.generated
     t_start = time.perf_counter()
 
     def say(msg: str) -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')} +{time.perf_counter() - t_start:6.0f}s[/dim] {msg}")
 
     records: list[dict] = []
-    say(f"generating {len(forces or FORCES)} forces x {len(months)} months ({months[0]}..{months[-1]}) into {generated}")
     try:
-        gen = measure("generate", home, months, logs, {"landing": str(generated), "forces": forces})
+        if not a.generated:
+            say(f"generating {len(forces or FORCES)} forces x {len(months)} months ({months[0]}..{months[-1]}) "
+                f"into {generated}")
+            gen = measure("generate", home, months, logs, {"landing": str(generated), "forces": forces})
         say(f"generated {gen['rows']:,} rows ({gen['street_rows']:,} street) in {gen['seconds']:.0f}s; gaps: "
             + ", ".join(f"{g['force']} {g['month']} {g['kind']}" for g in gen["gaps"]))
         shutil.copytree(generated / "reference", home / "landing" / "reference")
         for phase, landed, incremental in phases(months, a.months, a.compare_at):
-            land(generated, home / "landing", landed)
+            land(generated, home / "landing", landed, keep=bool(a.generated))
             lake_months = months.index(landed[-1]) + 1
             say(f"[bold]{phase}[/bold]: landed {landed[0]}..{landed[-1]}; the lake will hold {lake_months} months")
             for stage in STAGES:
@@ -190,15 +215,12 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"  models skipped: the 12-month backtest needs {MODEL_MONTHS} months")
                     continue
                 r = measure(stage, home, landed, logs) | {"phase": phase}
-                if stage == "ingest":
-                    ingested = r["rows"]
-                if stage == "dbt":  # dbt reports no row counts: its input is the rows ingested for its months
-                    r["rows"], r["rows_per_s"] = ingested, round(ingested / r["seconds"])
                 records.append(r)
-                say(f"  {stage:<8} {r['seconds']:8.1f}s  peak {r['peak_rss_mb']:6,} MB  {r['rows']:>11,} rows")
+                layers = "  " + ", ".join(f"{k} {v:.0f}s" for k, v in r["layers"].items()) if "layers" in r else ""
+                say(f"  {stage:<8} {r['seconds']:8.1f}s  peak {r['peak_rss_mb']:6,} MB  {r['rows']:>11,} rows{layers}")
             if incremental:
                 b = measure("baseline", home, landed, logs, {"out": str(work / "baseline")}) | {"phase": phase}
-                ing = next(r for r in records if r["phase"] == phase and r["stage"] == "ingest")["per_month"][landed[0]]
+                ing = next(r for r in records if r["phase"] == phase and r["stage"] == "run")["per_month"][landed[0]]
                 b["crimelake_street_rows_per_s"] = round(ing["street_rows_read"] / ing["street_step_seconds"])
                 b["baseline_rows_per_s"] = round(b["rows"] / b["seconds_in_process"])
                 b["ingest_over_baseline"] = round(b["crimelake_street_rows_per_s"] / b["baseline_rows_per_s"], 3)

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-DBT_GROUPS = ("reference", "staging", "intermediate", "marts")
 GAPS = 3  # missing and as many partial force-months
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -36,51 +35,59 @@ def _rows_written(md: dict[str, dict]) -> int:
     return sum(int(m.get("dagster/row_count", 0) or 0) for m in md.values())
 
 
-def _ingest(settings, months: list[str]) -> dict:
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id)
+            if s.end_time and s.start_time}
+
+
+def _layer(step_key: str) -> str:
+    """The pipeline layer a transform step belongs to (its asset key's first part; the dbt op is 'dbt')."""
+    head = step_key.split("__", 1)[0]
+    return head if head in ("gold", "public") else "dbt"
+
+
+def _run(settings, months: list[str]) -> dict:
+    """What `crimelake run` does, in one process: ingest the landed months (one Dagster run each), then dbt, the gold
+    exports and the public tables over them (one transform run). Seconds per layer come from Dagster's step
+    statistics; the ingest's from its runs' wall time."""
     import dagster as dg
 
-    from crimelake.pipeline import run_landed
+    from crimelake import lake
+    from crimelake.pipeline import run_landed, run_transform
 
     instance = dg.DagsterInstance.get()
-    per_month, failed = {}, []
-    for month in months:
-        t0 = time.perf_counter()
-        (mr,) = run_landed(settings, months=[month]) or (None,)
-        if mr is None:
-            raise RuntimeError(f"nothing to ingest for {month}: was it landed?")
-        seconds = time.perf_counter() - t0
+    built = lake.table_exists(settings.gold("fct_cell_month_counts"))
+    per_month, failed, started = {}, [], {}
+
+    def on_start(month: str, n: int) -> None:
+        started[month] = time.perf_counter()
+
+    def on_month(mr) -> None:
         md = _materialized(instance, mr.run_id)
-        steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(mr.run_id)
-                 if s.end_time and s.start_time}
-        per_month[month] = {"seconds": round(seconds, 2), "rows_read": sum(int(m.get("rows_read", 0)) for m in md.values()),
-                            "street_rows_read": int(md.get("police_uk/street", {}).get("rows_read", 0)),
-                            "street_step_seconds": round(steps.get("police_uk__street", float("nan")), 2),
-                            "failed_checks": mr.failed_checks}
+        steps = _step_seconds(instance, mr.run_id)
+        per_month[mr.month] = {
+            "seconds": round(time.perf_counter() - started[mr.month], 2),
+            "rows_read": sum(int(m.get("rows_read", 0)) for m in md.values()),
+            "street_rows_read": int(md.get("police_uk/street", {}).get("rows_read", 0)),
+            "street_step_seconds": round(steps.get("police_uk__street", float("nan")), 2),
+            "failed_checks": mr.failed_checks}
         if not mr.success:
-            failed.append(month)
-    return {"rows": sum(m["rows_read"] for m in per_month.values()), "per_month": per_month, "failed": failed}
+            failed.append(mr.month)
 
-
-def _transform(settings, groups: tuple[str, ...], months: list[str]) -> dict:
-    import dagster as dg
-
-    from crimelake.pipeline import QUIET_LOGS
-    from orchestration.lib.dbt import ensure_manifest
-
-    ensure_manifest()
-    from orchestration.definitions import defs
-
-    d = defs()
-    keys = list(dg.AssetSelection.groups(*groups).resolve(d.resolve_asset_graph()))
-    config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": False}}}} if "staging" in groups else {}
-    instance = dg.DagsterInstance.get()
-    # The same run `crimelake run` makes (transform_lakehouse_job over the months that changed), cut to one layer.
-    result = d.resolve_job_def("transform_lakehouse_job").execute_in_process(
-        instance=instance, asset_selection=keys, run_config={**QUIET_LOGS, **config}, raise_on_error=False,
-        tags={"crimelake/trigger": "bench", "dagster/asset_partition_range_start": months[0],
-              "dagster/asset_partition_range_end": months[-1]})
-    md = _materialized(instance, result.run_id)
-    return {"rows": _rows_written(md), "failed": [] if result.success else [result.run_id]}
+    t0 = time.perf_counter()
+    runs = run_landed(settings, months=months, on_month=on_month, on_start=on_start)
+    if len(runs) != len(months):
+        raise RuntimeError(f"ingested {[r.month for r in runs]}, expected {months}: were they landed?")
+    layers = {"ingest": round(time.perf_counter() - t0, 1)}
+    t1 = time.perf_counter()
+    tr = run_transform(settings, (months[0], months[-1]) if built else None)
+    layers["transform"] = round(time.perf_counter() - t1, 1)
+    for key, sec in _step_seconds(instance, tr.run_id).items():
+        layers[_layer(key)] = round(layers.get(_layer(key), 0.0) + sec, 1)
+    if not tr.success:
+        failed.append(f"transform {tr.run_id}: {tr.failed_checks}")
+    return {"rows": sum(m["rows_read"] for m in per_month.values()), "per_month": per_month, "layers": layers,
+            "failed": failed}
 
 
 def _models(settings) -> dict:
@@ -137,10 +144,8 @@ def run_stage(stage: str, home: Path, months: list[str], extra: dict) -> dict:
     if stage == "generate":
         return _generate(Path(extra["landing"]), len(months), months[0], extra.get("forces"))
     settings = Settings.from_env(home).prepare()
-    if stage == "ingest":
-        return _ingest(settings, months)
-    if stage in ("dbt", "gold", "public"):
-        return _transform(settings, DBT_GROUPS if stage == "dbt" else (stage,), months)
+    if stage == "run":
+        return _run(settings, months)
     if stage == "models":
         return _models(settings)
     if stage == "hotspots":

@@ -181,9 +181,10 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     setup_mlflow(settings)
     gold = load_gold(settings)
     panel, context = panel_and_context(gold, force)
+    features: dict = {}  # the backtest's last training window serves the production model too
     result = backtest(panel, group, months=months, context=context, progress=progress,
-                      cache=origin_cache(settings))
-    nxt = forecast(panel, group, context=context)
+                      cache=origin_cache(settings), feature_cache=features)
+    nxt = forecast(panel, group, context=context, feature_cache=features)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
     if force:

@@ -83,6 +83,7 @@ def backtest(
     model_params: dict | None = None,
     progress: Callable[[str], None] | None = None,
     cache: OriginCache | None = None,
+    feature_cache: dict | None = None,
 ) -> BacktestResult:
     """Score every method on each of the last ``months`` months of ``panel``, one month ahead.
 
@@ -92,7 +93,8 @@ def backtest(
     Each origin is scored on the study area as of that origin: the cells with any crime before it (a cell first
     seen in the scored month or later was not on anyone's map yet), observed in the scored month. With ``cache``,
     an origin whose inputs are unchanged since an earlier run is read back rather than recomputed (the final origin
-    is always computed, for its per-cell predictions).
+    is always computed, for its per-cell predictions). ``feature_cache`` (a caller-owned dict) keeps the feature
+    rows of the last training window afterwards, for a ``forecast`` from the same panel.
     """
     panel.group_counts(group)
     if months < 1:
@@ -107,7 +109,8 @@ def backtest(
         )
     chosen = _resolve_methods(methods)
     counts = panel.counts[group]
-    rows, seconds, models, feature_cache = [], dict.fromkeys(chosen, 0.0), {}, {}
+    rows, seconds, models = [], dict.fromkeys(chosen, 0.0), {}
+    feature_cache = {} if feature_cache is None else feature_cache
     last_preds: dict[str, np.ndarray] = {}
     reused: list[str] = []
     # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
@@ -204,11 +207,13 @@ def forecast(
     context: Context | None = None,
     model: TrainedModel | None = None,
     model_params: dict | None = None,
+    feature_cache: dict | None = None,
 ) -> Forecast:
     """Forecast month ``target_month_index`` (default ``panel.n_months``: the month after the last observed).
 
-    Without ``model`` one is trained on the origin months before the target. The frame holds h3_cell, force,
-    month, predicted_count and, for reference, the ewma baseline.
+    Without ``model`` one is trained on the origin months before the target, on the cells known before it (as in
+    the backtest). The frame holds h3_cell, force, month, predicted_count and, for reference, the ewma baseline.
+    ``feature_cache`` may hold feature rows a ``backtest`` of the same panel left.
     """
     t = panel.n_months if target_month_index is None else target_month_index
     if not 1 <= t <= panel.n_months:
@@ -217,7 +222,8 @@ def forecast(
         train_months = default_train_months(t)
         if not train_months:
             raise ValueError("the panel is too short to train a model: it needs at least 2 months")
-        model = train(panel, group, train_months, context, model_params)
+        model = train(panel, group, train_months, context, model_params, feature_cache=feature_cache,
+                      cells=panel.known_before(t))
     elif model.group != group:
         raise ValueError(f"model was trained for {model.group!r}, not {group!r}")
     label = panel.month_label(t)
@@ -226,7 +232,7 @@ def forecast(
             "h3_cell": panel.cells,
             "force": panel.force,
             "month": label,
-            "predicted_count": model.predict(panel, t, context),
+            "predicted_count": model.predict(panel, t, context, feature_cache),
             "ewma_baseline": BASELINES["ewma"](panel, group, t),
         }
     )

@@ -56,21 +56,48 @@ def _array(h, a: np.ndarray) -> None:
     h.update(a.tobytes())
 
 
+def _cell_digests(panel: Panel) -> np.ndarray:
+    """Per cell, one 64-bit digest of its id, force and LSOA (pandas' vectorised hashing), computed once per panel."""
+    cache = panel.cache()
+    if "cell_digests" not in cache:
+        parts = [pd.util.hash_array(np.asarray(a, dtype=object)) for a in (panel.cells, panel.force, panel.lsoa_code)]
+        cache["cell_digests"] = np.column_stack(parts)
+    return cache["cell_digests"]
+
+
+def _indicator_digest(panel: Panel, context: Context, quarter: str) -> str:
+    """Digest of every area indicator row of ``quarter`` or earlier (all areas: a superset of what an origin
+    reads, so a change anywhere recomputes rather than risk a stale entry), once per panel, context and quarter."""
+    cache = panel.cache()
+    key = ("indicator_digest", id(context), quarter)
+    if key not in cache:
+        ind = context.indicators
+        ind = ind[ind["quarter"] <= quarter].sort_values(["lsoa_code", "quarter"]).reset_index(drop=True)
+        h = hashlib.blake2b(digest_size=20)
+        _text(h, list(ind.columns))
+        _array(h, pd.util.hash_pandas_object(ind, index=False).to_numpy())
+        cache[key] = h.hexdigest()
+    return cache[key]
+
+
+def _counts(h, m: np.ndarray) -> None:
+    # Counts are whole numbers (NaN where unobserved): single precision holds them exactly, in half the bytes.
+    _array(h, m.astype(np.float32))
+
+
 def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Context | None,
                methods: list[str], params: dict | None) -> str:
     """The digest of everything origin ``t`` of ``group`` reads (see the module docstring)."""
     h = hashlib.blake2b(digest_size=20)
     _text(h, [code_fingerprint(), group, *methods, repr(sorted((params or {}).items()))])
     _text(h, panel.months[: t + 1])
-    _text(h, panel.cells[known])
-    for attr in (panel.force, panel.lsoa_code):
-        _text(h, attr[known])
+    _array(h, _cell_digests(panel)[known])
     _array(h, panel.area_km2[known])
     _array(h, panel.xy[known])
-    _array(h, panel.observed[known, : t + 1])
+    _array(h, np.packbits(panel.observed[known, : t + 1]))
     for g in sorted(panel.counts):
         _text(h, [g])
-        _array(h, panel.counts[g][known, : t + 1])
+        _counts(h, panel.counts[g][known, : t + 1])
     if context is None:
         _text(h, ["no context"])
         return h.hexdigest()
@@ -78,14 +105,9 @@ def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Con
     for part in ("stop_search", "outcomes"):
         for name in sorted(al[part]):
             _text(h, [part, name])
-            _array(h, al[part][name][known, :t])
-    lsoa = al["lsoa"][known]
-    _text(h, lsoa)
-    ind = context.indicators
-    ind = ind[(ind["quarter"] <= _quarter_before(panel.month_label(t))) & ind["lsoa_code"].isin(set(lsoa))]
-    ind = ind.sort_values(["lsoa_code", "quarter"]).reset_index(drop=True)
-    _text(h, list(ind.columns))
-    _array(h, pd.util.hash_pandas_object(ind, index=False).to_numpy())
+            _counts(h, al[part][name][known, :t])
+    _array(h, pd.util.hash_array(np.asarray(al["lsoa"][known], dtype=object)))
+    _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(t)))])
     return h.hexdigest()
 
 

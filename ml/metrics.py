@@ -37,9 +37,36 @@ def n_flagged(n_cells: int, coverage: float) -> int:
 
 
 def top_cells(pred, coverage: float) -> np.ndarray:
-    """Indices of the flagged cells: highest prediction first, ties broken by cell order."""
+    """Indices of the flagged cells: highest prediction first, ties broken by cell order.
+
+    Found by partition (linear time) rather than a full sort: a national month has about 300,000 cells and is ranked
+    dozens of times per backtest origin."""
     pred = np.asarray(pred, dtype=float)
-    return np.argsort(-pred, kind="stable")[: n_flagged(len(pred), coverage)]
+    n, k = len(pred), n_flagged(len(pred), coverage)
+    if k >= n or np.isnan(pred).any():
+        return np.argsort(-pred, kind="stable")[:k]
+    threshold = np.partition(pred, n - k)[n - k]  # the k-th largest prediction
+    above = np.flatnonzero(pred > threshold)
+    tied = np.flatnonzero(pred == threshold)[: k - len(above)]
+    chosen = np.concatenate([above, tied])
+    return chosen[np.lexsort((chosen, -pred[chosen]))]
+
+
+def _flagged(pred: np.ndarray, obs: np.ndarray, coverage: float, area=None) -> dict[str, float]:
+    """Hit rate, PAI and PEI* at one coverage from a single ranking (see the three functions below)."""
+    top = top_cells(pred, coverage)
+    total, hits = obs.sum(), obs[top].sum()
+    if total <= 0:
+        return {"hit_rate": float("nan"), "pai": float("nan"), "pei_star": float("nan")}
+    if area is None:
+        share = len(top) / len(pred)
+    else:
+        area = np.asarray(area, dtype=float)
+        share = area[top].sum() / area.sum()
+    k = len(top)
+    best = np.partition(obs, len(obs) - k)[len(obs) - k:].sum()
+    return {"hit_rate": float(hits / total), "pai": float(hits / total / share),
+            "pei_star": float(hits / best) if best > 0 else float("nan")}
 
 
 def hit_rate(pred, obs, coverage: float) -> float:
@@ -49,11 +76,7 @@ def hit_rate(pred, obs, coverage: float) -> float:
     (Chainey, Tompson & Uhlig 2008, "The utility of hotspot mapping for predicting spatial patterns of crime",
     Security Journal 21, 4-28, where it is the hit rate underlying the PAI). NaN when N is 0.
     """
-    pred, obs = _as_arrays(pred, obs)
-    total = obs.sum()
-    if total <= 0:
-        return float("nan")
-    return float(obs[top_cells(pred, coverage)].sum() / total)
+    return _flagged(*_as_arrays(pred, obs), coverage)["hit_rate"]
 
 
 def pai(pred, obs, coverage: float, area=None) -> float:
@@ -62,15 +85,7 @@ def pai(pred, obs, coverage: float, area=None) -> float:
     n / N is the hit rate; a is the area of the flagged cells and A the study area. Without ``area`` every cell
     counts as one unit, so a / A is the flagged share of cells. NaN when N is 0.
     """
-    pred, obs = _as_arrays(pred, obs)
-    hr = hit_rate(pred, obs, coverage)
-    top = top_cells(pred, coverage)
-    if area is None:
-        share = len(top) / len(pred)
-    else:
-        area = np.asarray(area, dtype=float)
-        share = area[top].sum() / area.sum()
-    return float(hr / share)
+    return _flagged(*_as_arrays(pred, obs), coverage, area)["pai"]
 
 
 def pei_star(pred, obs, coverage: float) -> float:
@@ -85,12 +100,7 @@ def pei_star(pred, obs, coverage: float) -> float:
     proposed PEI*, which compares against the ideal set of the same number of cells as flagged. With the
     same number of cells the area term cancels. 1 is perfect; NaN when no crime was observed.
     """
-    pred, obs = _as_arrays(pred, obs)
-    k = n_flagged(len(pred), coverage)
-    best = np.sort(obs)[::-1][:k].sum()
-    if best <= 0:
-        return float("nan")
-    return float(obs[top_cells(pred, coverage)].sum() / best)
+    return _flagged(*_as_arrays(pred, obs), coverage)["pei_star"]
 
 
 def poisson_deviance(pred, obs) -> float:
@@ -137,13 +147,16 @@ def score(pred, obs, area=None, coverages=COVERAGES) -> dict[str, float]:
     """Every metric for one month, flat: ``pai_5``, ``pei_star_5``, ``hit_rate_5``, ..., ``deviance``,
     ``calibration``. ``area`` (km2 per cell) makes PAI area-weighted; the same cells and area for every method
     keep the scores comparable."""
+    pred, obs = _as_arrays(pred, obs)
     out: dict[str, float] = {}
     for c in coverages:
-        out[f"hit_rate_{_pct(c)}"] = hit_rate(pred, obs, c)
-        out[f"pai_{_pct(c)}"] = pai(pred, obs, c, area)
-        out[f"pei_star_{_pct(c)}"] = pei_star(pred, obs, c)
+        flagged = _flagged(pred, obs, c, area)
+        out[f"hit_rate_{_pct(c)}"] = flagged["hit_rate"]
+        out[f"pai_{_pct(c)}"] = flagged["pai"]
+        out[f"pei_star_{_pct(c)}"] = flagged["pei_star"]
     out["deviance"] = poisson_deviance(pred, obs)
-    out["calibration"] = calibration(pred, obs)["ratio"]
+    total = obs.sum()
+    out["calibration"] = float(pred.sum() / total) if total > 0 else float("nan")  # calibration()'s ratio
     return out
 
 

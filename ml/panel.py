@@ -30,8 +30,39 @@ __all__ = ["GROUPS", "OBSERVED_STATUSES", "Panel", "month_add", "month_range", "
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _h3_ids(text: str, n: int) -> np.ndarray | None:
+    """``n`` H3 ids of 15 hex digits, each followed by one separator character, parsed at once into integers (the
+    id's own value, as ``h3.str_to_int`` gives); None when the text is not laid out that way."""
+    raw = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8)
+    if len(raw) != 16 * n:
+        return None
+    digits = raw.reshape(n, 16)[:, :15]
+    nibbles = np.where(digits >= ord("a"), digits - (ord("a") - 10), digits - ord("0")).astype(np.uint64)
+    if (nibbles > 15).any():
+        return None
+    return (nibbles << (np.arange(14, -1, -1, dtype=np.uint64) * np.uint64(4))).sum(axis=1, dtype=np.uint64)
+
+
 def _adjacency(cells: np.ndarray, neighbour_lists: pd.Series) -> sparse.csr_matrix:
     """Row i has a 1 in column j when cell j is listed as i's neighbour; cells outside the panel are dropped."""
+    n = len(cells)
+    lists = neighbour_lists.fillna("").astype(str)
+    lengths = lists.str.len().to_numpy()
+    per_cell = np.where(lengths > 0, (lengths + 1) // 16, 0)
+    ids = _h3_ids(",".join(cells) + ",", n)
+    neighbours = _h3_ids(",".join(lists[lengths > 0]) + ",", int(per_cell.sum()))
+    if ids is None or neighbours is None or (per_cell * 16 - 1 != lengths)[lengths > 0].any():
+        return _adjacency_by_name(cells, neighbour_lists)
+    # Cells are sorted by id text, and ids of one length sort the same as their values.
+    pos = np.searchsorted(ids, neighbours)
+    pos = np.minimum(pos, n - 1)
+    found = ids[pos] == neighbours
+    rows = np.repeat(np.arange(n), per_cell)
+    return sparse.csr_matrix((np.ones(found.sum()), (rows[found], pos[found])), shape=(n, n))
+
+
+def _adjacency_by_name(cells: np.ndarray, neighbour_lists: pd.Series) -> sparse.csr_matrix:
+    """``_adjacency`` for ids of any form, through a name lookup (slower)."""
     pos = pd.Series(np.arange(len(cells)), index=cells)
     exploded = neighbour_lists.fillna("").str.split(",").explode()
     rows = pos.loc[exploded.index].to_numpy() if len(exploded) else np.empty(0, int)

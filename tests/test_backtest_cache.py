@@ -86,3 +86,24 @@ def test_changed_parameters_or_a_damaged_entry_recompute(tmp_path):
     for entry in (tmp_path / "all_crime").glob("*.parquet"):
         entry.write_bytes(b"not parquet")
     assert run(counts, dim, cache).reused_origins == []
+
+
+def test_context_is_part_of_the_key(tmp_path):
+    from ml.features import Context
+
+    counts, dim = frames(12)
+    ss = counts[counts["forecast_group"] == "asb"][["h3_cell", "month"]].assign(searches=1, searches_for_weapons=0,
+                                                                                  arrests=0)
+
+    def go(stop_search):
+        context = Context.from_frames(stop_search=stop_search, cells=dim)
+        return backtest(Panel.from_frames(counts, dim), "all_crime", months=4, model_params=FAST, context=context,
+                        cache=OriginCache(tmp_path))
+
+    first = go(ss)
+    months = sorted(first.per_month["month"].unique())
+    assert go(ss).reused_origins == months[:-1]
+    # A late stop-and-search record in the second backtest month: origins after it read it, the first two do not.
+    late = ss.copy()
+    late.loc[late.index[late["month"] == months[1]][0], "searches"] = 5
+    assert go(late).reused_origins == months[:2]

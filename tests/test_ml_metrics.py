@@ -102,3 +102,12 @@ def test_bad_input_is_rejected():
         hit_rate([1.0, 2.0], [1.0], 0.1)
     with pytest.raises(ValueError):
         poisson_deviance([np.nan], [1.0])
+
+
+def test_top_cells_by_partition_matches_a_full_stable_sort():
+    rng = np.random.default_rng(7)
+    for n in (1, 7, 100, 5000):
+        for pred in (rng.poisson(1.0, n).astype(float), rng.random(n), np.zeros(n)):
+            for c in (0.01, 0.05, 0.1, 0.5, 1.0):
+                expected = np.argsort(-pred, kind="stable")[: n_flagged(n, c)]
+                np.testing.assert_array_equal(top_cells(pred, c), expected)
