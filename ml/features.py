@@ -54,7 +54,7 @@ def _cell_month_matrix(
     row, col = cells.get_indexer(frame["h3_cell"]), months.get_indexer(frame[month_col])
     out = {}
     for c in value_cols:
-        m = np.zeros((panel.n_cells, panel.n_months))
+        m = np.zeros((panel.n_cells, panel.n_months), dtype=np.float32)  # whole counts: exact in single precision
         np.add.at(m, (row, col), frame[c].fillna(0).to_numpy(float))
         m[:, ~covered] = np.nan
         out[c] = m
