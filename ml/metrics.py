@@ -1,8 +1,10 @@
 """Scores for a month of per-cell predictions against the counts that were then observed.
 
 Hot-spot metrics rank cells by prediction and flag the top ``coverage`` share of the study area's cells (1%, 5%,
-10% here, ``COVERAGES``); count metrics judge the predicted numbers themselves. Every ranking breaks ties by cell
-order (a stable sort), so equal predictions give the same flagged set on every run.
+10% here, ``COVERAGES``); count metrics judge the predicted numbers themselves. Hit rate, PAI and PEI* give tied
+predictions at the threshold fractional credit (their expected value under a random tie-break), so no method
+gains or loses by the order cells are stored in; ``top_cells``, the flagged set itself, breaks ties by cell order
+(a stable sort), so equal predictions give the same flags on every run.
 
 When the observed month has no crime at all, the hot-spot metrics are undefined (there is nothing to capture) and
 return NaN; so do the calibration ratios. NaN there means "no observed crime", never "the method failed".
@@ -53,19 +55,29 @@ def top_cells(pred, coverage: float) -> np.ndarray:
 
 
 def _flagged(pred: np.ndarray, obs: np.ndarray, coverage: float, area=None) -> dict[str, float]:
-    """Hit rate, PAI and PEI* at one coverage from a single ranking (see the three functions below)."""
-    top = top_cells(pred, coverage)
-    total, hits = obs.sum(), obs[top].sum()
+    """Hit rate, PAI and PEI* at one coverage, each the expected value under a random order of tied predictions.
+
+    The k flagged cells are those above the k-th largest prediction plus, of the cells tied with it, as many as are
+    left; every tied cell is flagged with the same probability (k - cells above) / cells tied, so it brings that
+    share of its crime and of its area. A method that predicts many equal values (last month's integer counts, a
+    sparse group's rolling mean) is then neither helped nor handicapped by the order cells happen to be stored in,
+    against a model whose scores are never tied. PAI is the expected hit rate over the expected area share.
+    """
+    n, k = len(pred), n_flagged(len(pred), coverage)
+    total = obs.sum()
     if total <= 0:
         return {"hit_rate": float("nan"), "pai": float("nan"), "pei_star": float("nan")}
+    threshold = np.partition(pred, n - k)[n - k]
+    above, tied = pred > threshold, pred == threshold
+    share_of_tied = (k - above.sum()) / tied.sum()
+    hits = obs[above].sum() + share_of_tied * obs[tied].sum()
     if area is None:
-        share = len(top) / len(pred)
+        area_share = k / n
     else:
         area = np.asarray(area, dtype=float)
-        share = area[top].sum() / area.sum()
-    k = len(top)
-    best = np.partition(obs, len(obs) - k)[len(obs) - k:].sum()
-    return {"hit_rate": float(hits / total), "pai": float(hits / total / share),
+        area_share = (area[above].sum() + share_of_tied * area[tied].sum()) / area.sum()
+    best = np.partition(obs, n - k)[n - k:].sum()
+    return {"hit_rate": float(hits / total), "pai": float(hits / total / area_share),
             "pei_star": float(hits / best) if best > 0 else float("nan")}
 
 

@@ -19,14 +19,34 @@ def test_hit_rate_counts_crime_in_the_top_cells():
     assert hit_rate(PRED, OBS, 0.5) == pytest.approx(0.9)
 
 
-def test_ties_are_broken_by_cell_order():
+def test_flags_break_ties_by_cell_order_and_scores_give_ties_fractional_credit():
     flat = np.ones(10)
     assert list(top_cells(flat, 0.3)) == [0, 1, 2]
-    # Cells 0-2 hold 0 + 5 + 1 of 10.
-    assert hit_rate(flat, OBS, 0.3) == pytest.approx(0.6)
-    # Equal predictions in the middle: cell 3 precedes cell 4 because it comes first.
+    # All ten tied, three flagged: each cell is flagged with probability 3/10, so the expected hit rate is 0.3
+    # (a stable sort would have credited cells 0-2, holding 6 of 10; reversed storage order, cells 7-9, 1 of 10).
+    assert hit_rate(flat, OBS, 0.3) == pytest.approx(0.3)
+    assert hit_rate(flat, OBS[::-1], 0.3) == pytest.approx(0.3)
+    # Equal predictions in the middle: cell 3 precedes cell 4 in the flags because it comes first.
     tied = np.array([5.0, 4, 3, 3, 3, 0, 0, 0, 0, 0])
     assert list(top_cells(tied, 0.4)) == [0, 1, 2, 3]
+    # Cells 0 and 1 are in for sure (0 + 5); one of the three tied at 3 (cells 2, 3, 4 hold 1 + 0 + 3) is in too.
+    assert hit_rate(tied, OBS, 0.4) == pytest.approx((5 + (1 + 0 + 3) * 2 / 3) / 10)
+    # PEI*: the best four cells (1, 4, 2, 9) hold 10.
+    assert pei_star(tied, OBS, 0.4) == pytest.approx((5 + 4 * 2 / 3) / 10)
+    # Area share of the flagged set is expected too: cells 0, 1 (2 each) plus 2/3 of cells 2-4 (1 each).
+    area = np.array([2.0, 2, 1, 1, 1, 1, 1, 1, 1, 1])
+    assert pai(tied, OBS, 0.4, area) == pytest.approx(hit_rate(tied, OBS, 0.4) / ((4 + 3 * 2 / 3) / 12))
+
+
+def test_fractional_credit_is_the_mean_over_random_tie_breaks():
+    rng = np.random.default_rng(3)
+    pred, obs = rng.poisson(0.7, 200).astype(float), rng.poisson(1.0, 200).astype(float)
+    draws = []
+    for _ in range(4000):
+        order = rng.permutation(200)  # a random storage order decides the stable tie-break
+        top = order[top_cells(pred[order], 0.05)]
+        draws.append(obs[top].sum() / obs.sum())
+    assert hit_rate(pred, obs, 0.05) == pytest.approx(np.mean(draws), abs=3 * np.std(draws) / np.sqrt(len(draws)))
 
 
 def test_flagged_cells_round_and_never_drop_to_zero():
