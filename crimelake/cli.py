@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +14,7 @@ from rich.table import Table
 
 from crimelake.cli_common import HomeOpt, _progress, _settings, console, err
 from crimelake.config import Settings
+from crimelake.summary import Summary
 
 app = typer.Typer(help="crimelake: map, track and forecast crime concentrations in England and Wales.",
                   no_args_is_help=True, add_completion=False)
@@ -70,13 +74,42 @@ def generate(
         console.print("Defects injected: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.defects.items())))
 
 
+@contextlib.contextmanager
+def _command(settings: Settings, name: str) -> Iterator[Summary]:
+    """A pipeline command's frame: it holds the home (waiting a bounded time), recovers runs whose process died,
+    stops cleanly on SIGINT or SIGTERM, and ends with the summary of what failed, exiting 1 when anything did."""
+    from crimelake.guard import GaveUp, Guard, Stopped
+
+    summary = Summary()
+    guard = Guard(settings, name, say=lambda m: err.print(m, markup=False, highlight=False))
+    try:
+        with guard:
+            yield summary
+    except GaveUp as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(e.exit_code) from None
+    except (Stopped, KeyboardInterrupt) as e:
+        signum = getattr(e, "signum", None) or guard.signum or signal.SIGINT
+        err.print(f"[red]Stopped by {signal.Signals(signum).name}[/red]: what did not finish runs next time.")
+        for line in summary.lines():
+            err.print(line, markup=False, highlight=False)
+        raise typer.Exit(128 + signum) from None
+    for line in summary.lines():
+        console.print(line, markup=False, highlight=False)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
 @ingest_app.command("police-uk")
 def ingest_police_uk(
     paths: Annotated[list[Path], typer.Argument(help="YYYY-MM.zip archives or folders of YYYY-MM-<force>-*.csv files.")],
     home: HomeOpt = None,
     run: Annotated[bool, typer.Option(help="Run the pipeline on the landed months afterwards.")] = True,
 ) -> None:
-    """Land real data.police.uk archives (zip or extracted folders, many months) and load them."""
+    """Land real data.police.uk archives (zip or extracted folders, many months) and load them.
+
+    Files already landed are not landed again, but their months still run when their load or transform did not
+    finish. Exits 1 when a member could not be landed or a month, file or check failed."""
     from crimelake.police_uk import land
 
     settings = _settings(home)
@@ -84,30 +117,40 @@ def ingest_police_uk(
         if not p.exists():
             err.print(f"[red]error:[/red] {p}: no such file or folder")
             raise typer.Exit(2)
-    with err.status("Landing files...") as status:
-        try:
-            summary = land(settings, paths, progress=lambda name: status.update(f"Landed {name}"))
-        except ValueError as e:
-            err.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from None
-    from crimelake.audit import record
+    with _command(settings, "ingest police-uk") as outcome:
+        with err.status("Landing files...") as status:
+            try:
+                summary = land(settings, paths, progress=lambda name: status.update(f"Landed {name}"))
+            except ValueError as e:
+                err.print(f"[red]error:[/red] {e}")
+                raise typer.Exit(2) from None
+        from crimelake.audit import record
 
-    record(settings, "ingest", "police_uk", {"paths": [str(p) for p in paths], "landed": len(summary.landed),
-                                             "redelivered": len(summary.redelivered), "months": summary.months})
-    console.print(f"Landed {len(summary.landed)} new and {len(summary.redelivered)} re-delivered files for "
-                  f"{', '.join(summary.months) or 'no months'}; {len(summary.unchanged)} already landed; "
-                  f"{len(summary.ignored)} files that are not street, outcomes or stop-and-search ignored.")
-    if run and summary.months:
-        _run(settings, months=summary.months, everything=False)
+        record(settings, "ingest", "police_uk", {"paths": [str(p) for p in paths], "landed": len(summary.landed),
+                                                 "redelivered": len(summary.redelivered), "months": summary.months,
+                                                 "failed": [name for name, _ in summary.failed]})
+        console.print(f"Landed {len(summary.landed)} new and {len(summary.redelivered)} re-delivered files for "
+                      f"{', '.join(summary.months) or 'no months'}; {len(summary.unchanged)} already landed; "
+                      f"{len(summary.ignored)} files that are not street, outcomes or stop-and-search ignored"
+                      + (f"; {len(summary.failed)} could not be landed." if summary.failed else "."))
+        for name, reason in summary.failed:
+            outcome.fail(name, reason)
+        if run and summary.touched_months:
+            _run(settings, outcome, months=summary.touched_months, everything=False)
 
 
-def _run(settings: Settings, months: list[str] | None, everything: bool, full_refresh: bool = False) -> bool:
-    """Ingest what changed (one Dagster run per month), then dbt and the gold exports over those months."""
+def _run(settings: Settings, summary: Summary, months: list[str] | None, everything: bool,
+         full_refresh: bool = False) -> None:
+    """Ingest what changed (one Dagster run per month), then dbt and the gold exports over the months loaded but
+    not yet through a successful transform (those of an earlier run that was stopped or failed included)."""
     from crimelake import lake
-    from crimelake.pipeline import pending, run_landed, run_transform
+    from crimelake.pipeline import pending, run_landed, run_transform, untransformed_months
 
-    todo = pending(settings, months=months, everything=everything)
-    ok = True
+    try:
+        todo = pending(settings, months=months, everything=everything)
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
     if todo:
         with _progress() as bar:
             task = bar.add_task("Running ingest", total=len(todo))
@@ -116,30 +159,43 @@ def _run(settings: Settings, months: list[str] | None, everything: bool, full_re
                 bar.update(task, description=f"Running ingest {month} ({n} assets)")
 
             def on_month(mr) -> None:
-                nonlocal ok
                 bar.advance(task)
-                if not mr.success or mr.failed_checks:
-                    ok = ok and mr.success
+                summary.run(mr.month, mr.success, mr.problems, mr.run_id)
+                if not mr.success or mr.problems:
                     bar.console.print(f"[yellow]{mr.month}[/yellow]: run {mr.run_id[:8]} "
-                                      f"{'succeeded' if mr.success else '[red]failed[/red]'}; failed checks: "
-                                      f"{', '.join(mr.failed_checks) or 'none'}")
+                                      f"{'succeeded' if mr.success else '[red]failed[/red]'}: "
+                                      f"{'; '.join(mr.problems) or 'no failed step or check recorded'}",
+                                      highlight=False)
 
             run_landed(settings, months=months, everything=everything, on_month=on_month, on_start=on_start)
+        summary.done.append(f"{len(todo)} month{'s' if len(todo) > 1 else ''} loaded")
     built = lake.table_exists(settings.gold("fct_cell_month_counts"))
-    if not todo and built and not full_refresh:
-        console.print("Nothing to run: every landed month is loaded and unchanged (use --all to reload).")
-        return ok
-    span = (min(todo), max(todo)) if todo and built and not full_refresh else None
+    behind = untransformed_months(settings, months)
+    if not behind and built and not full_refresh:
+        console.print("Nothing to run: every landed month is loaded, unchanged and through a successful transform "
+                      "(use --all to reload).")
+        return
+    earlier = sorted(set(behind) - set(todo))
+    if earlier and built:
+        console.print(f"Loaded but not yet through a successful transform (an earlier run stopped or failed): "
+                      f"{', '.join(earlier)}.")
+    span = (behind[0], behind[-1]) if behind and built and not full_refresh else None
     what = "full refresh" if full_refresh else f"months {span[0]}..{span[1]}" if span else "all months"
     from crimelake.audit import record
 
     record(settings, "run", "pipeline", {"ingest_months": sorted(todo), "transform": what})
     with err.status(f"Running dbt (build and tests) and gold exports, {what}..."):
-        tr = run_transform(settings, span, full_refresh=full_refresh)
+        try:
+            tr = run_transform(settings, span, full_refresh=full_refresh)
+        except ValueError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
     state = "succeeded" if tr.success else "[red]failed[/red]"
     console.print(f"Transform run {tr.run_id[:8]} ({what}) {state}; failed checks: "
                   f"{', '.join(tr.failed_checks) or 'none'}; warnings: {', '.join(tr.warned_checks) or 'none'}")
-    return ok and tr.success
+    summary.run(f"transform {what}", tr.success, tr.problems, tr.run_id)
+    if tr.success:
+        summary.done.append(f"transform {what} succeeded")
 
 
 @app.command()
@@ -149,12 +205,14 @@ def run(
     all_: Annotated[bool, typer.Option("--all", help="Reload every landed month, changed or not.")] = False,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild every dbt model from scratch.")] = False,
 ) -> None:
-    """Materialize what has landed through the Dagster definitions (runs appear in the Dagster UI)."""
+    """Materialize what has landed through the Dagster definitions (runs appear in the Dagster UI).
+
+    Exits 1 when a month, a file (rejected whole), a blocking check or the transform failed, 75 when it gave up
+    waiting for a pool slot or another command (CRIMELAKE_WAIT_SECONDS), 130/143 when stopped by SIGINT/SIGTERM."""
     settings = _settings(home)
-    ok = _run(settings, months=month or None, everything=all_, full_refresh=full_refresh)
-    status(home)
-    if not ok:
-        raise typer.Exit(1)
+    with _command(settings, "run") as summary:
+        _run(settings, summary, months=month or None, everything=all_, full_refresh=full_refresh)
+        status(home)
 
 
 @app.command()
@@ -243,34 +301,31 @@ def demo(
     settings = _settings(home)
     if not any(settings.landing.glob("*/*/*")):
         generate(home=settings.home, seed=seed)
-    ok = _run(settings, months=None, everything=False)
-    status(settings.home)
-    if models_:
-        ok = _models(settings, list(GROUPS)) and ok
-    console.print(
-        f"\n[bold]Where to look[/bold]\n"
-        f"  landing files   {settings.landing}\n"
-        f"  Delta lake      {settings.lake} (bronze/, quarantine/, gold/)\n"
-        f"  warehouse       {settings.warehouse} (dbt: staging, intermediate, marts)\n"
-        f"  dbt docs        make docs  (then open {settings.home / 'dbt-docs' / 'static_index.html'})\n"
-        f"  MLflow UI       make mlflow  (then http://127.0.0.1:5000; one experiment per forecast group)\n"
-        f"  predictions     {settings.lake / 'ml' / 'predictions'} (Delta, versioned)\n"
-        f"  Dagster UI      make ui  (then http://127.0.0.1:3000; runs, checks and metadata are there)\n"
-        f"  crime map       make map  (then http://127.0.0.1:8080; keys for detail: crimelake access add)\n"
-    )
-    if not ok:
-        raise typer.Exit(1)
+    with _command(settings, "demo") as summary:
+        _run(settings, summary, months=None, everything=False)
+        status(settings.home)
+        if models_:
+            _models(settings, summary, list(GROUPS))
+        console.print(
+            f"\n[bold]Where to look[/bold]\n"
+            f"  landing files   {settings.landing}\n"
+            f"  Delta lake      {settings.lake} (bronze/, quarantine/, gold/)\n"
+            f"  warehouse       {settings.warehouse} (dbt: staging, intermediate, marts)\n"
+            f"  dbt docs        make docs  (then open {settings.home / 'dbt-docs' / 'static_index.html'})\n"
+            f"  MLflow UI       make mlflow  (then http://127.0.0.1:5000; one experiment per forecast group)\n"
+            f"  predictions     {settings.lake / 'ml' / 'predictions'} (Delta, versioned)\n"
+            f"  Dagster UI      make ui  (then http://127.0.0.1:3000; runs, checks and metadata are there)\n"
+            f"  crime map       make map  (then http://127.0.0.1:8080; keys for detail: crimelake access add)\n"
+        )
 
 
-def _models(settings: Settings, groups: list[str]) -> bool:
+def _models(settings: Settings, summary: Summary, groups: list[str]) -> None:
     from crimelake.pipeline import run_models
 
-    ok = True
     with _progress() as bar:
         task = bar.add_task("Training and forecasting", total=len(groups))
 
         def on_group(mr) -> None:
-            nonlocal ok
             bar.advance(task)
             md = mr.metadata.get("ml/hotspot_model", {})
             pred = mr.metadata.get("ml/predictions", {})
@@ -282,7 +337,7 @@ def _models(settings: Settings, groups: list[str]) -> bool:
                 + (f"{pred.get('dagster/row_count')} predictions for {pred.get('target_month')}" if pred else
                    "no predictions written")
                 + (f"; failed checks: {', '.join(mr.failed_checks)}" if mr.failed_checks else ""))
-            ok = ok and mr.success
+            summary.run(f"group {mr.group}", mr.success, mr.problems, mr.run_id)
             if md:
                 record(settings, "promote" if md.get("promoted") else "not_promoted",
                        f"crimelake-hotspots-{mr.group} v{md.get('model_version')}",
@@ -299,7 +354,8 @@ def _models(settings: Settings, groups: list[str]) -> bool:
     cats = tr.metadata.get("ml/emerging_hotspots", {}).get("all_crime_categories", {})
     console.print(f"Hot spot tracking run {tr.run_id[:8]} {'succeeded' if tr.success else '[red]failed[/red]'}; "
                   f"all_crime emerging classes: {', '.join(f'{k} {v}' for k, v in cats.items()) or 'none'}")
-    return ok and tr.success
+    summary.run("hot spots", tr.success, tr.problems, tr.run_id)
+    summary.done.append(f"{len(groups)} forecast group{'s' if len(groups) > 1 else ''} and hot spot tracking run")
 
 
 @app.command()
@@ -312,8 +368,8 @@ def models(
 
     settings = _settings(home)
     groups = [check_group(g) for g in group] if group else list(GROUPS)
-    if not _models(settings, groups):
-        raise typer.Exit(1)
+    with _command(settings, "models") as summary:
+        _models(settings, summary, groups)
 
 
 @app.command()

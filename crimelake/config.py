@@ -23,7 +23,17 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1
+# For runs the daemon launches (`crimelake ui`): a run stuck starting or canceling is marked failed, and the pool
+# slots of a run that ended are released. No limit on run time: a national first load takes hours. Runs that
+# `crimelake` commands execute in their own process are checked by the next command (crimelake.recovery).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  poll_interval_seconds: 60
+  free_slots_after_run_end_seconds: 60
 """
+_DAGSTER_YAML_MARK = "# Written by crimelake"
 
 
 def env_count(name: str, default: int) -> int:
@@ -110,7 +120,8 @@ class Settings:
         for p in (self.landing, self.lake, self.dagster_home, self.warehouse.parent, self.mlflow_artifacts):
             p.mkdir(parents=True, exist_ok=True)
         cfg = self.dagster_home / "dagster.yaml"
-        if not cfg.exists():
+        # A file crimelake wrote is kept up to date; one the user wrote is theirs.
+        if not cfg.exists() or (cfg.read_text().startswith(_DAGSTER_YAML_MARK) and cfg.read_text() != _DAGSTER_YAML):
             cfg.write_text(_DAGSTER_YAML)
         os.environ["CRIMELAKE_HOME"] = str(self.home)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)

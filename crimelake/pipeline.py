@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crimelake.config import Settings, env_count
 from crimelake.ingest.landing import fingerprint, landed_months
+from crimelake.summary import problems
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -23,6 +24,7 @@ class TransformRun:
     success: bool
     failed_checks: list[str]
     warned_checks: list[str]
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -32,6 +34,7 @@ class MonthRun:
     run_id: str
     success: bool
     failed_checks: list[str]
+    problems: list[str] = field(default_factory=list)
 
 
 def _job(settings: Settings, name: str):
@@ -87,20 +90,26 @@ def run_landed(
     for month, keys in todo.items():
         if on_start:
             on_start(month, len(keys))
-        result = job.execute_in_process(
-            partition_key=month,
-            instance=instance,
-            asset_selection=keys,
-            run_config=QUIET_LOGS,
-            raise_on_error=False,
-            tags={"crimelake/trigger": "cli"},
-        )
+        result = _execute(job, instance, partition_key=month, asset_selection=keys, run_config=QUIET_LOGS,
+                          tags={"crimelake/trigger": "cli"})
         failed, _ = _failed_checks(result)
-        mr = MonthRun(month, [k.to_user_string() for k in keys], result.run_id, result.success, failed)
+        mr = MonthRun(month, [k.to_user_string() for k in keys], result.run_id, result.success, failed,
+                      problems(result))
         out.append(mr)
         if on_month:
             on_month(mr)
     return out
+
+
+def _execute(job, instance, *, tags: dict[str, str], **kwargs):
+    """One in-process run, tagged with this process (so a later command can tell when it died), watched by the
+    command's guard, its pool slots released however it ends."""
+    from crimelake.guard import tracked_run
+    from crimelake.recovery import process_tags
+
+    with tracked_run(instance) as run_id:
+        return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False,
+                                      tags={**tags, **process_tags()}, **kwargs)
 
 
 def _failed_checks(result) -> tuple[list[str], list[str]]:
@@ -129,22 +138,21 @@ def _materializations(result) -> dict[str, dict]:
 
 def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, full_refresh: bool = False) -> TransformRun:
     """One Dagster run of dbt (build and tests) and the gold exports, over a range of months (or everything)."""
-    job, instance = _job(settings, "transform_lakehouse_job")
+    job, instance = _job(settings, TRANSFORM_JOB)
     if months is None:
         all_months = sorted({m for ms in pending_months(settings).values() for m in ms})
         if not all_months:
             raise ValueError(f"nothing has landed in {settings.landing}: generate or ingest data first")
         months = (all_months[0], all_months[-1])
     config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": full_refresh}}}}
-    result = job.execute_in_process(
-        instance=instance,
+    result = _execute(
+        job, instance,
         run_config={**QUIET_LOGS, **config},
-        raise_on_error=False,
         tags={"crimelake/trigger": "cli", "dagster/asset_partition_range_start": months[0],
               "dagster/asset_partition_range_end": months[1]},
     )
     errors, warnings = _failed_checks(result)
-    return TransformRun(months, result.run_id, result.success, errors, warnings)
+    return TransformRun(months, result.run_id, result.success, errors, warnings, problems(result))
 
 
 def pending_months(settings: Settings) -> dict[str, list[str]]:
@@ -152,6 +160,45 @@ def pending_months(settings: Settings) -> dict[str, list[str]]:
     from orchestration.defs.ingest.automation import source_assets
 
     return {source: landed_months(settings, source) for source in source_assets()}
+
+
+TRANSFORM_JOB = "transform_lakehouse_job"
+
+
+def untransformed_months(settings: Settings, months: list[str] | None = None) -> list[str]:
+    """Months loaded into bronze whose latest load no successful transform run (dbt build and tests, gold and
+    public exports) has covered since: a transform killed or failed leaves its months here until one succeeds."""
+    import dagster as dg
+
+    from orchestration.defs.ingest.automation import source_assets
+
+    settings.prepare()
+    instance = dg.DagsterInstance.get()
+    loaded: dict[str, float] = {}
+    for source, keys in source_assets().items():
+        for month in landed_months(settings, source):
+            if months and month not in months:
+                continue
+            for key in keys:
+                records = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=key, asset_partitions=[month]), limit=1).records
+                if records:
+                    loaded[month] = max(loaded.get(month, 0.0), records[0].timestamp)
+    if not loaded:
+        return []
+    covered: dict[str, float] = {}
+    runs = instance.get_run_records(
+        dg.RunsFilter(job_name=TRANSFORM_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1000)
+    for rec in runs:
+        tags = rec.dagster_run.tags
+        first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+        last = tags.get("dagster/asset_partition_range_end") or first
+        if rec.start_time is None or not first:
+            continue
+        for month in loaded:
+            if first <= month <= last:
+                covered[month] = max(covered.get(month, 0.0), rec.start_time)
+    return sorted(m for m, t in loaded.items() if t > covered.get(m, float("-inf")))
 
 
 
@@ -163,6 +210,7 @@ class ModelRun:
     failed_checks: list[str]
     warned_checks: list[str]
     metadata: dict
+    problems: list[str] = field(default_factory=list)
 
 
 def model_workers() -> int:
@@ -173,10 +221,10 @@ def model_workers() -> int:
 
 def _run_group(settings: Settings, group: str) -> ModelRun:
     job, instance = _job(settings, "train_forecast_models_job")
-    result = job.execute_in_process(partition_key=group, instance=instance, run_config=QUIET_LOGS,
-                                    raise_on_error=False, tags={"crimelake/trigger": "cli"})
+    result = _execute(job, instance, partition_key=group, run_config=QUIET_LOGS, tags={"crimelake/trigger": "cli"})
     errors, warnings = _failed_checks(result)
-    return ModelRun(group, result.run_id, result.success, errors, warnings, _materializations(result))
+    return ModelRun(group, result.run_id, result.success, errors, warnings, _materializations(result),
+                    problems(result))
 
 
 def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelRun], None] | None = None,
@@ -221,8 +269,7 @@ def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelR
 def run_hotspot_tracking(settings: Settings) -> ModelRun:
     """One Dagster run measuring concentration and classifying emerging hot spots."""
     job, instance = _job(settings, "track_hotspots_job")
-    result = job.execute_in_process(
-        instance=instance, run_config=QUIET_LOGS, raise_on_error=False,
-        tags={"crimelake/trigger": "cli"})
+    result = _execute(job, instance, run_config=QUIET_LOGS, tags={"crimelake/trigger": "cli"})
     errors, warnings = _failed_checks(result)
-    return ModelRun("hotspots", result.run_id, result.success, errors, warnings, _materializations(result))
+    return ModelRun("hotspots", result.run_id, result.success, errors, warnings, _materializations(result),
+                    problems(result))
