@@ -176,7 +176,7 @@ def _run(settings: Settings, summary: Summary, months: list[str] | None, everyth
                       "(use --all to reload).")
         return
     earlier = sorted(set(behind) - set(todo))
-    if earlier and built:
+    if earlier:
         console.print(f"Loaded but not yet through a successful transform (an earlier run stopped or failed): "
                       f"{', '.join(earlier)}.")
     span = (behind[0], behind[-1]) if behind and built and not full_refresh else None

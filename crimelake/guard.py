@@ -75,10 +75,13 @@ class Guard:
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._old_wakeup = -1
         self._thread: threading.Thread | None = None
+        self._stderr: int | None = None
 
     # -- entering and leaving -------------------------------------------------------------------------------------
     def __enter__(self) -> Guard:
         global _active
+        with contextlib.suppress(OSError):
+            self._stderr = os.dup(2)
         self._install_signals()
         try:
             self._take_lock()
@@ -89,6 +92,9 @@ class Guard:
         except BaseException:
             self._restore_signals()
             self._release_lock()
+            if self._stderr is not None:
+                os.close(self._stderr)
+                self._stderr = None
             raise
         self._thread = threading.Thread(target=self._watch, name="crimelake-guard", daemon=True)
         self._thread.start()
@@ -103,6 +109,9 @@ class Guard:
             self._thread.join(timeout=5)
         self._restore_signals()
         self._release_lock()
+        if self._stderr is not None:
+            os.close(self._stderr)
+            self._stderr = None
 
     # -- the home's lock ------------------------------------------------------------------------------------------
     def _take_lock(self) -> None:
@@ -232,10 +241,14 @@ class Guard:
                 (instance.report_run_canceled if canceled else instance.report_run_failed)(run, message)
             free_slots(instance, run_id)
         _terminate_children()
-        self.say(message)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # Straight to the terminal's descriptor as it was when the command began: a live progress display holds
+        # back what is printed through it, and during a run Dagster tees the standard streams through a process
+        # of its own.
+        with contextlib.suppress(OSError):
+            os.write(self._stderr if self._stderr is not None else 2, f"\n{message}\n".encode())
         self._release_lock()
         os._exit(code)
 

@@ -142,6 +142,7 @@ def _hold_warehouse(settings: Settings) -> str:
         tags[PROCESS_START_TAG] = process_start(os.getpid())
     instance.add_run(dg.DagsterRun(job_name="holder_job", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
                                    tags=tags))
+    instance.event_log_storage.initialize_concurrency_limit_to_default("warehouse")
     assert instance.event_log_storage.claim_concurrency_slot("warehouse", run_id, "holder_step").is_claimed
     return run_id
 
