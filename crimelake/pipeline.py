@@ -213,10 +213,34 @@ class ModelRun:
     problems: list[str] = field(default_factory=list)
 
 
-def model_workers() -> int:
-    """Forecast groups trained at once: `CRIMELAKE_MODEL_WORKERS`, else one per core up to 2. Each group trains on
-    one thread (see ml.model.DEFAULT_PARAMS), so two cores train two groups side by side."""
-    return env_count("CRIMELAKE_MODEL_WORKERS", max(1, min(2, os.cpu_count() or 1)))
+# Peak memory of one forecast-group worker per cell of the study area, measured nationally (296,000 cells, 16
+# months: 2.7 to 3.3 GB per worker process), rounded up for longer histories.
+WORKER_BYTES_PER_CELL = 12_000
+
+
+def model_workers(settings: Settings | None = None) -> int:
+    """Forecast groups trained at once: `CRIMELAKE_MODEL_WORKERS`, else one per core up to 2 when two workers fit
+    in `CRIMELAKE_MEMORY_BUDGET_MB` (default 4096) at ``WORKER_BYTES_PER_CELL`` per cell of the study area. Each
+    group trains on one thread (see ml.model.DEFAULT_PARAMS), so two cores train two groups side by side; a
+    national study area trains one group at a time and the groups share the loaded tables."""
+    workers = max(1, min(2, os.cpu_count() or 1))
+    if settings is not None and workers > 1 and "CRIMELAKE_MODEL_WORKERS" not in os.environ:
+        budget = env_count("CRIMELAKE_MEMORY_BUDGET_MB", 4096) * 2**20
+        workers = max(1, min(workers, budget // max(1, _study_cells(settings) * WORKER_BYTES_PER_CELL)))
+    return env_count("CRIMELAKE_MODEL_WORKERS", workers)
+
+
+def _study_cells(settings: Settings) -> int:
+    """Rows of gold/dim_cells, from the Delta log (no data read); 0 when there is no table yet."""
+    from crimelake import lake
+
+    path = settings.gold("dim_cells")
+    if not lake.table_exists(path):
+        return 0
+    from deltalake import DeltaTable
+
+    actions = DeltaTable(str(path)).get_add_actions(flatten=True)
+    return int(sum(n or 0 for n in actions.column("num_records").to_pylist()))
 
 
 def _run_group(settings: Settings, group: str) -> ModelRun:
@@ -234,7 +258,7 @@ def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelR
     With more than one worker the groups' runs go to separate processes (spawned, so each has its own Dagster,
     MLflow and XGBoost state); they share the home's Dagster instance and MLflow store, and the predictions table
     is appended one run at a time (the asset's pool). Results come back in the order of `groups`."""
-    workers = min(model_workers() if workers is None else workers, len(groups))
+    workers = min(model_workers(settings) if workers is None else workers, len(groups))
     if workers <= 1:
         out = []
         for group in groups:

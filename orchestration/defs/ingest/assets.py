@@ -7,6 +7,7 @@ partitioned by month, and their counts, Delta versions and check results reporte
 
 import dagster as dg
 
+from crimelake import memory
 from crimelake.ingest.engine import IngestResult, bronze_schema, ingest_partition
 from crimelake.ingest.landing import fingerprint
 from data_contracts.loader import Contract, default_contracts
@@ -128,7 +129,7 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             ),
             dg.AssetCheckResult(check_name=CHECK_CONTRACT, passed=suite.passed, metadata=suite.to_metadata()),
         ]
-        return dg.MaterializeResult(
+        out = dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows_loaded,
                 "rows_read": result.rows_read,
@@ -147,6 +148,10 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             },
             check_results=checks,
         )
+        # A month's rows are written: hand their memory back before the next step (dbt runs beside this process).
+        del result, suite
+        memory.release()
+        return out
 
     return _ingest
 
