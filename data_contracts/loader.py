@@ -100,6 +100,8 @@ class Contract:
     x: str | None = None
     y: str | None = None
     coords_required: bool = False
+    area_code: str | None = None  # a column holding a GSS area code (E/W prefix: England, Wales) for each location
+    force_column: str | None = None  # a column naming the police force each row falls within
     knife_column: str | None = None
     knife_true: tuple[str, ...] = ()
     label_column: str | None = None
@@ -211,6 +213,11 @@ def parse_contract(path: Path, taxonomy: Taxonomy | None = None) -> Contract:
     coords = custom.get("coordinates") or {}
     need_column(coords.get("x"), "coordinates.x")
     need_column(coords.get("y"), "coordinates.y")
+    need_column(coords.get("areaCode"), "coordinates.areaCode")
+    force_column = custom.get("forceColumn")
+    need_column(force_column, "forceColumn")
+    if force_column is not None and "force" not in pattern.groupindex:
+        raise _fail(path, "forceColumn needs a file name pattern with a (?P<force>...) group to compare it with")
     knife = custom.get("knifeFlag") or {}
     need_column(knife.get("column"), "knifeFlag")
     if knife and not knife.get("trueValues"):
@@ -260,6 +267,8 @@ def parse_contract(path: Path, taxonomy: Taxonomy | None = None) -> Contract:
         x=coords.get("x"),
         y=coords.get("y"),
         coords_required=bool(coords.get("required", False)),
+        area_code=coords.get("areaCode"),
+        force_column=force_column,
         knife_column=knife.get("column"),
         knife_true=tuple(str(v) for v in knife.get("trueValues", ())),
         label_column=mapping.get("column"),

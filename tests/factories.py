@@ -27,6 +27,11 @@ def street_row(**over: str) -> dict[str, str]:
     return row
 
 
+def street_rows(n: int, **over: str) -> list[dict[str, str]]:
+    """`n` street rows alike but for their Crime IDs: one crime each, as a month's file holds them."""
+    return [street_row(**{"Crime ID": f"{k + 1:064x}", **over}) for k in range(n)]
+
+
 def rms_ho_row(ref: str = "BD/0012345/24", **over: str) -> dict[str, str]:
     row = {
         "CRIME_REF": ref, "REC_DATE": "05/03/2024", "COMMITTED_DATE": "04/03/2024", "HO_CODE": "046",

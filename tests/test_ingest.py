@@ -9,7 +9,7 @@ import pytest
 
 from crimelake import lake
 from crimelake.ingest.engine import ingest_partition
-from tests.factories import STREET_ID, contract, csv_text, land, rms_ho_row, street_row
+from tests.factories import STREET_ID, contract, csv_text, land, rms_ho_row, street_row, street_rows
 
 STREET = contract("police_uk", "street")
 RMS = contract("force_rms_ho", "crimes")
@@ -97,7 +97,7 @@ def test_unsuppressed_small_count_is_a_disclosure_breach_and_quarantined(setting
 
 
 def test_rerunning_a_month_changes_nothing(settings):
-    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, [street_row()] * 3))
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, street_rows(3)))
     first = ingest_partition(settings, STREET, "2024-03")
     again = ingest_partition(settings, STREET, "2024-03")
     path = settings.bronze("police_uk", "street")
@@ -111,7 +111,7 @@ def test_rerunning_a_month_changes_nothing(settings):
 def test_other_months_are_untouched_when_one_is_replaced(settings):
     land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(STREET, [street_row()]))
     land(settings, STREET, "2024-04", "2024-04-bedfordshire-street.csv",
-         csv_text(STREET, [street_row(Month="2024-04")] * 2))
+         csv_text(STREET, street_rows(2, Month="2024-04")))
     ingest_partition(settings, STREET, "2024-03")
     ingest_partition(settings, STREET, "2024-04")
     ingest_partition(settings, STREET, "2024-03")
@@ -120,7 +120,7 @@ def test_other_months_are_untouched_when_one_is_replaced(settings):
 
 
 def test_duplicate_delivery_counts_once_and_is_recorded(settings):
-    text = csv_text(STREET, [street_row(), street_row()])
+    text = csv_text(STREET, street_rows(2))
     land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv", text)
     land(settings, STREET, "2024-03", "2024-03-bedfordshire-street (1).csv", text)
     r = ingest_partition(settings, STREET, "2024-03")
@@ -134,10 +134,10 @@ def test_duplicate_delivery_counts_once_and_is_recorded(settings):
 
 def test_corrected_redelivery_replaces_the_rows_of_the_file_it_corrects(settings):
     old = land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv",
-               csv_text(STREET, [street_row(**{"Crime type": "Drugs"})] * 3))
+               csv_text(STREET, street_rows(3, **{"Crime type": "Drugs"})))
     ingest_partition(settings, STREET, "2024-03")
     new = land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.v2.csv",
-               csv_text(STREET, [street_row(**{"Crime type": "Robbery"})] * 2))
+               csv_text(STREET, street_rows(2, **{"Crime type": "Robbery"})))
     os.utime(old, ns=(1_000_000_000, 1_000_000_000))
     os.utime(new, ns=(2_000_000_000, 2_000_000_000))
     r = ingest_partition(settings, STREET, "2024-03")

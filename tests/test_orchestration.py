@@ -9,7 +9,7 @@ from crimelake import lake
 from crimelake.pipeline import pending, run_landed
 from data_contracts.loader import default_contracts
 from orchestration.defs.ingest.automation import landing_sensor
-from tests.factories import contract, csv_text, land, street_row
+from tests.factories import contract, csv_text, land, street_row, street_rows
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_each_ingest_asset_carries_its_checks_and_monthly_partitions(defs):
 def test_run_loads_landed_months_through_dagster_and_records_runs(settings, defs):
     street = contract("police_uk", "street")
     land(settings, street, "2024-03", "2024-03-bedfordshire-street.csv",
-         csv_text(street, [street_row()] * 29 + [street_row(**{"Crime type": "Cyber crime"})]))
+         csv_text(street, street_rows(29) + [street_row(**{"Crime type": "Cyber crime"})]))
     land(settings, street, "2024-03", "2024-03-cheshire-street.csv", "not,a,street,file\n1,2,3,4\n")
     assert list(pending(settings)) == ["2024-03"]
 
@@ -87,7 +87,7 @@ def test_sensor_requests_a_run_for_new_or_changed_files_only(settings, defs):
     run_landed(settings)
     assert isinstance(landing_sensor(ctx), dg.SkipReason)
     land(settings, street, "2024-05", "2024-05-bedfordshire-street.v2.csv",
-         csv_text(street, [street_row(Month="2024-05")] * 2))
+         csv_text(street, street_rows(2, Month="2024-05")))
     again = landing_sensor(ctx)
     assert [r.partition_key for r in again] == ["2024-05"]
     assert again[0].run_key != requests[0].run_key

@@ -59,12 +59,20 @@ def test_columns_in_another_order_still_read():
     assert p.columns["lsoa_code"].to_pylist() == ["E01017540"]
 
 
-def test_wrong_encoding_is_rejected_with_its_line():
+def test_a_line_in_the_wrong_encoding_costs_that_line_alone():
     good = csv_text(STREET, [street_row()]).encode("utf-8")
-    bad = good + "x,2024-03,caf\xe9\n".encode("cp1252")
-    with pytest.raises(FileRejected, match="not valid utf-8") as e:
-        parse(STREET, bad)
-    assert e.value.line == 3
+    bad = good + "x,2024-03,caf\xe9\n".encode("cp1252") + good.split(b"\n", 1)[1]
+    p = parse(STREET, bad)
+    assert p.lines.tolist() == [2, 4]
+    [b] = p.bad
+    assert (b.line, b.reason) == (3, "not valid UTF-8 at byte 14 of the line (0xe9)")
+    assert b.raw == "x,2024-03,caf\\xe9"
+
+
+def test_a_header_that_is_not_text_rejects_the_file_on_line_1():
+    with pytest.raises(FileRejected, match="not a text file in utf-8: header line: not valid UTF-8") as e:
+        parse(STREET, "Crime ID,Mo\xf1th\n".encode("cp1252"))
+    assert e.value.line == 1
 
 
 def test_cp1252_file_decodes_with_crlf():

@@ -22,7 +22,7 @@ import pyarrow as pa
 from crimelake import lake
 from crimelake.config import Settings
 from crimelake.ingest import coerce
-from crimelake.ingest.landing import Decision, plan
+from crimelake.ingest.landing import Decision, landing_problems, owns_strays, plan
 from crimelake.ingest.lines import Lines
 from crimelake.ingest.quarantine import (
     LINEAGE,
@@ -54,6 +54,9 @@ REJECTED_FILES = pa.schema([
 
 
 READERS = 2  # files read and checked at once
+# The rejected-files table of a source's landing folder itself (folders not named for a month, files outside every
+# month folder) is kept beside its entities' tables under this name.
+LANDING = "_landing"
 
 
 def bronze_schema(contract: Contract) -> pa.Schema:
@@ -121,11 +124,14 @@ class IngestResult:
 def _reason_key(reason: str) -> str:
     """A short category for a reason, for counting: the column and the kind of failure, without the value."""
     head = reason.split(";")[0]
+    for undecodable in ("NUL byte", "not valid"):
+        if head.startswith(undecodable):
+            return " ".join(head.split()[:3]) if undecodable == "not valid" else undecodable
     column, _, rest = head.partition(":")
     kind = rest.strip()
     for marker in ("is not a valid", "is not one of", "does not match", "is not mapped", "below the minimum",
                    "above the maximum", "lies outside", "belongs to", "required value missing", "duplicates",
-                   "unsuppressed count"):
+                   "unsuppressed count", "is not the file's force", "names no police force"):
         if marker in kind:
             return f"{column}: {marker}"
     return head if len(head) < 60 else head[:60]
@@ -150,6 +156,9 @@ def ingest_partition(
     if contract not in siblings:
         siblings.append(contract)
     decisions = plan(settings, contract, month, siblings)
+    # What lies outside every month folder belongs to no month: it is reported with each load of the source, and
+    # recorded in the source's landing rejected-files table, which holds what is wrong in the landing now.
+    problems = landing_problems(settings, contract.source) if owns_strays(contract, siblings) else []
     result = IngestResult(contract.source, contract.entity, month, contract.ref, run_id)
     schema = bronze_schema(contract)
     # The rows as written: the per-file constant text columns stay dictionary-encoded up to the Delta writer.
@@ -185,7 +194,7 @@ def ingest_partition(
                 month, contract, supplier, [b.reason for b in parsed.bad], pa.array([b.raw for b in parsed.bad],
                                                                                     pa.string()),
                 lineage.columns(np.array([b.line for b in parsed.bad], dtype=np.int64))))
-        checked = check(parsed, contract, month, settings.h3_resolution)
+        checked = check(parsed, contract, month, settings.h3_resolution, d.file.groups)
         if checked.failed:
             failed = np.array(sorted(checked.failed), dtype=np.int64)
             q.append(quarantine_table(
@@ -226,6 +235,14 @@ def ingest_partition(
             if progress:
                 progress(done, len(to_read), d.file.name)
 
+    landing_rows = []
+    for problem in problems:
+        rel = settings.relative(problem.path)
+        result.files.append(FileReport(rel, "", "rejected", problem.reason))
+        landing_rows.append(dict(month=None, source=contract.source, entity=contract.entity, file=rel, sha256="",
+                                 size_bytes=0, status="rejected", reason=problem.reason, line=None,
+                                 _contract=contract.ref, _ingest_run_id=run_id, _ingested_at=now))
+
     table = pa.concat_tables(loaded) if loaded else rows_schema.empty_table()
     table, dups = split_duplicates(table, contract, texts)
     if dups.num_rows:
@@ -253,6 +270,9 @@ def ingest_partition(
                 lake.replace_month(settings.quarantine(contract.source, contract.entity), qt, month).version,
                 lake.replace_month(settings.rejected_files(contract.source, contract.entity), rt, month).version)
 
+    landing_path = settings.rejected_files(contract.source, LANDING)
+    if landing_rows or (owns_strays(contract, siblings) and lake.table_exists(landing_path)):
+        lake.replace_table(landing_path, pa.Table.from_pylist(landing_rows, schema=REJECTED_FILES))
     with ThreadPoolExecutor(max_workers=1) as pool:
         written = pool.submit(write_tables)
         result.validation = validate(result) if validate else None

@@ -11,11 +11,15 @@ a logical file is hashed as it is read, so each file is read and hashed once.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from crimelake.config import Settings
 from data_contracts.loader import Contract
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,6 +73,12 @@ def _month_of_name(groups: dict[str, str]) -> str | None:
     return None
 
 
+def owns_strays(contract: Contract, siblings: list[Contract]) -> bool:
+    """Whether `contract` reports what belongs to no contract of its source: one of them does, so each stray is
+    reported once."""
+    return sorted(siblings, key=lambda c: c.entity)[0].entity == contract.entity
+
+
 def plan(settings: Settings, contract: Contract, month: str, siblings: list[Contract]) -> list[Decision]:
     """Decide, for every file in the month's landing folder that belongs to this contract, whether it is read.
 
@@ -78,11 +88,17 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
     folder = settings.landing_dir(contract.source, month)
     if not folder.is_dir():
         return []
-    owner_of_strays = sorted(siblings, key=lambda c: c.entity)[0].entity == contract.entity
+    owner_of_strays = owns_strays(contract, siblings)
     decisions: list[Decision] = []
     mine: list[LandedFile] = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         st = path.stat()
+        if not path.is_file():
+            if owner_of_strays:
+                decisions.append(Decision(LandedFile(path, path.name, {}, st.st_mtime_ns, 0), "rejected",
+                                          "a folder inside a month folder: files land directly in the month "
+                                          "folder, so its contents are not read"))
+            continue
         m = contract.filename_pattern.match(path.name)
         if m is None:
             if owner_of_strays and not any(s.filename_pattern.match(path.name) for s in siblings):
@@ -137,11 +153,55 @@ def plan(settings: Settings, contract: Contract, month: str, siblings: list[Cont
     return decisions
 
 
-def landed_months(settings: Settings, source: str) -> list[str]:
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_logged: set[tuple[str, str]] = set()
+
+
+def is_month(name: str) -> bool:
+    """A month folder's name: YYYY-MM with a real month."""
+    return bool(_MONTH.match(name))
+
+
+@dataclass(frozen=True)
+class LandingProblem:
+    """Something in a source's landing folder that no month can read: a folder not named for a month, or a file
+    outside every month folder."""
+
+    path: Path
+    reason: str
+
+
+def landing_problems(settings: Settings, source: str) -> list[LandingProblem]:
+    """What in `landing/<source>/` is not a month folder, with the reason; each is logged (once per process)."""
     base = settings.landing_dir(source)
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and len(p.name) == 7 and p.name[4] == "-")
+    out = []
+    for p in sorted(base.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir() and not is_month(p.name):
+            out.append(LandingProblem(p, f"folder name {p.name!r} is not a month (YYYY-MM, month 01 to 12): "
+                                         f"its files are not read"))
+        elif not p.is_dir():
+            out.append(LandingProblem(p, f"file {p.name!r} lies outside every month folder: files land in "
+                                         f"landing/{source}/YYYY-MM/"))
+    for problem in out:
+        key = (str(problem.path), problem.reason)
+        if key not in _logged:
+            _logged.add(key)
+            log.warning("landing/%s/%s rejected: %s", source, problem.path.name, problem.reason)
+    return out
+
+
+def landed_months(settings: Settings, source: str) -> list[str]:
+    """The source's month folders, in order. Anything else in its landing folder is left out (and logged), so a
+    badly named folder holds no month back."""
+    base = settings.landing_dir(source)
+    if not base.is_dir():
+        return []
+    landing_problems(settings, source)
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and is_month(p.name))
 
 
 def fingerprint(settings: Settings, source: str, month: str) -> str:

@@ -2,8 +2,9 @@
 
 None of the sources writes values that span lines, so a broken line (wrong number of fields, an unbalanced quote, a
 row cut short by truncation) costs that line alone, which is quarantined with its raw text, and never swallows the
-lines after it. A file that cannot be read at all (not text in its encoding, no header, a header the contract does
-not describe) is rejected whole with a `FileRejected` naming the reason.
+lines after it. Bytes that are not text in the file's encoding, or a NUL byte, cost the line holding them alone, in
+the same way. A file that cannot be read at all (no header, a header that is not text or that the contract does not
+describe) is rejected whole with a `FileRejected` naming the reason.
 
 The file is read as one buffer. Plain lines (no quote character, exactly the expected number of delimiters: almost
 all of them) are parsed together by Arrow's CSV reader with quoting off, so no quote can run on into the next line;
@@ -118,23 +119,73 @@ def _is_utf8(encoding: str) -> bool:
     return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
 
 
-def decode(data: bytes, encoding: str) -> str:
-    if b"\x00" in data[:65536]:
-        raise FileRejected("not a text file: it contains NUL bytes (binary content)")
+@dataclass(frozen=True)
+class Decoded:
+    """A file's text as UTF-8 (no byte-order mark) and the lines that are not text in the file's encoding, by
+    0-based line index with the reason. Such a line stays in the buffer (its undecodable bytes written as
+    `\\xNN` escapes), so line numbers and raw text are kept; it is quarantined, not parsed."""
+
+    buf: bytes
+    bad: dict[int, str]
+
+
+def _line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    a = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(a == 0x0A)
+    starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
+    ends = np.concatenate((newlines, [len(a)])).astype(np.int64)
+    return starts, ends
+
+
+def _lines_holding(a: np.ndarray, starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """0-based indices of the lines that hold the byte positions `at` (each line once)."""
+    return np.unique(np.searchsorted(starts, at, side="right") - 1) if len(at) else np.zeros(0, np.int64)
+
+
+def decode_lines(data: bytes, encoding: str) -> Decoded:
+    """The file as UTF-8 text, line by line: a NUL byte or a byte sequence that is not `encoding` costs the line
+    that holds it alone. The whole buffer is decoded in one call; lines are looked at one by one only when that
+    fails, and then only those holding a NUL or a non-ASCII byte."""
+    utf8 = _is_utf8(encoding)
+    if utf8 and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    a = np.frombuffer(data, np.uint8)
+    nul = np.flatnonzero(a == 0)
     try:
-        text = data.decode("utf-8-sig" if _is_utf8(encoding) else encoding)
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise FileRejected(f"not valid {encoding} text: byte 0x{data[e.start]:02x} cannot be decoded", line) from None
-    return text
-
-
-def to_utf8(data: bytes, encoding: str) -> bytes:
-    """The file's text as UTF-8 without a byte-order mark; FileRejected when it is not text in `encoding`."""
-    text = decode(data, encoding)
-    if _is_utf8(encoding):
-        return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
-    return text.encode("utf-8")
+        text = data.decode("utf-8" if utf8 else encoding)
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not len(nul):
+        return Decoded(data if utf8 else text.encode("utf-8"), {})
+    starts, ends = _line_spans(data)
+    bad: dict[int, str] = {}
+    for i in _lines_holding(a, starts, ends, nul).tolist():
+        col = data.index(b"\x00", int(starts[i])) - int(starts[i]) + 1
+        bad[i] = f"NUL byte at byte {col} of the line"
+    if text is None:
+        # A line of ASCII bytes alone decodes the same in any encoding the contracts name.
+        suspects = _lines_holding(a, starts, ends, np.flatnonzero(a >= 0x80)) if utf8 else range(len(starts))
+        for i in (suspects.tolist() if utf8 else suspects):
+            if i in bad:
+                continue
+            line = data[int(starts[i]):int(ends[i])]
+            try:
+                line.decode("utf-8" if utf8 else encoding)
+            except UnicodeDecodeError as e:
+                bad[i] = f"not valid {'UTF-8' if utf8 else encoding} at byte {e.start + 1} of the line " \
+                         f"(0x{line[e.start]:02x})"
+    if not bad:  # only reached for a non-UTF-8 encoding whose lines all decode alone
+        return Decoded(data.decode(encoding).encode("utf-8"), {})
+    parts = []
+    prev = 0
+    for i in sorted(bad):
+        s, e = int(starts[i]), int(ends[i])
+        parts.append(data[prev:s] if utf8 else data[prev:s].decode(encoding).encode("utf-8"))
+        parts.append(data[s:e].decode("utf-8" if utf8 else encoding, errors="backslashreplace")
+                     .replace("\x00", "\\x00").encode("utf-8"))
+        prev = e
+    parts.append(data[prev:] if utf8 else data[prev:].decode(encoding).encode("utf-8"))
+    return Decoded(b"".join(parts), bad)
 
 
 def _check_header(lines: Lines, contract: Contract) -> list[str]:
@@ -180,7 +231,10 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
     hash when the caller has already taken it."""
     if not data or data.isspace():
         raise FileRejected("empty file: no header line")
-    lines = split_lines(to_utf8(data, contract.encoding))
+    decoded = decode_lines(data, contract.encoding)
+    if 0 in decoded.bad:
+        raise FileRejected(f"not a text file in {contract.encoding}: header line: {decoded.bad[0]}", 1)
+    lines = split_lines(decoded.buf)
     header = _check_header(lines, contract)
     # Columns are matched by name, so a file with the same columns in another order still reads.
     positions = [header.index(h) for h in contract.header]
@@ -189,6 +243,8 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
 
     plain = plain_lines(lines, delim, width)
     plain[0] = False
+    undecodable = np.fromiter(decoded.bad, np.int64, len(decoded.bad))
+    plain[undecodable[undecodable < len(plain)]] = False
     table = _read_plain(lines, plain, delim, width) if plain.any() else None
     if table is None:
         plain[:] = False
@@ -202,6 +258,11 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
     blank = [not t.strip() for t in texts]
     split = iter(_split_each([t for t, b in zip(texts, blank, strict=True) if not b], delim))
     for i, line, is_blank in zip(exact.tolist(), texts, blank, strict=True):
+        if i in decoded.bad:
+            bad.append(BadLine(i + 1, line, decoded.bad[i]))
+            if not is_blank:
+                next(split)
+            continue
         if is_blank:
             bad.append(BadLine(i + 1, line, "blank line"))
             continue

@@ -16,9 +16,10 @@ import pyarrow.compute as pc
 from h3.api.basic_int import latlng_to_cell as _h3_int
 from pyproj import Transformer
 
-from crimelake.config import ENGLAND_WALES_BBOX
 from crimelake.ingest import coerce
+from crimelake.ingest.forces import wrong_force
 from crimelake.ingest.reader import ParsedFile
+from crimelake.reference import boundary
 from data_contracts.loader import Contract
 
 # One set per thread: files are checked on more than one thread, and a pyproj Transformer is not to be shared.
@@ -86,7 +87,9 @@ class _Reasons:
             self.by_row.setdefault(int(i), []).append(message(int(i)) if callable(message) else message)
 
 
-def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int) -> Checked:
+def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int,
+          groups: dict[str, str] | None = None) -> Checked:
+    """`groups` are what the file's name says (its force, month, ...), checked against the rows."""
     n = len(parsed.lines)
     reasons = _Reasons(n)
     raw = {c.name: coerce.text(parsed.columns[c.name]) for c in contract.columns}
@@ -137,6 +140,10 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
         header = contract.column(contract.label_column).header
         unmapped = pc.and_(pc.is_valid(lab), pc.invert(pc.is_in(lab, pa.array(sorted(contract.labels)))))
         reasons.add(unmapped, lambda i: f"{header}: label {lab[i].as_py()!r} is not mapped by contract {contract.ref}")
+    if contract.force_column and (groups or {}).get("force"):
+        fcol = contract.column(contract.force_column)
+        wrong = wrong_force(raw[fcol.name], groups["force"])
+        reasons.add(wrong.mask, lambda i: f"{fcol.header}: {raw[fcol.name][i].as_py()!r} {wrong.why}")
     if contract.knife_column:
         derived["knife_enabled"] = pc.is_in(raw[contract.knife_column], pa.array(list(contract.knife_true)))
         derived["knife_enabled"] = pc.if_else(pc.is_null(raw[contract.knife_column]),
@@ -161,9 +168,7 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
         lat = np.full(n, np.nan)
         if both.any():
             lon[both], lat[both] = _to_wgs84(contract.crs or "EPSG:4326", xv[both], yv[both])
-        mnx, mny, mxx, mxy = ENGLAND_WALES_BBOX
-        with np.errstate(invalid="ignore"):
-            outside = both & ~((lon >= mnx) & (lon <= mxx) & (lat >= mny) & (lat <= mxy))
+        outside = both & ~boundary.inside(lon, lat, raw[contract.area_code] if contract.area_code else None)
         reasons.add(outside, lambda i: f"{hx}/{hy}: ({xv[i]}, {yv[i]}) lies outside England and Wales")
         ok = both & ~outside
         lon[~ok] = np.nan
