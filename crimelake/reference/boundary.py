@@ -1,9 +1,11 @@
 """Whether places lie in England and Wales: by the area code's country prefix, else by a boundary polygon.
 
-The polygon (`england_wales.geojson`, 42 kB) is the 2013 local authority districts of England and Wales unioned,
-grown 2 km seaward (police map points sit on piers and harbours) less Scotland, and simplified to 150 m; how it is
-built and its source and licence are in `build_boundary.py` and in the file's own properties. It keeps Glasgow,
-Belfast, Douglas and Calais out, and Berwick-upon-Tweed, Anglesey, the Isles of Scilly and Dover in.
+The polygon (`england_wales.geojson`, 29 kB) is the 2013 local authority districts of England and Wales unioned,
+grown 5 km seaward (map points sit on piers, harbours and the coast road, and the source is coarse), less Scotland
+as it stands, and simplified to 150 m; how it is built, its source and its licence are in `build_boundary.py` and
+in the file's own properties. It keeps Glasgow, Belfast, Douglas and Calais out, and Berwick-upon-Tweed, Anglesey,
+the Isles of Scilly and Dover in. British Transport Police also publishes incidents on Scotland's railways (without
+an area code): those lie outside England and Wales, and are quarantined as such.
 """
 
 from __future__ import annotations

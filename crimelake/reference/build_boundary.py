@@ -27,11 +27,11 @@ from shapely.geometry import MultiPolygon, Polygon
 
 SOURCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "geography" / "gb_lad_2013.topo.json"
 OUT = Path(__file__).with_name("england_wales.geojson")
-COAST_M = 2000.0
+COAST_M = 5000.0
 TOLERANCE_M = 150.0
 ATTRIBUTION = (
     "Derived from 'GeoJSON and TopoJSON UK Boundary Data by Martin Chorley' (https://github.com/martinjc/UK-GeoJson), "
-    "CC BY 4.0: 2013 local authority districts of England and Wales, unioned, grown 2 km seaward, less Scotland, "
+    "CC BY 4.0: 2013 local authority districts of England and Wales, unioned, grown 5 km seaward, less Scotland, "
     "simplified to 150 m. Contains Ordnance Survey data (c) Crown copyright and database right 2014 (OS OpenData "
     "Licence), and Office for National Statistics data licensed under the Open Government Licence v3.0."
 )
