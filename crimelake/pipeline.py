@@ -247,6 +247,9 @@ def _run_group(settings: Settings, group: str) -> ModelRun:
     job, instance = _job(settings, "train_forecast_models_job")
     result = _execute(job, instance, partition_key=group, run_config=QUIET_LOGS, tags={"crimelake/trigger": "cli"})
     errors, warnings = _failed_checks(result)
+    from crimelake import memory
+
+    memory.release()  # the group's features and training rows are gone: give the pages back before the next group
     return ModelRun(group, result.run_id, result.success, errors, warnings, _materializations(result),
                     problems(result))
 

@@ -98,27 +98,35 @@ def training_rows(
     if bad:
         raise ValueError(f"training months must have a target and history (1 <= m < {panel.n_months}): {bad}")
     rng = np.random.default_rng(seed)
-    frames, targets, weights = [], [], []
+    # Rows are chosen first from the targets and one feature column, then gathered once: the stacked features of a
+    # national window (millions of rows) never exist in full, only the rows kept.
+    cache = {} if feature_cache is None else feature_cache
+    where = np.flatnonzero(cells) if cells is not None else np.arange(panel.n_cells)
+    chosen, targets, weights = [], [], []
     for m in months:
-        x = cached_features(panel, group, m, context, feature_cache)
-        y = counts[:, m]
-        if cells is not None:
-            x, y = x[cells], y[cells]
-        quiet = (x["mean_12"].to_numpy() == 0) & (y == 0)
+        mean_12 = cached_features(panel, group, m, context, cache)["mean_12"].to_numpy()[where]
+        y = counts[where, m]
+        quiet = (mean_12 == 0) & (y == 0)
         keep = (~quiet | (rng.random(len(y)) < quiet_keep)) & ~np.isnan(y)
         w = np.where(quiet, 1.0 / quiet_keep, 1.0)
-        frames.append(x[keep].reset_index(drop=True))
+        chosen.append(where[keep])
         targets.append(y[keep])
         weights.append(w[keep])
-    x, y, w = pd.concat(frames, ignore_index=True), np.concatenate(targets), np.concatenate(weights)
+    y, w = np.concatenate(targets), np.concatenate(weights)
+    keep = np.ones(len(y), dtype=bool)
     if max_rows is not None and len(y) > max_rows:
         zero = y == 0
         p = max((max_rows - (~zero).sum()) / max(zero.sum(), 1), MIN_ZERO_KEEP)
         if p < 1:
             keep = ~zero | (rng.random(len(y)) < p)
             w = np.where(zero, w / p, w)
-            x, y, w = x[keep].reset_index(drop=True), y[keep], w[keep]
-    return x, y, w
+    bounds = np.cumsum([0, *(len(c) for c in chosen)])
+    x = pd.concat(
+        [cached_features(panel, group, m, context, cache).iloc[rows[keep[a:b]]]
+         for m, rows, a, b in zip(months, chosen, bounds[:-1], bounds[1:], strict=True)],
+        ignore_index=True,
+    )
+    return x, y[keep], w[keep]
 
 
 @dataclass
