@@ -150,14 +150,15 @@ def fairness_max_ratio() -> float:
     return float(os.environ.get("CRIMELAKE_FAIRNESS_MAX_RATIO", "1.5"))
 
 
-def fairness_audit(settings: Settings, result, panel, group: str, gold: GoldInputs):
-    """The model's flags in the last backtest month, per deprivation decile, and the gate on them; (None, None)
-    when no deprivation table is available. Crime is split into police-discovered and victim-reported."""
+def fairness_audits(settings: Settings, result, panel, group: str, gold: GoldInputs) -> dict:
+    """Per method of the backtest, (audit, gate) of its flags in the last backtest month by deprivation decile;
+    empty when no deprivation table is available. Crime is split into police-discovered and victim-reported. A
+    method that fails the gate cannot become champion, so every method is audited, not only the model."""
     from ml.fairness import audit, gate, load_imd
 
     path = imd_path(settings)
     if path is None:
-        return None, None
+        return {}
     imd = load_imd(path)
     pred = result.predictions
     month = str(pred["month"].iloc[0])
@@ -177,9 +178,12 @@ def fairness_audit(settings: Settings, result, panel, group: str, gold: GoldInpu
         arr = np.zeros(len(cells))
         arr[pos[pos >= 0]] = per_cell.to_numpy()[pos >= 0]
         kinds[kind] = arr
-    a = audit(cells, panel.lsoa_code[at], pred["model"].to_numpy(), pred["observed"].to_numpy(), imd,
-              coverage=0.05, obs_by_kind=kinds, area=panel.area_km2[at])
-    return a, gate(a, max_ratio=fairness_max_ratio())
+    out = {}
+    for method in [c for c in pred.columns if c not in ("h3_cell", "month", "observed")]:
+        a = audit(cells, panel.lsoa_code[at], pred[method].to_numpy(), pred["observed"].to_numpy(), imd,
+                  coverage=0.05, obs_by_kind=kinds, area=panel.area_km2[at])
+        out[method] = (a, gate(a, max_ratio=fairness_max_ratio()))
+    return out
 
 
 def origin_cache(settings: Settings):
@@ -193,10 +197,14 @@ def origin_cache(settings: Settings):
 
 
 def run_backtest(settings: Settings, group: str, *, force: str | None = None, months: int = 12, register: bool = True,
-                 progress: Callable[[str], None] | None = None, gates: dict[str, bool] | None = None):
+                 progress: Callable[[str], None] | None = None, gates: dict[str, dict[str, bool]] | None = None):
     """Backtest the model and every baseline, train the production model on all months, log everything to
-    MLflow and decide promotion. Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
+    MLflow and decide the champion (ml.promotion): the model or a baseline, whichever the backtest supports.
+    ``gates`` adds gates per method ({method: {gate: passed}}) to the fairness gate every method goes through.
+    Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
     from ml.backtest import backtest, forecast
+    from ml.baseline_model import history_frame
+    from ml.model import cached_features
     from ml.tracking import DatasetRef, log_backtest
 
     check_group(group)
@@ -213,25 +221,72 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
         frame = frame[frame["force"] == force]
     dataset = DatasetRef(gold.uris["fct_cell_month_counts"], gold.versions["fct_cell_month_counts"],
                          frame.reset_index(drop=True))
-    audit, verdict = fairness_audit(settings, result, panel, group, gold)
-    gates = dict(gates or {})
-    if verdict is not None:
-        gates["fairness"] = verdict.passed
+    audits = fairness_audits(settings, result, panel, group, gold)
+    per_method = {str(m): dict((gates or {}).get(str(m), {})) for m in result.summary.index}
+    for method, (_, verdict) in audits.items():
+        per_method.setdefault(method, {})["fairness"] = verdict.passed
+    audit, verdict = audits.get("model", (None, None))
+    # A few rows of each kind of input give the registered versions their signatures.
+    model_example = cached_features(panel, group, panel.n_months, context, features).reindex(
+        columns=nxt.model.feature_names).head(50)
     tracked = log_backtest(result, nxt.model, group=group, scope=force or "all forces", dataset=dataset,
-                           feature_tables=gold.versions, gates=gates, register=register, fairness=audit,
-                           fairness_gate=verdict)
+                           feature_tables=gold.versions, gates=per_method, register=register, fairness=audit,
+                           fairness_gate=verdict, model_example=model_example,
+                           history_example=history_frame(panel, group, cells=20))
     return result, nxt, tracked, gold
 
 
+@dataclass
+class MethodForecast:
+    """Next month's forecast by one method: h3_cell, force and predicted_count for every cell of the study area,
+    and the first and last month of the data it read."""
+
+    method: str
+    month: str
+    predictions: pd.DataFrame
+    data_months: tuple[str, str]
+
+
+def method_forecast(panel, group: str, method: str, nxt=None) -> MethodForecast:
+    """The forecast of `method` for the month after the panel: the model's is `nxt` (an ml.backtest.Forecast),
+    a baseline's is computed from the panel with ml.baselines, on every cell as the model's is."""
+    from ml.backtest import MODEL
+    from ml.baselines import BASELINES
+
+    if method == MODEL:
+        if nxt is None:
+            raise ValueError("the model's forecast must be given (ml.backtest.forecast)")
+        months = nxt.model.train_months
+        return MethodForecast(MODEL, nxt.month, nxt.predictions, (months[0], months[-1]))
+    if method not in BASELINES:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join([MODEL, *BASELINES])}")
+    pred = BASELINES[method](panel, group, panel.n_months)
+    frame = pd.DataFrame({"h3_cell": panel.cells, "force": panel.force, "predicted_count": np.asarray(pred, float)})
+    return MethodForecast(method, panel.month_label(panel.n_months), frame, (panel.months[0], panel.months[-1]))
+
+
 def predictions_frame(nxt, group: str, gold: GoldInputs, model) -> pd.DataFrame:
-    """The forecast `nxt` as prediction rows made by `model` (an ml.predictions.ModelRef)."""
+    """The forecast `nxt` (a MethodForecast, or the model's ml.backtest.Forecast) as prediction rows made by
+    `model` (an ml.predictions.ModelRef)."""
     from ml.predictions import build
 
-    months = nxt.model.train_months
+    if not isinstance(nxt, MethodForecast):
+        nxt = method_forecast(None, group, "model", nxt)
     frame = nxt.predictions
     return build(frame["h3_cell"].to_numpy(), frame["force"].to_numpy(), frame["predicted_count"].to_numpy(),
                  group=group, target_month=nxt.month, model=model, feature_tables=gold.versions,
-                 data_months=(months[0], months[-1]))
+                 data_months=nxt.data_months)
+
+
+def champion_frame(settings: Settings, group: str, champion, nxt, force: str | None = None) -> pd.DataFrame:
+    """Prediction rows of `champion` (an ml.tracking.Champion registered by this run): the model's forecast `nxt`,
+    or the baseline's forecast from the same panel."""
+    from ml.predictions import ModelRef
+    from ml.tracking import CHAMPION, registered_name
+
+    gold, panel, _ = current_inputs(settings, force)
+    return predictions_frame(method_forecast(panel, group, champion.method, nxt), group, gold,
+                             ModelRef(registered_name(group), champion.version, CHAMPION, champion.run_id))
 
 
 def append_predictions(settings: Settings, frame: pd.DataFrame) -> int:
@@ -289,7 +344,8 @@ def write_frame(frame: pd.DataFrame, out: Path) -> None:
 
 
 def champion_forecast(settings: Settings, group: str, force: str | None = None) -> pd.DataFrame:
-    """Next month's forecast from the group's current champion (when the latest candidate was not promoted)."""
+    """Next month's forecast from the group's current champion, whichever method it is, on the latest data (when
+    this run's version did not take the alias)."""
     from ml.backtest import forecast
     from ml.model import TrainedModel
     from ml.predictions import ModelRef
@@ -297,10 +353,15 @@ def champion_forecast(settings: Settings, group: str, force: str | None = None) 
 
     champ = load_champion(group)
     if champ is None:
-        raise ValueError(f"no champion model for {group}")
-    version, run_id, regressor = champ
+        raise ValueError(f"no champion for {group}: run `crimelake models` first")
+    champion, regressor = champ
     gold, panel, context = current_inputs(settings, force)
-    model = TrainedModel(regressor=regressor, group=group, feature_names=list(regressor.get_booster().feature_names),
-                         params={}, train_months=list(panel.months), n_rows=0, uses_context=True)
-    nxt = forecast(panel, group, context=context, model=model)
-    return predictions_frame(nxt, group, gold, ModelRef(registered_name(group), version, CHAMPION, run_id))
+    if regressor is None:
+        nxt = method_forecast(panel, group, champion.method)
+    else:
+        model = TrainedModel(regressor=regressor, group=group,
+                             feature_names=list(regressor.get_booster().feature_names), params={},
+                             train_months=list(panel.months), n_rows=0, uses_context=True)
+        nxt = forecast(panel, group, context=context, model=model)
+    return predictions_frame(nxt, group, gold, ModelRef(registered_name(group), champion.version, CHAMPION,
+                                                        champion.run_id))

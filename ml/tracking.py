@@ -10,14 +10,16 @@ import json
 import os
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-PROMOTION_METRIC = "pei_star_5"
+from ml.promotion import ALPHA, METRIC, MODEL, PromotionDecision, decide
+
+PROMOTION_METRIC = METRIC
 CHAMPION = "champion"
 
 
@@ -40,17 +42,6 @@ class DatasetRef:
 
 
 @dataclass
-class PromotionDecision:
-    promoted: bool
-    candidate: float
-    champion: float | None
-    best_baseline: str
-    best_baseline_value: float
-    reasons: list[str] = field(default_factory=list)
-    gates: dict[str, bool] = field(default_factory=dict)
-
-
-@dataclass
 class TrackedBacktest:
     group: str
     experiment_id: str
@@ -59,6 +50,15 @@ class TrackedBacktest:
     model_version: str | None
     decision: PromotionDecision
     fairness_markdown: str | None = None
+    # The version holding the champion alias after this run (None: the group has no champion), whatever its method.
+    champion: Champion | None = None
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    run_id: str
+    method: str
 
 
 def model_requirements() -> list[str]:
@@ -89,44 +89,15 @@ def _experiment_id(group: str) -> str:
                                     tags={"forecast_group": group, "crimelake": "forecast"})
 
 
-def decide_promotion(candidate: float, champion: float | None, best_baseline: tuple[str, float],
-                     gates: dict[str, bool] | None = None) -> PromotionDecision:
-    """Promote only when the candidate beats the current champion and the best baseline on PEI* at 5%, and
-    passes every extra gate (the fairness gate, when there is one)."""
-    name, value = best_baseline
-    reasons = []
-    ok = True
-    if candidate != candidate:  # NaN: the backtest had no crime to score against
-        return PromotionDecision(False, candidate, champion, name, value,
-                                 [f"candidate {PROMOTION_METRIC} is undefined (no crime in the backtest months)"],
-                                 dict(gates or {}))
-    if candidate > value:
-        reasons.append(f"beats the best baseline {name}: {PROMOTION_METRIC} {candidate:.4f} > {value:.4f}")
-    else:
-        ok = False
-        reasons.append(f"does not beat the best baseline {name}: {PROMOTION_METRIC} {candidate:.4f} <= {value:.4f}")
-    if champion is None:
-        reasons.append("no current champion")
-    elif candidate > champion:
-        reasons.append(f"beats the current champion: {candidate:.4f} > {champion:.4f}")
-    else:
-        ok = False
-        reasons.append(f"does not beat the current champion: {candidate:.4f} <= {champion:.4f}")
-    for gate, passed in (gates or {}).items():
-        reasons.append(f"gate {gate}: {'passed' if passed else 'failed'}")
-        ok = ok and passed
-    return PromotionDecision(ok, candidate, champion, name, value, reasons, dict(gates or {}))
-
-
-def champion_metric(group: str) -> tuple[str, float | None] | None:
-    """(version, its backtest PROMOTION_METRIC) of the group's current champion, or None."""
+def champion_info(group: str) -> Champion | None:
+    """The version behind the group's champion alias and its method, or None when there is none. Versions from
+    before baselines could be champions carry no method tag: they are the model."""
     client = MlflowClient()
     try:
         mv = client.get_model_version_by_alias(registered_name(group), CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    run = client.get_run(mv.run_id)
-    return mv.version, run.data.metrics.get(PROMOTION_METRIC)
+    return Champion(str(mv.version), mv.run_id, mv.tags.get("method", MODEL))
 
 
 def _chart(summary: pd.DataFrame, path: Path) -> None:
@@ -181,8 +152,9 @@ Training table {dataset.name} (Delta version {dataset.delta_version}, {dataset.t
 ## Metrics against the baselines (backtest means)
 {chr(10).join(rows)}
 
-## Promotion
-{"Promoted to champion" if decision.promoted else "Not promoted"}: {"; ".join(decision.reasons)}.
+## Champion
+{f"Champion: {decision.champion}" if decision.champion else "No champion"}{
+    "" if decision.new_version else " (the alias did not move)"}: {"; ".join(decision.reasons)}.
 
 ## Fairness (last backtest month, flags at 5% of cells, by IMD decile; 1 = most deprived)
 {fair}
@@ -194,6 +166,37 @@ simulated. Forecasts are one month ahead, at one H3 resolution.
 """
 
 
+def promotion_alpha() -> float:
+    """Level of the paired test a challenger must pass to replace the champion's method."""
+    return float(os.environ.get("CRIMELAKE_PROMOTION_ALPHA", str(ALPHA)))
+
+
+def decision_tags(decision: PromotionDecision, method: str) -> dict[str, str]:
+    """What every registered version carries about the decision that placed (or did not place) it."""
+    t = decision.test
+    return {
+        "method": method,
+        "promotion_decision": "champion" if decision.new_version and decision.champion == method else "not champion",
+        "promotion_reasons": "; ".join(decision.reasons),
+        "champion_method": str(decision.champion),
+        "previous_champion_method": str(decision.previous),
+        "runner_up": str(decision.runner_up),
+        "mean_margin": f"{decision.mean_margin:.6f}",
+        "paired_test": t.name if t else "none",
+        "paired_test_statistic": f"{t.statistic:g}" if t else "",
+        "paired_test_p_value": f"{t.p_value:.6g}" if t else "",
+        "paired_test_alpha": f"{decision.alpha:g}",
+        "months_compared": ",".join(t.months) if t else "",
+    }
+
+
+def _register(client: MlflowClient, group: str, version: str, decision: PromotionDecision, method: str) -> None:
+    for k, v in decision_tags(decision, method).items():
+        client.set_model_version_tag(registered_name(group), version, k, v)
+    if decision.new_version and decision.champion == method:
+        client.set_registered_model_alias(registered_name(group), CHAMPION, version)
+
+
 def log_backtest(
     result,
     trained,
@@ -202,12 +205,22 @@ def log_backtest(
     scope: str,
     dataset: DatasetRef,
     feature_tables: dict[str, int],
-    gates: dict[str, bool] | None = None,
+    gates: dict[str, dict[str, bool]] | None = None,
     register: bool = True,
     fairness=None,
     fairness_gate=None,
+    model_example: pd.DataFrame | None = None,
+    history_example: pd.DataFrame | None = None,
 ) -> TrackedBacktest:
-    """Log the backtest (model and baselines as sibling runs), register the model, decide promotion."""
+    """Log the backtest (model and baselines as sibling runs), register the model, decide the champion (see
+    ml.promotion) and register the winning baseline when a baseline wins.
+
+    ``gates`` maps each method to its gates ({"fairness": passed}). ``model_example`` (feature rows) and
+    ``history_example`` (a baseline's input, ml.baseline_model) give the registered versions their signatures."""
+    from mlflow.models import infer_signature
+
+    from ml.baseline_model import BaselineForecaster, requirements
+
     exp_id = _experiment_id(group)
     summary = result.summary
     per_month = result.per_month
@@ -218,6 +231,11 @@ def log_backtest(
                    "backtest_origins_reused": ",".join(getattr(result, "reused_origins", [])) or "none"}
     ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
                                  name=f"{dataset.name}@v{dataset.delta_version}")
+    previous = champion_info(group) if register else None
+    decision = decide(per_month, previous.method if previous else None, gates=gates, alpha=promotion_alpha())
+    client = MlflowClient()
+    champion = previous if not decision.new_version else None
+    promotion_json = json.dumps(decision.to_dict(), indent=2)
 
     def log_method(run, method: str) -> None:
         mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
@@ -226,72 +244,80 @@ def log_backtest(
             mlflow.log_metrics({k: float(r[k]) for k in ("pai_5", "pei_star_5", "hit_rate_5", "deviance")
                                 if k in r and pd.notna(r[k])}, step=step)
         mlflow.log_input(ds, context="backtest")
+        for gate, passed in (gates or {}).get(method, {}).items():
+            mlflow.set_tag(f"{gate}_gate", "passed" if passed else "failed")
+        mlflow.set_tag("promotion", "champion" if decision.new_version and decision.champion == method
+                       else "not champion")
 
     baseline_runs: dict[str, str] = {}
     for method in summary.index:
-        if method == "model":
+        if method == MODEL:
             continue
         with mlflow.start_run(experiment_id=exp_id, run_name=f"baseline-{method}") as run:
             mlflow.set_tags({**common_tags, "method": method, "kind": "baseline"})
             mlflow.log_param("method", method)
             log_method(run, method)
             baseline_runs[method] = run.info.run_id
-
-    baselines = summary.drop(index="model")
-    best = baselines[PROMOTION_METRIC].idxmax()
-    prior = champion_metric(group) if register else None
-    decision = decide_promotion(float(summary.loc["model", PROMOTION_METRIC]), prior[1] if prior else None,
-                                (str(best), float(baselines.loc[best, PROMOTION_METRIC])), gates)
+            # The winning baseline becomes a version of the group's registered model, so the alias always points
+            # at a version, whichever method won.
+            if register and decision.new_version and decision.champion == method:
+                mlflow.log_text(promotion_json, "promotion.json")
+                python_model = BaselineForecaster(method, group)
+                signature = (infer_signature(history_example, python_model.predict(None, history_example))
+                             if history_example is not None else None)
+                info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
+                                               input_example=history_example, pip_requirements=requirements(),
+                                               registered_model_name=registered_name(group))
+                version = str(info.registered_model_version)
+                _register(client, group, version, decision, method)
+                champion = Champion(version, run.info.run_id, method)
     version = None
     with mlflow.start_run(experiment_id=exp_id, run_name="xgboost-poisson") as run:
-        mlflow.set_tags({**common_tags, "method": "model", "kind": "model", "delta_version": dataset.delta_version,
+        mlflow.set_tags({**common_tags, "method": MODEL, "kind": "model", "delta_version": dataset.delta_version,
                          "table_uri": dataset.table_uri})
         mlflow.log_params({k: v for k, v in trained.params.items() if v is not None})
         mlflow.log_params({"train_months": f"{trained.train_months[0]}..{trained.train_months[-1]}",
                            "n_training_rows": trained.n_rows, "uses_context": trained.uses_context})
-        log_method(run, "model")
+        log_method(run, MODEL)
         with tempfile.TemporaryDirectory() as tmp:
             tmpd = Path(tmp)
             (tmpd / "feature_importance.json").write_text(json.dumps(trained.feature_importance(), indent=2))
             _chart(summary, tmpd / "pai_by_coverage.png")
             summary.to_csv(tmpd / "backtest_summary.csv")
             per_month.to_csv(tmpd / "backtest_per_month.csv", index=False)
-            (tmpd / "promotion.json").write_text(json.dumps(asdict(decision), indent=2, default=str))
+            (tmpd / "promotion.json").write_text(promotion_json)
             if fairness is not None:
                 (tmpd / "fairness.md").write_text(fairness.to_markdown())
                 (tmpd / "fairness.json").write_text(json.dumps(
                     {"audit": fairness.to_dict(), "gate": fairness_gate.to_dict()}, indent=2))
                 if fairness_gate.worst_ratio == fairness_gate.worst_ratio:
                     mlflow.log_metric("fairness_worst_flag_to_crime_ratio", float(fairness_gate.worst_ratio))
-                mlflow.set_tag("fairness_gate", "passed" if fairness_gate.passed else "failed")
             (tmpd / "model_card.md").write_text(model_card(
                 group=group, scope=common_tags["scope"], months=months, summary=summary, decision=decision,
                 trained=trained, dataset=dataset, fairness=fairness, fairness_gate=fairness_gate))
             for f in tmpd.iterdir():
                 mlflow.log_artifact(str(f))
+        signature = (infer_signature(model_example, trained.regressor.predict(model_example))
+                     if model_example is not None else None)
         info = mlflow.xgboost.log_model(trained.regressor, name="model", pip_requirements=model_requirements(),
+                                        signature=signature, input_example=model_example,
                                         registered_model_name=registered_name(group) if register else None)
         if register:
             version = str(info.registered_model_version)
-            client = MlflowClient()
-            client.set_model_version_tag(registered_name(group), version, "promotion_decision",
-                                         "promoted" if decision.promoted else "not promoted")
-            client.set_model_version_tag(registered_name(group), version, "promotion_reasons",
-                                         "; ".join(decision.reasons))
-            if decision.promoted:
-                client.set_registered_model_alias(registered_name(group), CHAMPION, version)
-        mlflow.set_tag("promotion", "promoted" if decision.promoted else "not promoted")
+            _register(client, group, version, decision, MODEL)
+            if decision.new_version and decision.champion == MODEL:
+                champion = Champion(version, run.info.run_id, MODEL)
         model_run_id = run.info.run_id
     return TrackedBacktest(group, exp_id, model_run_id, baseline_runs, version, decision,
-                           fairness.to_markdown() if fairness is not None else None)
+                           fairness.to_markdown() if fairness is not None else None, champion)
 
 
 def load_champion(group: str):
-    """(version, run_id, xgboost regressor) of the group's champion, or None when there is none."""
-    client = MlflowClient()
-    try:
-        mv = client.get_model_version_by_alias(registered_name(group), CHAMPION)
-    except mlflow.exceptions.MlflowException:
+    """(Champion, xgboost regressor) of the group's champion, the regressor None when a baseline is champion (its
+    forecast is computed from the panel with ml.baselines); None when the group has no champion."""
+    champ = champion_info(group)
+    if champ is None:
         return None
-    regressor = mlflow.xgboost.load_model(f"models:/{registered_name(group)}@{CHAMPION}")
-    return str(mv.version), mv.run_id, regressor
+    if champ.method != MODEL:
+        return champ, None
+    return champ, mlflow.xgboost.load_model(f"models:/{registered_name(group)}@{CHAMPION}")
