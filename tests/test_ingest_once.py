@@ -10,6 +10,7 @@ import pytest
 
 from crimelake import lake
 from crimelake.ingest.engine import ingest_partition
+from crimelake.reference.forces import force_by_slug
 from tests.factories import contract, csv_text, land, rms_ho_row, street_row
 
 RMS = contract("force_rms_ho", "crimes")
@@ -41,7 +42,8 @@ def test_expectations_still_fail_on_the_loaded_rows_without_fingerprinting_them(
 
 
 def test_each_landed_file_is_hashed_once_and_lineage_names_its_hash(settings, monkeypatch):
-    one = csv_text(STREET, [street_row(**{"Crime ID": "b" * 64})])
+    one = csv_text(STREET, [street_row(**{"Crime ID": "b" * 64, "Reported by": "Kent Police",
+                                          "Falls within": "Kent Police"})])
     files = {
         "2024-03-bedfordshire-street.csv": csv_text(STREET, [street_row()]),
         "2024-03-kent-street.csv": one,
@@ -147,9 +149,10 @@ def test_files_read_two_at_a_time_give_the_month_read_one_after_another(settings
 
     forces = ["bedfordshire", "cheshire", "kent", "essex", "surrey", "dorset"]
     for k, force in enumerate(forces):
-        rows = [street_row(**{"Crime ID": f"{k}{i:063x}", "Crime type": ["Drugs", "Robbery", "Cyber crime"][i % 3]})
-                for i in range(40)]
-        rows.append(street_row())
+        name = force_by_slug(force).name  # each file holds its own force's rows
+        rows = [street_row(**{"Crime ID": f"{k}{i:063x}", "Crime type": ["Drugs", "Robbery", "Cyber crime"][i % 3],
+                              "Reported by": name, "Falls within": name}) for i in range(40)]
+        rows.append(street_row(**{"Crime ID": f"{k}" + "f" * 63, "Reported by": name, "Falls within": name}))
         text = csv_text(STREET, rows)
         if force == "essex":
             text = "\x00binary"

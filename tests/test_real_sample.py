@@ -39,9 +39,18 @@ def test_ingest_police_uk_accounts_for_every_line_of_the_real_sample(settings, r
                         bronze.column("_source_line").to_pylist() + quarantine.column("_source_line").to_pylist(),
                         strict=True))
         assert len(set(keys)) == expected
+    # What the real month quarantines: British Transport Police incidents on Scotland's railways, which lie
+    # outside England and Wales, and City of London crimes published twice under one Crime ID (once per place).
     street_q = lake.read(settings.quarantine("police_uk", "street"))
-    assert set(street_q.column("supplier").to_pylist()) <= {"btp"}
-    assert all("outside England and Wales" in r for r in street_q.column("reason").to_pylist())
+    by_supplier: dict[str, list[str]] = {}
+    for supplier, reason in zip(street_q.column("supplier").to_pylist(), street_q.column("reason").to_pylist(),
+                                strict=True):
+        by_supplier.setdefault(supplier, []).append(reason)
+    assert set(by_supplier) == {"btp", "city-of-london"}
+    assert all("outside England and Wales" in r for r in by_supplier["btp"])
+    assert len(by_supplier["city-of-london"]) == 11
+    assert all("Crime ID:" in r and "duplicates the row at landing/police_uk/2023-03/2023-03-city-of-london-street.csv"
+               in r for r in by_supplier["city-of-london"])
 
     # The same archive again lands nothing new and changes no table.
     before = {c.entity: lake.version(settings.bronze(c.source, c.entity))
