@@ -102,10 +102,14 @@ def _first_occurrence(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, n
     first = np.full(len(arr), -1, dtype=np.int64)
     at = np.flatnonzero(valid)
     if len(at):
-        distinct, first_pos = np.unique(code[at], return_index=True)
-        first_of_code = np.zeros(int(distinct.max()) + 1, dtype=np.int64)
-        first_of_code[distinct] = at[first_pos]
-        first[at] = first_of_code[code[at]]
+        # Dictionary codes are handed out in order of first appearance: a value is new exactly where its code
+        # exceeds every code before it, so first rows are found in one pass, without sorting.
+        c = code[at]
+        seen = np.maximum.accumulate(np.concatenate(([-1], c[:-1])))
+        new = c > seen
+        first_of_code = np.empty(int(c.max()) + 1, dtype=np.int64)
+        first_of_code[c[new]] = at[new]
+        first[at] = first_of_code[c]
     return first, valid
 
 
