@@ -218,7 +218,8 @@ def test_groups_train_side_by_side_and_a_champion_keeps_forecasting(settings, mo
         # No method passes the fairness gate: the alias stays, the gate warns and predictions still publish.
         assert after.success and not md["promoted"], md["promotion_reasons"]
         assert after.warned_checks == ["ml/hotspot_model:promotion_gate"] and after.failed_checks == []
-        assert any(r.startswith("gate fairness: failed by model") for r in md["promotion_reasons"])
+        fairness = next(r for r in md["promotion_reasons"] if r.startswith("gate fairness:"))
+        assert fairness.startswith("gate fairness: failed by ") and "model" in fairness and "passed" not in fairness
         assert md["champion_version"] == before.metadata["ml/hotspot_model"]["champion_version"]
         written = after.metadata["ml/predictions"]
         # The second run's forecast comes from the first run's model version, the champion.
