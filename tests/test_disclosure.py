@@ -198,6 +198,9 @@ def test_a_public_frame_that_breaks_the_rules_is_never_written(settings, monkeyp
                             resources={"lake": LakeResource(home=str(settings.home))},
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
-    failure = result.failure_data_for_node("public__force_month_totals").error
-    assert "breaks the disclosure rules" in str(failure) and "counts not rounded to 5" in str(failure)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.check_name == "disclosure_rules"
+    rules = {f["rule"] for f in check.metadata["offending_rows"].value}
+    assert "count not a multiple of 5" in rules
+    assert not result.get_asset_materialization_events()
     assert not lake.table_exists(settings.lake / "public" / "force_month_totals")

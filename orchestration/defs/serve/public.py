@@ -6,6 +6,7 @@ so the cost of a monthly run does not grow with the history already published.
 """
 
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,18 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from crimelake import lake as delta
-from crimelake.disclosure import check_public, forces_covering, protect, public_cells
+from crimelake.disclosure import forces_covering, protect, public_cells, threshold
+from crimelake.disclosure_check import audit_values, recoverable
 from crimelake.forecasting import GROUPS
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
+from orchestration.defs.automation import checked_eager
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
 PUBLIC_GROUP = "public"
+CHECK_DISCLOSURE = "disclosure_rules"
+ROUNDING_BASE = 5
+LISTED = 50  # offending rows named in the check's metadata
 COUNT_COLUMNS = ["h3_cell", "force", "month", "forecast_group", "incident_count"]
 
 
@@ -144,6 +150,45 @@ def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
     return keys.start, keys.end
 
 
+def staging_path(settings, name: str) -> Path:
+    """Where a public table is written and audited before it is published; no reader looks here."""
+    return settings.lake / "staging" / "public" / name
+
+
+# Public tables that are totals of another's rows: (total, parts, the keys a total is grouped by, the keys that
+# tell its parts apart). Differencing a total and its parts must not recover a suppressed part.
+MARGINS = (
+    ("force_month_totals", "cell_month_counts", ["force", "month", "forecast_group"], ["h3_cell"]),
+    ("cell_month_counts_all_forces", "cell_month_counts", ["h3_cell", "month", "forecast_group"], ["force"]),
+)
+
+
+def audit(name: str, stored: pd.DataFrame, settings, span: tuple[str, str] | None) -> list[dict]:
+    """What in the rows of public/`name` as stored breaks the disclosure rules, the published counterparts it
+    totals or is a part of included (read over the same periods)."""
+    floor = threshold()
+    found = audit_values(stored, count_columns(stored), [c for c in stored.columns if c in KEYS],
+                         min_count=floor, base=ROUNDING_BASE)
+    period = PUBLIC_TABLES[name].period
+    for total, parts, by, part_keys in MARGINS:
+        if name not in (total, parts):
+            continue
+        other = parts if name == total else total
+        path = settings.lake / "public" / other
+        if not delta.table_exists(path):
+            continue
+        counterpart = read_span(path, period, span)
+        t, p = (stored, counterpart) if name == total else (counterpart, stored)
+        if "forces" in t.columns and "force" in part_keys:
+            t = t.drop(columns="forces")
+        found += recoverable(t, p, by, part_keys, "incident_count", min_count=floor, base=ROUNDING_BASE)
+    return found
+
+
+def _brief(finding: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in finding.items())
+
+
 def build_public_asset(name: str) -> dg.AssetsDefinition:
     spec = PUBLIC_TABLES[name]
     deps = [dg.AssetKey(["gold", spec.source])] + ([dg.AssetKey(["gold", "dim_cells"])] if spec.uses_cells else [])
@@ -156,13 +201,20 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
         partitions_def=monthly_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
-        check_specs=[dg.AssetCheckSpec("disclosure_rules", asset=dg.AssetKey(["public", name]), blocking=True,
-                                       description="No count below the threshold, every count rounded, no "
-                                                   "record-level column, in the rows as written.")],
+        automation_condition=checked_eager(),
+        # Nothing is published (and no materialization recorded) when the check fails.
+        output_required=False,
+        check_specs=[dg.AssetCheckSpec(
+            CHECK_DISCLOSURE, asset=dg.AssetKey(["public", name]), blocking=True,
+            description="Read back from the staged table before it is published, and audited by code independent "
+                        "of the disclosure control: no record-level column, every count suppressed, zero or at "
+                        "least the threshold and rounded, no suppressed value recoverable from a published total "
+                        "minus its published parts.")],
         description=f"Public table `lake/public/{name}` from gold/{spec.source}, partitioned by {spec.period}: "
                     "aggregates only, counts below the disclosure threshold suppressed and every count rounded to "
-                    f"the nearest 5. A run reads and replaces only the {spec.period}s of its partition range.",
+                    f"the nearest 5. A run reads and replaces only the {spec.period}s of its partition range, "
+                    f"written first to `lake/staging/public/{name}` and published only once the rows written "
+                    "there pass the disclosure audit.",
     )
     def _public(context: dg.AssetExecutionContext, lake: LakeResource):
         settings = lake.settings()
@@ -179,23 +231,29 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
             span = None
             frame = spec.make(read_span(settings.gold(spec.source), spec.period, None, spec.columns), cells=cells)
             table = arrow_table(frame)
-        # Checked before anything is written, so a frame that breaks the rules is never published.
-        problems = check_public(table.to_pandas(), count_columns(frame))
-        if problems:
-            raise dg.Failure(f"public/{name} breaks the disclosure rules: {problems}",
-                             metadata={"problems": dg.MetadataValue.json(problems)})
-        written = replace_span(target, table, spec.period, span)
-        # ... and checked again in the rows as the table now holds them.
-        stored = read_span(target, spec.period, span)
-        problems = check_public(stored, count_columns(stored))
+        staging = staging_path(settings, name)
+        staged = delta.replace_table(staging, table, partition_by=[spec.period])
+        # The audit reads what the staging table holds, not the frame handed to the writer.
+        stored = delta.read(staging, version=staged.version).cast(table.schema)
+        findings = audit(name, stored.to_pandas(), settings, span)
+        check_md = {"offending_rows": dg.MetadataValue.json(findings[:LISTED]), "offending": len(findings),
+                    "rows_checked": stored.num_rows, "threshold": threshold(),
+                    "staged_table": dg.MetadataValue.path(str(staging)), "staged_version": staged.version}
+        if findings:
+            context.log.error(f"public/{name}: {len(findings)} values break the disclosure rules; lake/public "
+                              f"keeps what it held. First: {findings[0]}")
+            yield dg.AssetCheckResult(check_name=CHECK_DISCLOSURE, passed=False, metadata=check_md,
+                                      description=f"{len(findings)} published values break the disclosure rules "
+                                                  f"(first: {_brief(findings[0])}); not published")
+            return
+        written = replace_span(target, stored, spec.period, span)
+        shutil.rmtree(staging, ignore_errors=True)
         flags = [c for c in frame.columns if c.endswith("_suppressed") and c[:-11] in count_columns(frame)]
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={"dagster/row_count": written.rows, "delta_version": written.version,
                       "replaced": "every " + spec.period if span is None else f"{span[0]} to {span[1]}",
                       "suppressed_values": int(frame[flags].to_numpy().sum()) if flags else 0},
-            check_results=[dg.AssetCheckResult(check_name="disclosure_rules", passed=not problems,
-                                               metadata={"problems": dg.MetadataValue.json(problems),
-                                                         "rows_checked": len(stored)})],
+            check_results=[dg.AssetCheckResult(check_name=CHECK_DISCLOSURE, passed=True, metadata=check_md)],
         )
 
     return _public

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from orchestration.defs.automation import checked_eager
 from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
@@ -22,11 +23,12 @@ WAREHOUSE_POOL = "warehouse"
 
 class CrimelakeDbtTranslator(DagsterDbtTranslator):
     """Groups models by layer (staging, intermediate, marts, seeds); each model rebuilds eagerly when the months
-    it reads are updated, so the lakehouse refreshes as data lands."""
+    it reads are updated and their blocking checks passed, so the lakehouse refreshes as data lands and a month held
+    back at ingest goes no further."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project).replace_attributes(
-            automation_condition=dg.AutomationCondition.eager()
+            automation_condition=checked_eager()
         )
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
         if node.get("resource_type") == "seed":

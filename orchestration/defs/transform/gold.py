@@ -8,6 +8,7 @@ records the Delta version it made.
 
 import dagster as dg
 
+from orchestration.defs.automation import checked_eager
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
@@ -48,14 +49,14 @@ def export(context: dg.AssetExecutionContext, settings, mart: str, table: str, p
 
 
 # What every gold export shares: its group, kinds, monthly partitions run as one range, the warehouse pool and an
-# eager refresh after the marts.
+# eager refresh after the marts (never past a failed blocking check).
 GOLD_ASSET_ARGS = dict(
     group_name="gold",
     kinds={"deltalake", "duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=checked_eager(),
 )
 
 

@@ -1,0 +1,113 @@
+"""Blocking checks stop what they guard: a public table is audited where it was staged before it is published,
+a month that fails its ingest checks is neither committed to bronze nor transformed, and downstream automation
+waits for upstream blocking checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crimelake.disclosure import protect
+from crimelake.disclosure_check import audit_values, recoverable, rounding_range
+
+
+# ----- the audit of published rows, independent of protect() -------------------------------------------------------
+def test_the_audit_finds_small_unrounded_and_published_suppressed_counts():
+    frame = pd.DataFrame({"force": list("abcde"), "n": [5.0, 12.0, None, 10.0, 0.0],
+                          "n_suppressed": [False, False, True, True, False]})
+    found = audit_values(frame, ["n"], ["force"], min_count=7, base=5)
+    assert {(f["force"], f["rule"]) for f in found} == {
+        ("a", "published count below the threshold 7"), ("b", "count not a multiple of 5"),
+        ("d", "suppressed value published")}
+    assert audit_values(frame.assign(incident_id="x"), ["n"], [], min_count=1, base=1)[0]["rule"] == \
+        "record-level column incident_id is published"
+
+
+def test_rounding_ranges_are_the_counts_that_round_to_a_value():
+    assert rounding_range(10, 5) == (8, 12) and rounding_range(0, 5) == (0, 2)
+
+
+def test_a_suppressed_part_pinned_by_its_total_is_found():
+    # Total published unrounded (9) with one part 5: the hidden part can only be 4.
+    totals = pd.DataFrame({"force": ["a"], "n": [9.0]})
+    parts = pd.DataFrame({"force": ["a", "a"], "cell": ["x", "y"], "n": [5.0, None]})
+    [found] = recoverable(totals, parts, ["force"], ["cell"], "n", min_count=5, base=1)
+    assert found["cell"] == "y" and "recoverable as 4" in found["rule"]
+    # Rounded to 5, the same figures leave several values open.
+    assert recoverable(totals.assign(n=10.0), parts, ["force"], ["cell"], "n", min_count=5, base=5) == []
+
+
+def test_protect_output_passes_the_audit_at_the_default_threshold():
+    rng = np.random.default_rng(1)
+    raw = pd.DataFrame({"force": np.repeat(list("abcdefgh"), 6), "cell": list("uvwxyz") * 8,
+                        "n": rng.integers(0, 30, 48)})
+    parts = protect(raw, ["n"], min_count=5)
+    totals = protect(raw.groupby("force", as_index=False)["n"].sum(), ["n"], min_count=5)
+    assert audit_values(parts, ["n"], ["force", "cell"], min_count=5, base=5) == []
+    assert recoverable(totals, parts, ["force"], ["cell"], "n", min_count=5, base=5) == []
+
+
+# ----- public tables: staged, audited, then published ---------------------------------------------------------------
+def _write_gold(settings, months: list[str]) -> None:
+    import h3
+    import pyarrow as pa
+
+    from crimelake import lake
+
+    rng = np.random.default_rng(7)
+    parents = [h3.latlng_to_cell(52.0 + i * 0.1, -0.3, 7) for i in range(4)]
+    cells = [c for p in parents for c in sorted(h3.cell_to_children(p, 9))[:3]]
+    rows = [(c, "bedfordshire", m, g, int(rng.integers(1, 9)))
+            for m in months for c in cells for g in ("all_crime", "asb")]
+    counts = pd.DataFrame(rows, columns=["h3_cell", "force", "month", "forecast_group", "incident_count"])
+    lake.replace_table(settings.gold("fct_cell_month_counts"), pa.Table.from_pandas(counts, preserve_index=False))
+    lake.replace_table(settings.gold("dim_cells"),
+                       pa.Table.from_pandas(pd.DataFrame({"h3_cell": cells, "force": "bedfordshire"})))
+    areas = pd.DataFrame({"lsoa_code": ["E01000001", "E01000002"], "quarter": "2024-Q1",
+                          "local_authority_code": "E06000055", "incidents_all_crime": [7, 40]})
+    lake.replace_table(settings.gold("fct_area_quarter_indicators"), pa.Table.from_pandas(areas))
+
+
+def _publish(settings, first: str, last: str):
+    import dagster as dg
+
+    from orchestration.defs.serve.public import PUBLIC_ASSETS
+    from orchestration.lib.resources import LakeResource
+
+    return dg.materialize(PUBLIC_ASSETS, resources={"lake": LakeResource(home=str(settings.home))},
+                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                          tags={"dagster/asset_partition_range_start": first,
+                                "dagster/asset_partition_range_end": last})
+
+
+def test_a_public_table_failing_its_audit_is_not_published_and_names_the_offending_rows(settings, monkeypatch):
+    from crimelake import lake
+
+    months = ["2024-01", "2024-02"]
+    _write_gold(settings, months)
+    first = _publish(settings, *months)
+    assert first.success and all(c.passed for c in first.get_asset_check_evaluations())
+    public = settings.lake / "public"
+    before = {p.name: (lake.version(p), lake.read(p).to_pandas()) for p in public.iterdir()}
+    assert len(before) == 4 and not (settings.lake / "staging" / "public" / "cell_month_counts").exists()
+
+    # A threshold of 7: protect() rounds a count of 7 to 5, which the audit must refuse before it is published.
+    monkeypatch.setenv("CRIMELAKE_DISCLOSURE_THRESHOLD", "7")
+    second = _publish(settings, *months)
+    assert not second.success
+    failed = [c for c in second.get_asset_check_evaluations() if not c.passed]
+    assert failed, "some public table publishes a count of 5 under a threshold of 7"
+    for check in failed:
+        name = check.asset_key.path[-1]
+        rows = check.metadata["offending_rows"].value
+        assert rows and all(r["published"] in (5, None) for r in rows), rows
+        assert any(r["rule"] == "published count below the threshold 7" for r in rows)
+        # lake/public keeps its previous content; the staged table holds what was refused.
+        path = public / name
+        assert lake.version(path) == before[name][0]
+        pd.testing.assert_frame_equal(lake.read(path).to_pandas(), before[name][1])
+        staged = lake.read(settings.lake / "staging" / "public" / name).to_pandas()
+        assert (staged["incident_count" if "incident_count" in staged else "incidents_all_crime"] == 5).any()
+    published = {e.asset_key.path[-1] for e in second.get_asset_materialization_events()}
+    assert published.isdisjoint(c.asset_key.path[-1] for c in failed)
