@@ -137,22 +137,78 @@ def _materializations(result) -> dict[str, dict]:
 
 
 def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, full_refresh: bool = False) -> TransformRun:
-    """One Dagster run of dbt (build and tests) and the gold exports, over a range of months (or everything)."""
+    """Dagster runs of dbt (build and tests), the gold exports and the public tables over a range of months (or
+    everything). A month whose latest ingest failed a blocking check is left out (the months around it run, one
+    run per unbroken stretch) and named in the run's problems."""
+    from ml.cell_months import month_range
+
     job, instance = _job(settings, TRANSFORM_JOB)
     if months is None:
         all_months = sorted({m for ms in pending_months(settings).values() for m in ms})
         if not all_months:
             raise ValueError(f"nothing has landed in {settings.landing}: generate or ingest data first")
         months = (all_months[0], all_months[-1])
-    config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": full_refresh}}}}
-    result = _execute(
-        job, instance,
-        run_config={**QUIET_LOGS, **config},
-        tags={"crimelake/trigger": "cli", "dagster/asset_partition_range_start": months[0],
-              "dagster/asset_partition_range_end": months[1]},
-    )
-    errors, warnings = _failed_checks(result)
-    return TransformRun(months, result.run_id, result.success, errors, warnings, problems(result))
+    held = held_months(settings, month_range(*months))
+    spans = stretches(month_range(*months), held)
+    out = TransformRun(months, "none", bool(spans), [], [],
+                       [f"{m} held back by {', '.join(checks)}: dbt, gold and public not run over it"
+                        for m, checks in sorted(held.items())])
+    for i, (first, last) in enumerate(spans):
+        # A full refresh rebuilds every model at once: the first run does it, the rest build their months.
+        config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": full_refresh and i == 0}}}}
+        result = _execute(
+            job, instance,
+            run_config={**QUIET_LOGS, **config},
+            tags={"crimelake/trigger": "cli", "dagster/asset_partition_range_start": first,
+                  "dagster/asset_partition_range_end": last},
+        )
+        errors, warnings = _failed_checks(result)
+        out.run_id = result.run_id
+        out.success = out.success and result.success
+        out.failed_checks += errors
+        out.warned_checks += warnings
+        out.problems += problems(result)
+    return out
+
+
+def stretches(months: list[str], held) -> list[tuple[str, str]]:
+    """The unbroken runs of `months` (in order) that skip every month in `held`, as (first, last) pairs."""
+    out: list[list[str]] = []
+    previous_held = True
+    for m in months:
+        if m in held:
+            previous_held = True
+            continue
+        if previous_held:
+            out.append([m, m])
+        out[-1][1] = m
+        previous_held = False
+    return [(a, b) for a, b in out]
+
+
+def held_months(settings: Settings, months: list[str]) -> dict[str, list[str]]:
+    """Month -> the ingest checks (`source/entity:check`) that failed on the latest load of one of its source
+    entities: such a month goes no further than ingest until a new load passes."""
+    import dagster as dg
+
+    from orchestration.defs.ingest.assets import HELD_BACK
+    from orchestration.defs.ingest.automation import source_assets
+
+    settings.prepare()
+    instance = dg.DagsterInstance.get()
+    wanted = set(months)
+    held: dict[str, list[str]] = {}
+    for source, keys in source_assets().items():
+        for month in sorted(wanted.intersection(landed_months(settings, source))):
+            for key in keys:
+                records = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=key, asset_partitions=[month]), limit=1).records
+                mat = records[0].asset_materialization if records else None
+                value = mat.metadata.get(HELD_BACK) if mat else None
+                checks = getattr(value, "value", value) or ""
+                held.setdefault(month, []).extend(
+                    f"{key.to_user_string()}:{c.strip()}" for c in checks.split(",") if c.strip())
+    return {m: c for m, c in held.items() if c}
 
 
 def pending_months(settings: Settings) -> dict[str, list[str]]:

@@ -111,3 +111,82 @@ def test_a_public_table_failing_its_audit_is_not_published_and_names_the_offendi
         assert (staged["incident_count" if "incident_count" in staged else "incidents_all_crime"] == 5).any()
     published = {e.asset_key.path[-1] for e in second.get_asset_materialization_events()}
     assert published.isdisjoint(c.asset_key.path[-1] for c in failed)
+
+
+# ----- ingest: a month failing a blocking check goes no further -----------------------------------------------------
+def _months(path, column: str = "month") -> set[str]:
+    from crimelake import lake
+
+    return set(lake.read(path, columns=[column]).column(0).to_pylist()) if lake.table_exists(path) else set()
+
+
+def _land_two_months(settings, unknown: int = 12) -> None:
+    """2024-02 clean; 2024-03 with `unknown` of its 20 rows in a crime category the contract does not know."""
+    from tests.factories import contract, csv_text, land, street_rows
+
+    street = contract("police_uk", "street")
+    land(settings, street, "2024-02", "2024-02-bedfordshire-street.csv",
+         csv_text(street, street_rows(20, Month="2024-02")))
+    rows = street_rows(20)
+    for r in rows[:unknown]:
+        r["Crime type"] = "Something else entirely"
+    land(settings, street, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(street, rows))
+
+
+@pytest.mark.integration
+def test_a_month_failing_its_ingest_checks_is_not_transformed_and_the_command_fails(settings):
+    from typer.testing import CliRunner
+
+    from crimelake.cli import app
+
+    _land_two_months(settings)
+    result = CliRunner().invoke(app, ["run", "--home", str(settings.home)])
+    assert result.exit_code == 1, result.output
+    summary = result.output[result.output.index("Summary: "):]
+    assert "2024-03 held back by police_uk/street:contract_expectations" in summary, summary
+    # The clean month went through; the held month reached neither gold nor any public table.
+    assert _months(settings.gold("fct_cell_month_counts")) == {"2024-02"}
+    for name in ("cell_month_counts", "cell_month_counts_all_forces", "force_month_totals"):
+        assert _months(settings.lake / "public" / name) == {"2024-02"}, name
+
+    # Run again: nothing new landed, the month is still held back and the command still fails.
+    again = CliRunner().invoke(app, ["run", "--home", str(settings.home)])
+    assert again.exit_code == 1 and "2024-03 held back by" in again.output, again.output
+
+
+def test_downstream_automation_waits_for_upstream_blocking_checks():
+    import dagster as dg
+
+    from orchestration.defs.automation import checked_eager
+
+    outcome = {"passed": False}
+
+    @dg.asset(partitions_def=dg.StaticPartitionsDefinition(["m"]),
+              check_specs=[dg.AssetCheckSpec("contract_expectations", asset="bronze", blocking=True)])
+    def bronze():
+        return dg.MaterializeResult(check_results=[
+            dg.AssetCheckResult(check_name="contract_expectations", passed=outcome["passed"])])
+
+    @dg.asset(deps=[bronze], partitions_def=bronze.partitions_def, automation_condition=checked_eager())
+    def marts():
+        return None
+
+    def requested(instance) -> int:
+        first = dg.evaluate_automation_conditions(defs=[bronze, marts], instance=instance)
+        dg.materialize([bronze], partition_key="m", instance=instance, raise_on_error=False, selection=[bronze])
+        result = dg.evaluate_automation_conditions(defs=[bronze, marts], instance=instance, cursor=first.cursor)
+        return result.get_num_requested(marts.key)
+
+    assert requested(dg.DagsterInstance.ephemeral()) == 0
+    outcome["passed"] = True
+    assert requested(dg.DagsterInstance.ephemeral()) == 1
+
+
+def test_every_dbt_gold_and_public_asset_waits_for_blocking_checks():
+    from orchestration.definitions import defs
+
+    specs = [s for s in defs().resolve_all_asset_specs() if s.group_name in
+             ("staging", "intermediate", "marts", "gold", "public")]
+    assert len(specs) > 15
+    for spec in specs:
+        assert "all_deps_blocking_checks_passed" in str(spec.automation_condition), spec.key

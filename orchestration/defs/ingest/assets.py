@@ -19,6 +19,9 @@ INGEST_GROUP = "ingest"
 CHECK_ACCOUNTED = "rows_accounted_for"
 CHECK_FILES = "no_rejected_files"
 CHECK_CONTRACT = "contract_expectations"
+BLOCKING_CHECKS = (CHECK_ACCOUNTED, CHECK_CONTRACT)
+# Materialization metadata: the blocking checks that failed for the month (empty when it passed them all).
+HELD_BACK = "held_back_by"
 
 
 def reported(done: int, total: int, steps: int = 4) -> bool:
@@ -114,6 +117,10 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             ],
         )
         rejected = [f"{f.file}: {f.reason}" for f in result.rejected]
+        # What reads this month (dbt, gold, public; `crimelake run` and the eager conditions) looks here and at
+        # the blocking checks below: a month held back goes no further until a new load passes.
+        held = [name for name, ok in ((CHECK_ACCOUNTED, result.counts_add_up), (CHECK_CONTRACT, suite.passed))
+                if not ok]
         checks = [
             dg.AssetCheckResult(
                 check_name=CHECK_ACCOUNTED, passed=result.counts_add_up,
@@ -144,6 +151,7 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
                 "rejected_files_delta_version": result.rejected_version,
                 "table_uri": dg.MetadataValue.path(str(settings.bronze(contract.source, contract.entity))),
                 "landing_fingerprint": fp,
+                HELD_BACK: ", ".join(held),
                 "contract": contract.ref,
             },
             check_results=checks,
