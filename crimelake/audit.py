@@ -24,7 +24,7 @@ AUDIT_SCHEMA = pa.schema([
     ("detail", pa.string()),
 ])
 
-ACTIONS = {"ingest", "run", "promote", "not_promoted", "export", "view", "refused"}
+ACTIONS = {"ingest", "run", "promote", "keep_champion", "not_promoted", "export", "view", "refused"}
 
 
 def actor() -> str:

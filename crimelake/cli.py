@@ -329,18 +329,18 @@ def _models(settings: Settings, summary: Summary, groups: list[str]) -> None:
             bar.advance(task)
             md = mr.metadata.get("ml/hotspot_model", {})
             pred = mr.metadata.get("ml/predictions", {})
-            state = "promoted to champion" if md.get("promoted") else "not promoted"
+            change = "new champion" if md.get("champion_changed") else "champion kept"
             bar.console.print(
-                f"[bold]{mr.group}[/bold]: model v{md.get('model_version')} {state} "
-                f"(PEI* 5% {md.get('pei_star_5_model', float('nan')):.3f} vs best baseline "
+                f"[bold]{mr.group}[/bold]: champion {md.get('champion_method')} v{md.get('champion_version')} "
+                f"({change}; PEI* 5% model {md.get('pei_star_5_model', float('nan')):.3f}, best baseline "
                 f"{md.get('best_baseline')} {md.get('pei_star_5_best_baseline', float('nan')):.3f}); "
                 + (f"{pred.get('dagster/row_count')} predictions for {pred.get('target_month')}" if pred else
                    "no predictions written")
                 + (f"; failed checks: {', '.join(mr.failed_checks)}" if mr.failed_checks else ""))
             summary.run(f"group {mr.group}", mr.success, mr.problems, mr.run_id)
             if md:
-                record(settings, "promote" if md.get("promoted") else "not_promoted",
-                       f"crimelake-hotspots-{mr.group} v{md.get('model_version')}",
+                record(settings, "promote" if md.get("champion_changed") else "keep_champion",
+                       f"crimelake-hotspots-{mr.group} v{md.get('champion_version')} ({md.get('champion_method')})",
                        {"dagster_run_id": mr.run_id, "mlflow_run_id": md.get("mlflow_run_id"),
                         "reasons": md.get("promotion_reasons")})
 
@@ -404,9 +404,10 @@ def backtest(
     console.print(t)
     d = tracked.decision
     console.print(f"MLflow experiment {tracked.experiment_id}, model run {tracked.model_run_id}"
-                  + (f", registered version {tracked.model_version}: "
-                     f"{'promoted to champion' if d.promoted else 'not promoted'}" if tracked.model_version else
-                     " (force-level backtests are tracked, not registered)"))
+                  + (f", registered version {tracked.model_version}; champion: {tracked.champion.method} "
+                     f"v{tracked.champion.version}" if tracked.model_version and tracked.champion else
+                     " (force-level backtests are tracked, not registered)" if not tracked.model_version else
+                     ", no champion"))
     for r in d.reasons:
         console.print(f"  - {r}")
 
