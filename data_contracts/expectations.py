@@ -135,17 +135,35 @@ def _coerce_enum(contract: Contract, col: Column) -> list[Any]:
     return values
 
 
-def build_suite(contract: Contract) -> gx.ExpectationSuite:
+# Expectations that hold row by row, and so take GX's `mostly` (the share of rows that must meet them).
+_ROW_LEVEL = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeInSet", "ExpectColumnValuesToMatchRegex",
+              "ExpectColumnValuesToBeBetween", "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"}
+
+
+def tolerated_share(contract: Contract) -> float:
+    """The share of a month's rows its contract lets ingest set aside (its quarantineShare rule; 0 without one)."""
+    limits = [float(q.must_be_less_than) for q in contract.quality
+              if q.metric == "invalidValues" and q.arguments.get("scope") == "quarantineShare"
+              and q.must_be_less_than is not None]
+    return min(limits, default=0.0)
+
+
+def build_suite(contract: Contract, *, before_filtering: bool = False) -> gx.ExpectationSuite:
     """The expectation suite a bronze partition of this contract must meet.
 
     Rules that are not table expectations (the quarantine share) travel in `suite.meta["crimelake_rules"]`, so
     the suite alone says everything `validate_frame` checks.
+
+    `before_filtering`: the suite for every row of a month as parsed and typed, before ingest sets any aside.
+    Each row-level rule must then hold for all but the share of rows the contract lets ingest quarantine
+    (`mostly`), and labels must be ones the contract maps: ingest's own filtering is tested, not trusted.
     """
     gx = _import_gx()
     import great_expectations.expectations as gxe
 
     ref = contract.ref
     added: dict[tuple, Any] = {}
+    mostly = round(1.0 - tolerated_share(contract), 6)
 
     def add(exp_cls: type, rule: str, origin: str, severity: str = "error", **kwargs: Any) -> None:
         key = (exp_cls.__name__, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
@@ -158,6 +176,9 @@ def build_suite(contract: Contract) -> gx.ExpectationSuite:
             if meta["severity"].lower() in NON_BLOCKING_SEVERITIES:
                 meta["severity"] = severity
             return
+        if before_filtering and exp_cls.__name__ in _ROW_LEVEL:
+            kwargs["mostly"] = mostly
+            rule = f"{rule} (on at least {mostly:.0%} of rows)" if mostly < 1 else rule
         exp = exp_cls(**kwargs, meta={"rule": rule, "origin": origin, "severity": severity, "contract": ref})
         added[key] = exp
 
@@ -219,6 +240,9 @@ def build_suite(contract: Contract) -> gx.ExpectationSuite:
         if col.unique:
             add(gxe.ExpectColumnValuesToBeUnique, f"{col.name} is unique", origin, column=col.name)
 
+    if before_filtering and contract.label_column and contract.labels:
+        add(gxe.ExpectColumnValuesToBeInSet, f"{contract.label_column} is a label contract {ref} maps",
+            f"labels:{contract.label_column}", column=contract.label_column, value_set=sorted(contract.labels))
     extra: list[dict[str, Any]] = []
     for q in contract.quality:
         _quality_rule(contract, q, gxe, add, names, extra)
@@ -316,13 +340,13 @@ def _batch_definition(contract: Contract) -> Any:
         return asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION)
 
 
-def _cached_suite(contract: Contract) -> Any:
+def _cached_suite(contract: Contract, before_filtering: bool = False) -> Any:
     # Keyed by the whole parsed contract, not its file: a contract changed in memory (or a file edited and
     # re-read) must not be checked against a stale suite.
-    key = repr(contract)
+    key = (repr(contract), before_filtering)
     suite = _suites.get(key)
     if suite is None:
-        suite = _suites[key] = build_suite(contract)
+        suite = _suites[key] = build_suite(contract, before_filtering=before_filtering)
     return suite
 
 
@@ -443,21 +467,23 @@ def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.D
 
 
 def validate_frame(
-    contract: Contract, df: pd.DataFrame | pa.Table, *, rows_read: int, rows_quarantined: int
+    contract: Contract, df: pd.DataFrame | pa.Table, *, rows_read: int, rows_quarantined: int,
+    before_filtering: bool = False,
 ) -> SuiteReport:
     """Validate one loaded bronze partition (a pandas frame or an Arrow table) against the suite built from its
     contract.
 
     `rows_read` and `rows_quarantined` are the counts of the load that produced `df` (quarantined rows are
     not in it); they feed the quarantine-share rule. Columns outside the contract (lineage `_...`, derived
-    geography) are ignored: they are not handed to GX at all.
+    geography) are ignored: they are not handed to GX at all. `before_filtering`: `df` is every row of the month
+    as parsed and typed, the rows ingest set aside included (see `build_suite`).
     """
     if rows_read < 0 or rows_quarantined < 0:
         raise ValueError("rows_read and rows_quarantined must not be negative")
     df = _contract_columns(contract, df)
     sensitive = {c.name for c in contract.columns if (c.classification or "").lower() == "sensitive"}
     with _lock:
-        suite = _cached_suite(contract)
+        suite = _cached_suite(contract, before_filtering)
         from great_expectations.validator.v1_validator import Validator
 
         # What Batch.validate runs, minus the batch it would load first and load again (GX fingerprints the

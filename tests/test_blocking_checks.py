@@ -149,6 +149,13 @@ def test_a_month_failing_its_ingest_checks_is_not_transformed_and_the_command_fa
     for name in ("cell_month_counts", "cell_month_counts_all_forces", "force_month_totals"):
         assert _months(settings.lake / "public" / name) == {"2024-02"}, name
 
+    # Bronze never held the month; its 20 rows are all in quarantine, the 8 valid ones as held back.
+    assert _months(settings.bronze("police_uk", "street")) == {"2024-02"}
+    from crimelake import lake
+
+    reasons = lake.read(settings.quarantine("police_uk", "street"), month="2024-03").column("reason").to_pylist()
+    assert len(reasons) == 20 and reasons.count("month held back: contract_expectations") == 8
+
     # Run again: nothing new landed, the month is still held back and the command still fails.
     again = CliRunner().invoke(app, ["run", "--home", str(settings.home)])
     assert again.exit_code == 1 and "2024-03 held back by" in again.output, again.output
@@ -190,3 +197,34 @@ def test_every_dbt_gold_and_public_asset_waits_for_blocking_checks():
     assert len(specs) > 15
     for spec in specs:
         assert "all_deps_blocking_checks_passed" in str(spec.automation_condition), spec.key
+
+
+def test_rows_are_accounted_against_a_count_taken_apart_from_the_parser(settings, monkeypatch):
+    from crimelake import lake
+    from crimelake.ingest import engine
+    from tests.factories import contract, csv_text, land, street_rows
+
+    street = contract("police_uk", "street")
+    land(settings, street, "2024-03", "2024-03-bedfordshire-street.csv", csv_text(street, street_rows(10)))
+    assert engine.count_lines(b"h\na\n\"b\nc\"\n\n", "utf-8") == 4  # LF-ended lines after the header
+    ok = engine.ingest_partition(settings, street, "2024-03")
+    assert ok.counts_add_up and ok.rows_counted == 10 and not ok.held_back
+
+    # A parser that loses a line (its own tally agreeing with it) is caught by the independent count.
+    parse = engine.parse_bytes
+
+    def losing(path, data, contract, **kw):
+        parsed = parse(path, data, contract, **kw)
+        parsed.lines = parsed.lines[:-1]
+        parsed.columns = {k: v.slice(0, len(parsed.lines)) for k, v in parsed.columns.items()}
+        return parsed
+
+    monkeypatch.setattr(engine, "parse_bytes", losing)
+    bad = engine.ingest_partition(settings, street, "2024-03")
+    assert bad.rows_read == bad.rows_loaded + bad.rows_quarantined == 9 and bad.rows_counted == 10
+    assert bad.held_back == ["rows_accounted_for"] and not bad.counts_add_up
+    # Bronze keeps the month as first loaded; the nine rows read this time are quarantined as held back.
+    assert lake.read(settings.bronze("police_uk", "street"), month="2024-03").num_rows == 10
+    assert lake.version(settings.bronze("police_uk", "street")) == ok.bronze_version == bad.bronze_version
+    reasons = lake.read(settings.quarantine("police_uk", "street"), month="2024-03").column("reason").to_pylist()
+    assert reasons == ["month held back: rows_accounted_for"] * 9

@@ -8,6 +8,8 @@ so re-running it gives the same tables.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from crimelake.ingest.quarantine import (
     LINEAGE,
     QUARANTINE,
     FileLineage,
+    _raw_texts,
     constant,
     dictionary_text,
     quarantine_table,
@@ -54,6 +57,26 @@ REJECTED_FILES = pa.schema([
 
 
 READERS = 2  # files read and checked at once
+# The blocking checks a month must pass before it is committed to bronze.
+ACCOUNTED = "rows_accounted_for"
+CONTRACT = "contract_expectations"
+HELD_BACK = "month held back: "  # the quarantine reason of a held month's rows, followed by the checks it failed
+
+
+def count_lines(data: bytes, encoding: str) -> int:
+    """Data lines of a delimited file (every line after the header) as Python's csv module reads them: a count
+    taken apart from the ingest parser, so the accounting of loaded and quarantined rows can be checked against
+    it. Lines end at LF (a CR alone is text), as the parser reads them; a quoted field running over several
+    lines counts each line, since each is quarantined on its own."""
+    reader = csv.reader(io.StringIO(data.decode(encoding, errors="replace"), newline="\n"))
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            continue
+    return max(0, reader.line_num - 1)
 # The rejected-files table of a source's landing folder itself (folders not named for a month, files outside every
 # month folder) is kept beside its entities' tables under this name.
 LANDING = "_landing"
@@ -86,6 +109,7 @@ class FileReport:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_counted: int = 0  # data lines counted apart from the parser (count_lines)
 
 
 @dataclass
@@ -104,19 +128,24 @@ class IngestResult:
     rejected_version: int | None = None
     table: pa.Table | None = None  # the loaded rows as written to bronze (constant text dictionary-encoded)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
-    validation: Any = None  # what `validate` returned for the loaded rows
+    validation: Any = None  # what `validate` returned
+    typed: pa.Table | None = None  # every parsed row typed, before the contract's rules set any aside
+    rows_counted: int = 0
+    held_back: list[str] = field(default_factory=list)  # the blocking checks that kept the month out of bronze
 
     @property
     def counts_add_up(self) -> bool:
-        per_file = all(f.rows_read == f.rows_loaded + f.rows_quarantined for f in self.files)
-        return per_file and self.rows_read == self.rows_loaded + self.rows_quarantined
+        """Every data line, as counted apart from the parser, is loaded or quarantined (file by file and in all)."""
+        per_file = all(f.rows_counted == f.rows_loaded + f.rows_quarantined for f in self.files)
+        return per_file and self.rows_counted == self.rows_loaded + self.rows_quarantined
 
     @property
     def rejected(self) -> list[FileReport]:
         return [f for f in self.files if f.status == "rejected"]
 
     def summary(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("table", "files", "validation")}
+        d = {f.name: getattr(self, f.name) for f in fields(self)
+             if f.name not in ("table", "files", "validation", "typed")}
         d["files"] = [asdict(f) for f in self.files]
         return d
 
@@ -147,9 +176,13 @@ def ingest_partition(
     write: bool = True,
     validate: Callable[[IngestResult], Any] | None = None,
 ) -> IngestResult:
-    """Read, check and (with `write`) replace one month of one source entity. `validate`, given the result with its
-    loaded rows, runs while those very rows are being written (the Delta writer works outside the GIL, on another
-    core); what it returns is kept as `result.validation`."""
+    """Read, check and (with `write`) replace one month of one source entity.
+
+    `validate`, given the result with every parsed row typed (`result.typed`, before the contract's rules set any
+    aside) and its loaded rows, returns an object whose `passed` says whether the month meets its contract; it is
+    kept as `result.validation`. The month is committed to bronze only when it passes and its rows add up to the
+    lines counted apart from the parser; otherwise every row meant for bronze is quarantined as
+    "month held back: <checks>", bronze keeps what it held, and `result.held_back` names the checks."""
     run_id = run_id or uuid.uuid4().hex
     now = datetime.now(UTC)
     siblings = [c for c in default_contracts().values() if c.source == contract.source]
@@ -164,6 +197,7 @@ def ingest_partition(
     # The rows as written: the per-file constant text columns stay dictionary-encoded up to the Delta writer.
     rows_schema = dictionary_text(schema, [*LINEAGE.names, "force", "authority"])
     loaded: list[pa.Table] = []
+    typed: list[pa.Table] = []
     texts: dict[str, Lines] = {}
     q_parts: list[pa.Table] = []
     rejected_rows: list[dict] = []
@@ -175,7 +209,23 @@ def ingest_partition(
                                   sha256=d.file.sha256, size_bytes=d.file.size, status=status, reason=reason,
                                   line=line, _contract=contract.ref, _ingest_run_id=run_id, _ingested_at=now))
 
-    def load(d: Decision) -> FileRejected | tuple[FileReport, pa.Table, list[pa.Table], Lines]:
+    def typed_rows(parsed, checked) -> pa.Table:
+        """Every parsed row of a file typed (a value that is not of its type is null), the rows the rules set
+        aside included: the rows the contract's suite is run on."""
+        kept = checked.table.select([c.name for c in contract.columns if c.name in checked.table.column_names])
+        if not checked.failed:
+            return kept
+        at = pa.array(np.array(sorted(checked.failed), dtype=np.int64))
+        failed = {}
+        for name, field_ in zip(kept.column_names, kept.schema, strict=True):
+            if name == "month" and name not in parsed.columns:
+                failed[name] = pa.repeat(pa.scalar(month, field_.type), len(at))
+                continue
+            values, _ = coerce.convert(contract.column(name), coerce.text(parsed.columns[name].take(at)))
+            failed[name] = values.cast(field_.type)
+        return pa.concat_tables([kept, pa.table(failed, schema=kept.schema)])
+
+    def load(d: Decision) -> FileRejected | tuple[FileReport, pa.Table, list[pa.Table], Lines, pa.Table]:
         """One file read, checked and given its lineage: its report, loaded rows, quarantine rows and text."""
         rel = settings.relative(d.file.path)
         data = d.file.path.read_bytes()
@@ -185,7 +235,8 @@ def ingest_partition(
             parsed = parse_bytes(d.file.path, data, contract, sha256=d.file.sha256)
         except FileRejected as e:
             return e
-        report = FileReport(rel, parsed.sha256, "loaded", rows_read=parsed.rows_read)
+        report = FileReport(rel, parsed.sha256, "loaded", rows_read=parsed.rows_read,
+                            rows_counted=count_lines(data, contract.encoding))
         lineage = FileLineage(rel, parsed.sha256, contract.ref, run_id, now)
         supplier = d.file.supplier
         q: list[pa.Table] = []
@@ -210,7 +261,7 @@ def ingest_partition(
             t = t.append_column(name, arr)
         report.rows_quarantined = len(parsed.bad) + len(checked.failed)
         report.rows_loaded = k
-        return report, t.select(schema.names).cast(rows_schema), q, parsed.text
+        return report, t.select(schema.names).cast(rows_schema), q, parsed.text, typed_rows(parsed, checked)
 
     to_read = [d for d in decisions if d.status == "read"]
     # Two files at a time: hashing, numpy, Arrow's parser and its compute kernels work outside the GIL. The files'
@@ -226,9 +277,10 @@ def ingest_partition(
             if isinstance(out, FileRejected):
                 reject(d, "rejected", out.reason, out.line)
             else:
-                report, rows, q, text = out
+                report, rows, q, text, all_rows = out
                 result.files.append(report)
                 loaded.append(rows)
+                typed.append(all_rows)
                 q_parts.extend(q)
                 texts[report.file] = text
             done += 1
@@ -252,32 +304,55 @@ def ingest_partition(
             moved = per_file.get(f.file, 0)
             f.rows_loaded -= moved
             f.rows_quarantined += moved
-    qt = pa.concat_tables(q_parts) if q_parts else QUARANTINE.empty_table()
     result.table = table
+    result.typed = pa.concat_tables(typed) if typed else None
     result.rows_read = sum(f.rows_read for f in result.files)
+    result.rows_counted = sum(f.rows_counted for f in result.files)
     result.rows_loaded = table.num_rows
+    result.rows_quarantined = sum(q.num_rows for q in q_parts)
+    # The month's checks run before anything is written: what fails them never reaches bronze.
+    result.validation = validate(result) if validate else None
+    result.typed = None
+    if not result.counts_add_up:
+        result.held_back.append(ACCOUNTED)
+    if result.validation is not None and not result.validation.passed:
+        result.held_back.append(CONTRACT)
+    if result.held_back and table.num_rows:
+        q_parts.append(held_back_rows(table, contract, texts, HELD_BACK + ", ".join(result.held_back)))
+        for f in result.files:
+            f.rows_quarantined += f.rows_loaded
+            f.rows_loaded = 0
+        table = result.table = table.slice(0, 0)
+        result.rows_loaded = 0
+    qt = pa.concat_tables(q_parts) if q_parts else QUARANTINE.empty_table()
     result.rows_quarantined = qt.num_rows
     for reason in qt.column("reason").to_pylist():
-        key = _reason_key(reason)
+        key = HELD_BACK.strip() if reason.startswith(HELD_BACK) else _reason_key(reason)
         result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
     if not write:
-        result.validation = validate(result) if validate else None
         return result
     rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
-
-    def write_tables() -> tuple[int, int, int]:
-        return (lake.replace_month(settings.bronze(contract.source, contract.entity), table, month).version,
-                lake.replace_month(settings.quarantine(contract.source, contract.entity), qt, month).version,
-                lake.replace_month(settings.rejected_files(contract.source, contract.entity), rt, month).version)
-
     landing_path = settings.rejected_files(contract.source, LANDING)
     if landing_rows or (owns_strays(contract, siblings) and lake.table_exists(landing_path)):
         lake.replace_table(landing_path, pa.Table.from_pylist(landing_rows, schema=REJECTED_FILES))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        written = pool.submit(write_tables)
-        result.validation = validate(result) if validate else None
-        result.bronze_version, result.quarantine_version, result.rejected_version = written.result()
+    bronze = settings.bronze(contract.source, contract.entity)
+    result.bronze_version = lake.version(bronze) if result.held_back else lake.replace_month(bronze, table,
+                                                                                             month).version
+    result.quarantine_version = lake.replace_month(settings.quarantine(contract.source, contract.entity), qt,
+                                                   month).version
+    result.rejected_version = lake.replace_month(settings.rejected_files(contract.source, contract.entity), rt,
+                                                 month).version
     return result
+
+
+def held_back_rows(table: pa.Table, contract: Contract, texts: dict[str, Lines], reason: str) -> pa.Table:
+    """The rows of a month held back from bronze as quarantine rows: their raw text and lineage, one reason."""
+    supplier_col = next((g for g in ("force", "authority") if g in table.column_names), None)
+    supplier = table.column(supplier_col).combine_chunks() if supplier_col else None
+    raw = _raw_texts(table.column("_source_file").to_pylist(), table.column("_source_line").to_numpy(), texts)
+    lineage = {name: table.column(name).combine_chunks() for name in LINEAGE.names}
+    q = quarantine_table("", contract, supplier, [reason] * table.num_rows, raw, lineage)
+    return q.set_column(0, "month", table.column("month").combine_chunks())
 
 
 def ensure_bronze_tables(settings, contracts=None) -> list[str]:

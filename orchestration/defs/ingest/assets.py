@@ -8,7 +8,7 @@ partitioned by month, and their counts, Delta versions and check results reporte
 import dagster as dg
 
 from crimelake import memory
-from crimelake.ingest.engine import IngestResult, bronze_schema, ingest_partition
+from crimelake.ingest.engine import ACCOUNTED, CONTRACT, IngestResult, bronze_schema, ingest_partition
 from crimelake.ingest.landing import fingerprint
 from data_contracts.loader import Contract, default_contracts
 from orchestration.lib.partitions import monthly_partitions
@@ -16,9 +16,9 @@ from orchestration.lib.resources import LakeResource
 
 INGEST_GROUP = "ingest"
 
-CHECK_ACCOUNTED = "rows_accounted_for"
+CHECK_ACCOUNTED = ACCOUNTED
 CHECK_FILES = "no_rejected_files"
-CHECK_CONTRACT = "contract_expectations"
+CHECK_CONTRACT = CONTRACT
 BLOCKING_CHECKS = (CHECK_ACCOUNTED, CHECK_CONTRACT)
 # Materialization metadata: the blocking checks that failed for the month (empty when it passed them all).
 HELD_BACK = "held_back_by"
@@ -49,13 +49,16 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
     key = dg.AssetKey([contract.source, contract.entity])
     specs = [
         dg.AssetCheckSpec(CHECK_ACCOUNTED, asset=key, blocking=True,
-                          description="Every data line read is either loaded or quarantined (read = loaded + quarantined)."),
+                          description="Every data line, counted by a reader apart from the ingest parser (Python's "
+                                      "csv module), is either loaded or quarantined; checked before the month is "
+                                      "committed to bronze."),
         dg.AssetCheckSpec(CHECK_FILES, asset=key,
                           description="No landed file of this month was rejected whole (unreadable, wrong header, "
                                       "wrong name); duplicates and superseded deliveries are reported, not failed."),
         dg.AssetCheckSpec(CHECK_CONTRACT, asset=key, blocking=True,
                           description=f"The great-expectations suite generated from contract {contract.ref}, "
-                                      "and its quality rules, pass on the loaded month."),
+                                      "and its quality rules, pass on every row of the month as parsed and typed "
+                                      "(before ingest sets any aside); checked before the month is committed."),
     ]
 
     @dg.asset(
@@ -92,7 +95,8 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
         from data_contracts.expectations import validate_frame
 
         def validate(r: IngestResult):
-            return validate_frame(contract, r.table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+            return validate_frame(contract, r.typed if r.typed is not None else r.table, rows_read=r.rows_counted,
+                                  rows_quarantined=max(0, r.rows_counted - r.rows_loaded), before_filtering=True)
 
         result = ingest_partition(settings, contract, month, run_id=context.run_id, progress=progress,
                                   validate=validate)
@@ -101,6 +105,9 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
         suite = result.validation
         if not suite.passed:
             context.log.error(f"contract {contract.ref} breached for {month}:\n{suite.summary()}")
+        if result.held_back:
+            context.log.error(f"{contract.source}/{contract.entity} {month} held back from bronze by "
+                              f"{', '.join(result.held_back)}: its rows are quarantined, bronze keeps what it held")
 
         from crimelake import lineage
 
@@ -119,13 +126,12 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
         rejected = [f"{f.file}: {f.reason}" for f in result.rejected]
         # What reads this month (dbt, gold, public; `crimelake run` and the eager conditions) looks here and at
         # the blocking checks below: a month held back goes no further until a new load passes.
-        held = [name for name, ok in ((CHECK_ACCOUNTED, result.counts_add_up), (CHECK_CONTRACT, suite.passed))
-                if not ok]
+        held = result.held_back
         checks = [
             dg.AssetCheckResult(
                 check_name=CHECK_ACCOUNTED, passed=result.counts_add_up,
-                metadata={"rows_read": result.rows_read, "rows_loaded": result.rows_loaded,
-                          "rows_quarantined": result.rows_quarantined},
+                metadata={"rows_counted": result.rows_counted, "rows_read": result.rows_read,
+                          "rows_loaded": result.rows_loaded, "rows_quarantined": result.rows_quarantined},
             ),
             dg.AssetCheckResult(
                 check_name=CHECK_FILES, passed=not rejected,
@@ -140,6 +146,7 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             metadata={
                 "dagster/row_count": result.rows_loaded,
                 "rows_read": result.rows_read,
+                "rows_counted": result.rows_counted,
                 "rows_loaded": result.rows_loaded,
                 "rows_quarantined": result.rows_quarantined,
                 "files_read": sum(1 for f in result.files if f.status == "loaded"),
