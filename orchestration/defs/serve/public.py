@@ -21,8 +21,8 @@ from crimelake import lake as delta
 from crimelake.disclosure import forces_covering, protect, public_cells, threshold
 from crimelake.disclosure_check import audit_values, recoverable
 from crimelake.forecasting import GROUPS
-from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.defs.automation import checked_eager
+from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
