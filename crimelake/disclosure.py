@@ -68,8 +68,9 @@ def protect(frame: pd.DataFrame, count_columns: list[str], *, min_count: int | N
     out = frame.copy()
     for col in count_columns:
         raw = out[col].astype(float)
-        small = raw.notna() & (raw < floor) & (raw > 0)
         rounded = pd.Series(round_to_base(raw.fillna(0).to_numpy(), base), index=out.index).where(raw.notna())
+        # Small counts, and counts that rounding would publish below the threshold (7 -> 5 with a threshold of 7).
+        small = raw.notna() & (raw > 0) & ((raw < floor) | (rounded < floor))
         out[col] = rounded.mask(small).astype("Int64")
         out[f"{col}_suppressed"] = small
     return out
@@ -87,3 +88,46 @@ def check_public(frame: pd.DataFrame, count_columns: list[str], *, min_count: in
         if (v % base != 0).any():
             problems.append(f"{col}: counts not rounded to {base}")
     return problems
+
+
+def suppress_pinned_totals(totals: pd.DataFrame, parts: pd.DataFrame, by: list[str], column: str, *,
+                           min_count: int | None = None, base: int = 5) -> pd.DataFrame:
+    """Secondary suppression: withhold a published total whose value, less its published parts, would leave a
+    suppressed part only one possible value.
+
+    Both frames are `protect()`ed; `parts` sum to the total of their `by` group before rounding. A published value
+    v stands for any true count that rounds to it (and, for a part, is not below the threshold); a suppressed part
+    holds 1 to threshold - 1. With k suppressed parts, one of them lies between max(1, total_low - parts_high -
+    (k - 1)(threshold - 1)) and min(threshold - 1, total_high - parts_low - (k - 1)); when that leaves one value
+    or none, the total is suppressed too (published null, flagged)."""
+    floor = threshold() if min_count is None else min_count
+    most = floor - 1
+    if most <= 1 or totals.empty or parts.empty:
+        return totals
+    half = base / 2
+    p = parts[[*by, column]].copy()
+    v = p[column].astype("Float64")
+    hidden = v.isna()
+    shown = v.fillna(0).astype(float).to_numpy()
+    lo = np.maximum(np.ceil(shown - half), 0)
+    lo = np.where((lo > 0) & (lo < floor), floor, lo)
+    hi = np.ceil(shown + half) - 1
+    hi = np.where(shown == 0, 0, hi)
+    p = p.assign(_lo=np.where(hidden, 0, lo), _hi=np.where(hidden, 0, hi), _k=hidden.to_numpy().astype(int))
+    g = p.groupby(by, observed=True, dropna=False)[["_lo", "_hi", "_k"]].sum().reset_index()
+    key = [c for c in by]
+    t = totals.reset_index(drop=True)
+    merged = t[key].merge(g, on=key, how="left")
+    total = t[column].astype("Float64")
+    published = total.notna().to_numpy() & (merged["_k"].fillna(0).to_numpy() > 0)
+    tv = total.fillna(0).astype(float).to_numpy()
+    t_lo, t_hi = np.maximum(np.ceil(tv - half), 0), np.ceil(tv + half) - 1
+    k = merged["_k"].fillna(0).to_numpy()
+    low = np.maximum(1, t_lo - merged["_hi"].fillna(0).to_numpy() - (k - 1) * most)
+    high = np.minimum(most, t_hi - merged["_lo"].fillna(0).to_numpy() - (k - 1))
+    pinned = published & (low >= high)
+    out = t.copy()
+    out[column] = total.mask(pinned).astype("Int64")
+    flag = f"{column}_suppressed"
+    out[flag] = (out[flag] if flag in out.columns else False) | pinned
+    return out

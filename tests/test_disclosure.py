@@ -204,3 +204,30 @@ def test_a_public_frame_that_breaks_the_rules_is_never_written(settings, monkeyp
     assert "count not a multiple of 5" in rules
     assert not result.get_asset_materialization_events()
     assert not lake.table_exists(settings.lake / "public" / "force_month_totals")
+
+
+def test_totals_that_would_pin_a_suppressed_count_are_withheld():
+    from crimelake.disclosure import suppress_pinned_totals
+    from crimelake.disclosure_check import recoverable
+
+    rng = np.random.default_rng(1)
+    before = after = withheld = 0
+    for _ in range(300):
+        n = int(rng.integers(1, 5))
+        parts = pd.DataFrame({"g": "a", "cell": [f"c{i}" for i in range(n)], "incident_count": rng.integers(1, 12, n)})
+        totals = parts.groupby("g", as_index=False)["incident_count"].sum()
+        shown_parts, shown_totals = protect(parts, ["incident_count"], min_count=5), protect(totals, ["incident_count"], min_count=5)
+        before += bool(recoverable(shown_totals, shown_parts, ["g"], ["cell"], "incident_count", min_count=5, base=5))
+        safe = suppress_pinned_totals(shown_totals, shown_parts, ["g"], "incident_count", min_count=5)
+        after += bool(recoverable(safe, shown_parts, ["g"], ["cell"], "incident_count", min_count=5, base=5))
+        withheld += int(safe["incident_count"].isna().sum() - shown_totals["incident_count"].isna().sum())
+        assert bool(safe["incident_count_suppressed"].iloc[0]) == pd.isna(safe["incident_count"].iloc[0])
+    # The audit (written separately) finds pinned values without the secondary suppression and none with it, and
+    # only the totals that pinned something are withheld.
+    assert before > 0 and after == 0 and withheld == before
+
+
+def test_a_count_rounded_below_the_threshold_is_suppressed():
+    out = protect(pd.DataFrame({"incident_count": [6, 7, 8, 12]}), ["incident_count"], min_count=7)
+    assert out["incident_count"].isna().tolist() == [True, True, False, False]  # 6 and 7 round to 5
+    assert out["incident_count"].dropna().tolist() == [10, 10]

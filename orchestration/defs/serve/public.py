@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from crimelake import lake as delta
-from crimelake.disclosure import forces_covering, protect, public_cells, threshold
+from crimelake.disclosure import forces_covering, protect, public_cells, suppress_pinned_totals, threshold
 from crimelake.disclosure_check import audit_values, recoverable
 from crimelake.forecasting import GROUPS
 from orchestration.defs.automation import checked_eager
@@ -49,7 +49,11 @@ def cell_month_counts_all_forces(counts: pd.DataFrame, cells: pd.DataFrame | Non
     counts = counts.assign(forces=forces_covering(counts, "h3_cell_r7", cells))
     grouped = counts.groupby(["h3_cell_r7", "forces", "month", "forecast_group"], as_index=False,
                              observed=True)["incident_count"].sum()
-    return protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
+    totals = protect(grouped.rename(columns={"h3_cell_r7": "h3_cell"}), ["incident_count"])
+    # Each total is the sum of the cell's per-force counts in public/cell_month_counts: withheld where the two
+    # together would pin a suppressed count.
+    return suppress_pinned_totals(totals, cell_month_counts(counts), ["h3_cell", "month", "forecast_group"],
+                                  "incident_count", base=ROUNDING_BASE)
 
 
 def force_month_totals(counts: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -62,7 +66,11 @@ def force_month_totals(counts: pd.DataFrame, cells: pd.DataFrame | None = None) 
         grid = delivered.merge(pd.DataFrame({"forecast_group": list(GROUPS)}), how="cross")
         grouped = grid.merge(grouped, on=["force", "month", "forecast_group"], how="outer")
         grouped["incident_count"] = grouped["incident_count"].fillna(0).astype("int64")
-    return protect(grouped.sort_values(["force", "month", "forecast_group"], ignore_index=True), ["incident_count"])
+    totals = protect(grouped.sort_values(["force", "month", "forecast_group"], ignore_index=True), ["incident_count"])
+    # Each total is the sum of the force's cells in public/cell_month_counts: withheld where the two together
+    # would pin a suppressed count.
+    return suppress_pinned_totals(totals, cell_month_counts(counts), ["force", "month", "forecast_group"],
+                                  "incident_count", base=ROUNDING_BASE)
 
 
 def area_quarter_indicators(areas: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
