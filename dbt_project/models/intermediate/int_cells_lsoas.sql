@@ -1,22 +1,24 @@
 {{ config(materialized='table') }}
 
 {#- The LSOA of an H3 cell, learned from the data: data.police.uk rows carry both, so each cell takes the LSOA its
-    rows name most often (ties to the lowest code). Points from sources without an LSOA (force exports, council
-    reports) reach their area through this lookup. -#}
+    rows named in the first month it appears (the one named most that month; ties to the lowest code). Points from
+    sources without an LSOA (force exports, council reports) reach their area through this lookup.
 
-with pairs as (
-    select h3_cell, lsoa_code, sum(rows_seen) as n
+    Fixed once the cell is first seen: later months never change it, so a forecast made at any origin used the
+    cell's LSOA as it was then (no hindsight), and a backtest origin's inputs stay the same as history grows. -#}
+
+with first_month as (
+    select h3_cell, min(month) as month
     from {{ ref('int_cell_lsoa_months') }}
-    group by h3_cell, lsoa_code
+    group by h3_cell
 ),
-
 ranked as (
     select
-        h3_cell, lsoa_code, n,
-        row_number() over (partition by h3_cell order by n desc, lsoa_code) as rn
-    from pairs
+        pairs.h3_cell, pairs.lsoa_code, pairs.rows_seen,
+        row_number() over (partition by pairs.h3_cell order by pairs.rows_seen desc, pairs.lsoa_code) as rn
+    from {{ ref('int_cell_lsoa_months') }} as pairs
+    inner join first_month on pairs.h3_cell = first_month.h3_cell and pairs.month = first_month.month
 )
-
-select h3_cell, lsoa_code, n as rows_seen
+select h3_cell, lsoa_code, rows_seen
 from ranked
 where rn = 1
