@@ -164,3 +164,28 @@ def test_long_month_ranges_are_built_a_few_months_at_a_time(monkeypatch):
     monkeypatch.setenv("CRIMELAKE_DBT_CHUNK_MONTHS", "0")
     with pytest.raises(ValueError, match="at least 1"):
         chunk_months()
+
+
+def test_a_cells_force_and_lsoa_never_change_after_its_first_month(built):
+    settings = built
+    sql = "select h3_cell, force, lsoa_code from marts.dim_cells order by h3_cell"
+    assert run_transform(settings, (MONTHS[0], MONTHS[0])).success
+    first = {c: (f, lsoa) for c, f, lsoa in query(settings, sql)}
+    assert run_transform(settings, (MONTHS[1], MONTHS[2])).success
+    later = {c: (f, lsoa) for c, f, lsoa in query(settings, sql)}
+    assert len(later) > len(first)  # later months bring new cells
+    # A cell keeps its force; its LSOA, once a data.police.uk row has named one, never changes (a cell first seen
+    # in a force export has none until then).
+    assert {c: later[c][0] for c in first} == {c: f for c, (f, _) in first.items()}
+    named = {c: lsoa for c, (_, lsoa) in first.items() if lsoa is not None}
+    assert named and {c: later[c][1] for c in named} == named
+    # Each attribute is the one the cell's first month named most (checked against the per-month aggregates).
+    (wrong,), = query(settings, """
+        with f as (select h3_cell, min(month) as m from intermediate.int_cell_lsoa_months group by h3_cell),
+        top as (select p.h3_cell, max(p.rows_seen) as n from intermediate.int_cell_lsoa_months p
+                join f on p.h3_cell = f.h3_cell and p.month = f.m group by p.h3_cell)
+        select count(*) from marts.dim_cells d join top on d.h3_cell = top.h3_cell
+        where not exists (select 1 from intermediate.int_cell_lsoa_months p join f on p.h3_cell = f.h3_cell
+                          and p.month = f.m where p.h3_cell = d.h3_cell and p.lsoa_code = d.lsoa_code
+                          and p.rows_seen = top.n)""")
+    assert wrong == 0
