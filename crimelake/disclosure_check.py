@@ -78,6 +78,14 @@ def recoverable(totals: pd.DataFrame, parts: pd.DataFrame, by: list[str], part_k
     if possible <= 1 or totals.empty or parts.empty:
         return []  # a single possible suppressed value is the threshold's doing, not differencing's
     shown_totals = totals.dropna(subset=[column])
+    # Only a published total with at least one suppressed part can give one away: look at those groups alone (a
+    # national month has hundreds of thousands of groups, nearly all without either).
+    hidden_keys = parts.loc[parts[column].isna(), by].drop_duplicates()
+    candidates = shown_totals[by].merge(hidden_keys, on=by)
+    if candidates.empty:
+        return []
+    shown_totals = shown_totals.merge(candidates, on=by)
+    parts = parts.merge(candidates, on=by)
     total_of = {tuple(str(v) for v in key): float(v) for key, v in
                 zip(shown_totals[by].itertuples(index=False, name=None), shown_totals[column], strict=True)}
     found = []
