@@ -36,9 +36,9 @@ run_monitoring:
 _DAGSTER_YAML_MARK = "# Written by crimelake"
 
 
-def env_count(name: str, default: int) -> int:
-    """A whole number of at least 1 from the environment variable `name` (else `default`); ValueError naming the
-    variable and the value otherwise."""
+def env_count(name: str, default: int, minimum: int = 1) -> int:
+    """A whole number of at least `minimum` from the environment variable `name` (else `default`); ValueError
+    naming the variable and the value otherwise."""
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -46,8 +46,8 @@ def env_count(name: str, default: int) -> int:
         n = int(raw)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"{name} must be at least 1, got {n}")
+    if n < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {n}")
     return n
 
 

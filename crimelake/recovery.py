@@ -13,6 +13,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from crimelake.config import env_count
+
 PID_TAG = "crimelake/pid"
 HOST_TAG = "crimelake/host"
 PROCESS_START_TAG = "crimelake/process_start"
@@ -23,14 +25,7 @@ EXIT_GAVE_UP = 75  # EX_TEMPFAIL: waited the allowed time for a pool slot or the
 
 def wait_seconds() -> int:
     """How long a command waits for a pool slot or the home's lock: `CRIMELAKE_WAIT_SECONDS` (default 600)."""
-    raw = os.environ.get("CRIMELAKE_WAIT_SECONDS", "600")
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"CRIMELAKE_WAIT_SECONDS must be a whole number of seconds, got {raw!r}") from None
-    if n < 0:
-        raise ValueError(f"CRIMELAKE_WAIT_SECONDS must be at least 0, got {n}")
-    return n
+    return env_count("CRIMELAKE_WAIT_SECONDS", 600, minimum=0)
 
 
 def process_start(pid: int) -> str | None:

@@ -177,7 +177,7 @@ class Panel:
             counts={g: m[idx, :n] for g, m in self.counts.items() if groups is None or g in groups},
             ring1=self.ring1[idx][:, idx].tocsr(), ring2=self.ring2[idx][:, idx].tocsr(),
             xy=self.xy[idx], area_km2=self.area_km2[idx], force=self.force[idx], lsoa_code=self.lsoa_code[idx],
-            observed=self.observed[idx, :n], missing=[(f, m) for f, m in self.missing if m in set(self.months[:n])],
+            observed=self.observed[idx, :n], missing=[(f, m) for f, m in self.missing if m <= self.months[n - 1]],
         )
         # Spatial searches (neighbour pairs for the distance-based baselines) are done once, on the parent.
         sub.parent = (self, keep)
