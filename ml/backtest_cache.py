@@ -57,10 +57,11 @@ def _array(h, a: np.ndarray) -> None:
 
 
 def _cell_digests(panel: Panel) -> np.ndarray:
-    """Per cell, one 64-bit digest of its id, force and LSOA (pandas' vectorised hashing), computed once per panel."""
+    """Per cell, one 64-bit digest of its id and force (pandas' vectorised hashing), computed once per panel. The
+    LSOA enters each origin's key as known before it (``Context.lsoa_before``)."""
     cache = panel.cache()
     if "cell_digests" not in cache:
-        parts = [pd.util.hash_array(np.asarray(a, dtype=object)) for a in (panel.cells, panel.force, panel.lsoa_code)]
+        parts = [pd.util.hash_array(np.asarray(a, dtype=object)) for a in (panel.cells, panel.force)]
         cache["cell_digests"] = np.column_stack(parts)
     return cache["cell_digests"]
 
@@ -106,7 +107,7 @@ def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Con
         for name in sorted(al[part]):
             _text(h, [part, name])
             _counts(h, al[part][name][known, :t])
-    _array(h, pd.util.hash_array(np.asarray(al["lsoa"][known], dtype=object)))
+    _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, t)[known], dtype=object)))
     _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(t)))])
     return h.hexdigest()
 

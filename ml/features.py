@@ -113,6 +113,10 @@ class Context:
             cache[key] = {"stop_search": ss, "outcomes": oc, "lsoa": lsoa.to_numpy(), "owner": self}
         return cache[key]
 
+    def lsoa_before(self, panel: Panel, t: int) -> np.ndarray:
+        """Per cell, the LSOA the features of month ``t`` may use: none where it was first named at ``t`` or later."""
+        return np.where(panel.lsoa_named_before(t), self.aligned(panel)["lsoa"], None).astype(object)
+
     def indicator_features(self, panel: Panel, t: int) -> pd.DataFrame:
         """Area indicators of the latest quarter that ended before month ``t`` (per cell, via its LSOA)."""
         cols = [c for c in self.indicators.columns if c not in ("lsoa_code", "quarter")]
@@ -121,7 +125,7 @@ class Context:
             for q in self.indicators["quarter"].dropna().unique()
             if q <= _quarter_before(panel.month_label(t))
         )
-        lsoa = self.aligned(panel)["lsoa"]
+        lsoa = self.lsoa_before(panel, t)
         if not quarters or not cols:
             return pd.DataFrame(np.nan, index=range(panel.n_cells), columns=[f"area_{c}" for c in cols])
         latest = self.indicators[self.indicators["quarter"] == quarters[-1]]

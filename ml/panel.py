@@ -112,6 +112,8 @@ class Panel:
     lsoa_code: np.ndarray
     observed: np.ndarray | None = None
     missing: list[tuple[str, str]] = field(default_factory=list)
+    # Per cell, the month ("YYYY-MM") whose data first named its LSOA; None when every LSOA counts as always known.
+    lsoa_month: np.ndarray | None = None
     # (panel, mask of its cells) this panel was cut from by ``subset``, else None.
     parent: tuple[Panel, np.ndarray] | None = field(default=None, repr=False)
 
@@ -166,6 +168,17 @@ class Panel:
         """The study area as of month index ``t``: cells with any recorded crime before it (a boolean mask)."""
         return self.first_seen() < t
 
+    def lsoa_named_before(self, t: int) -> np.ndarray:
+        """Cells whose LSOA data before month index ``t`` named (a boolean mask; all True without ``lsoa_month``),
+        so features for month ``t`` use no LSOA learned later."""
+        if self.lsoa_month is None:
+            return np.ones(self.n_cells, dtype=bool)
+        cache = self.cache()
+        key = ("lsoa_named_before", t)
+        if key not in cache:
+            cache[key] = np.asarray(self.lsoa_month, dtype="<U7") < self.month_label(t)
+        return cache[key]
+
     def subset(self, keep: np.ndarray, n_months: int | None = None, groups: list[str] | None = None) -> Panel:
         """The panel of the cells ``keep`` (a boolean mask) and the first ``n_months`` months, optionally of some
         groups only. Rings are cut to the kept cells; distance-based baselines cut their parent's neighbour pairs
@@ -178,6 +191,7 @@ class Panel:
             ring1=self.ring1[idx][:, idx].tocsr(), ring2=self.ring2[idx][:, idx].tocsr(),
             xy=self.xy[idx], area_km2=self.area_km2[idx], force=self.force[idx], lsoa_code=self.lsoa_code[idx],
             observed=self.observed[idx, :n], missing=[(f, m) for f, m in self.missing if m <= self.months[n - 1]],
+            lsoa_month=None if self.lsoa_month is None else self.lsoa_month[idx],
         )
         # Spatial searches (neighbour pairs for the distance-based baselines) are done once, on the parent.
         sub.parent = (self, keep)
@@ -266,4 +280,13 @@ class Panel:
             lsoa_code=cells["lsoa_code"].astype(object).where(cells["lsoa_code"].notna(), None).to_numpy(),
             observed=observed,
             missing=missing,
+            lsoa_month=_lsoa_months(cells),
         )
+
+
+def _lsoa_months(cells: pd.DataFrame) -> np.ndarray | None:
+    """``dim_cells.lsoa_month`` as fixed-width text ("9999-99" where no month named an LSOA), or None for a cells
+    frame without the column (every LSOA then counts as known from the start)."""
+    if "lsoa_month" not in cells.columns:
+        return None
+    return cells["lsoa_month"].astype(object).where(cells["lsoa_month"].notna(), "9999-99").to_numpy(dtype="<U7")

@@ -107,3 +107,37 @@ def test_context_is_part_of_the_key(tmp_path):
     late = ss.copy()
     late.loc[late.index[late["month"] == months[1]][0], "searches"] = 5
     assert go(late).reused_origins == months[:2]
+
+
+def test_an_lsoa_first_named_by_a_new_month_is_not_read_before_it(tmp_path):
+    from ml.features import Context
+
+    # A cell first seen in a force's own export (no LSOA) until month 13, whose data.police.uk rows name one.
+    counts, dim = frames(12)
+    late_cell = dim["h3_cell"].iloc[0]
+    dim = dim.assign(lsoa_month=dim["first_month"])
+    dim.loc[0, ["lsoa_code", "lsoa_month"]] = None
+    counts13, dim13 = frames(13)
+    dim13 = dim13.assign(lsoa_month=dim13["first_month"])
+    dim13.loc[0, ["lsoa_code", "lsoa_month"]] = ["E01000009", dim13["last_month"].iloc[0]]
+    quarters = ["2021-Q4", "2022-Q1", "2022-Q2", "2022-Q3", "2022-Q4"]
+    indicators = pd.DataFrame([(code, q, 10.0 + i) for code in ["E01000000", "E01000001", "E01000002", "E01000009"]
+                               for i, q in enumerate(quarters)],
+                              columns=["lsoa_code", "quarter", "council_reports"])
+
+    def go(c, d):
+        context = Context.from_frames(indicators=indicators, cells=d)
+        return backtest(Panel.from_frames(c, d), "all_crime", months=4, model_params=FAST, context=context,
+                        cache=OriginCache(tmp_path)), context
+
+    go(counts, dim)
+    second, context = go(counts13, dim13)
+    months = sorted(second.per_month["month"].unique())
+    assert second.reused_origins == months[:-1]
+    # Month 13's features leave the LSOA out; a forecast after month 13 uses it.
+    panel = Panel.from_frames(counts13, dim13)
+    at = int(np.flatnonzero(panel.cells == late_cell)[0])
+    last = panel.n_months - 1
+    assert np.isnan(context.indicator_features(panel, last)["area_council_reports"].iloc[at])
+    assert context.indicator_features(panel, last + 1)["area_council_reports"].iloc[at] == 14.0
+    assert context.indicator_features(panel, last)["area_council_reports"].notna().sum() == panel.n_cells - 1

@@ -189,3 +189,10 @@ def test_a_cells_force_and_lsoa_never_change_after_its_first_month(built):
                           and p.month = f.m where p.h3_cell = d.h3_cell and p.lsoa_code = d.lsoa_code
                           and p.rows_seen = top.n)""")
     assert wrong == 0
+    # The month that named it is recorded, so a forecast made before that month does not use it.
+    (unnamed, misdated), = query(settings, """
+        with f as (select h3_cell, min(month) as m from intermediate.int_cell_lsoa_months group by h3_cell)
+        select count(*) filter (where (d.lsoa_code is null) <> (d.lsoa_month is null)),
+               count(*) filter (where d.lsoa_month is distinct from f.m)
+        from marts.dim_cells d left join f on d.h3_cell = f.h3_cell""")
+    assert (unnamed, misdated) == (0, 0)

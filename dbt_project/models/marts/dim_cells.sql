@@ -12,6 +12,7 @@ select
     geo.neighbours_ring1,
     geo.neighbours_ring2,
     lsoas.lsoa_code,
+    lsoas.lsoa_month,
     activity.first_month,
     activity.last_month
 from {{ ref('int_cells_activity') }} as activity
