@@ -362,12 +362,20 @@ def _models(settings: Settings, summary: Summary, groups: list[str]) -> None:
 def models(
     home: HomeOpt = None,
     group: Annotated[list[str] | None, typer.Option(help="Forecast group (repeatable; default all five).")] = None,
+    horizon: Annotated[int | None, typer.Option(
+        min=1, help="Months from the last complete month to the forecast month (default: CRIMELAKE_HORIZON, else 1 "
+                    "when every force has its own records export, else 2).")] = None,
 ) -> None:
     """Backtest, track in MLflow, gate and forecast each group through Dagster (runs appear in the UI)."""
-    from crimelake.forecasting import GROUPS, check_group
+    import os
+
+    from crimelake.forecasting import GROUPS, HORIZON_ENV, check_group
 
     settings = _settings(home)
     groups = [check_group(g) for g in group] if group else list(GROUPS)
+    if horizon is not None:
+        # The Dagster runs (in this process or spawned workers) read the horizon from the environment.
+        os.environ[HORIZON_ENV] = str(horizon)
     with _command(settings, "models") as summary:
         _models(settings, summary, groups)
 
@@ -419,8 +427,12 @@ def forecast(
     home: HomeOpt = None,
     group: Annotated[str, typer.Option(help="Forecast group.")] = "all_crime",
     force: Annotated[str | None, typer.Option(help="Only this force (slug).")] = None,
+    horizon: Annotated[int | None, typer.Option(
+        min=1, help="Months from the last month read to the forecast month (default: CRIMELAKE_HORIZON, else 1 "
+                    "when every force has its own records export, else 2).")] = None,
 ) -> None:
-    """Write the forecast for one month, one row per cell of the study area, and append it to the predictions table."""
+    """Write the forecast for one month, one row per cell of the study area as of the data read, with 90% intervals,
+    and append it to the predictions table. Only data up to `horizon` months before --as-of is read."""
     import re
 
     from crimelake.forecasting import check_group, forecast_as_of
@@ -435,7 +447,7 @@ def forecast(
     try:
         check_group(group)
         with err.status(f"Training on the months before {as_of} and forecasting {group}..."):
-            frame = forecast_as_of(settings, as_of, group, force=force, out=out)
+            frame = forecast_as_of(settings, as_of, group, force=force, out=out, horizon=horizon)
     except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
@@ -443,8 +455,9 @@ def forecast(
 
     record(settings, "export", str(out), {"group": group, "target_month": as_of, "force": force, "rows": len(frame),
                                           "mlflow_run_id": frame["mlflow_run_id"].iloc[0]})
-    top = frame.nsmallest(5, "rank")[["h3_cell", "force", "predicted_count", "rank"]]
-    console.print(f"Wrote {len(frame):,} cells to {out} (model run {frame['mlflow_run_id'].iloc[0]}). Top cells:")
+    top = frame.nsmallest(5, "rank")[["h3_cell", "force", "predicted_count", "lower_90", "upper_90", "rank"]]
+    console.print(f"Wrote {len(frame):,} cells to {out} (model run {frame['mlflow_run_id'].iloc[0]}, horizon "
+                  f"{frame['horizon'].iloc[0]}). Top cells:")
     console.print(top.to_string(index=False))
 
 

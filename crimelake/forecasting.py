@@ -128,6 +128,31 @@ def current_inputs(settings: Settings, force: str | None = None):
     return _LOADED[key]
 
 
+# data.police.uk publishes a month some 4-8 weeks after it ends: with only that source a force plans month t knowing
+# month t - 2. A force with its own records export knows month t - 1.
+POLICE_UK_SOURCE = "police_uk"
+HORIZON_ENV = "CRIMELAKE_HORIZON"
+
+
+def horizon_for(gold: GoldInputs | None = None, force: str | None = None) -> int:
+    """Months between the last complete month and the forecast month: ``CRIMELAKE_HORIZON`` when set, else 1 when
+    every force in scope has a complete month from a source of its own (a records export, not data.police.uk) in
+    the coverage ledger, else 2. One panel holds one horizon, so a scope mixing forces of both kinds takes 2."""
+    from crimelake.config import env_count
+
+    if os.environ.get(HORIZON_ENV, "").strip():
+        return env_count(HORIZON_ENV, 2)
+    coverage = None if gold is None else gold.frames.get(COVERAGE)
+    if coverage is None or coverage.empty:
+        return 2
+    cov = coverage.assign(force=coverage["force"].astype(str), source=coverage["source"].astype(str))
+    if force is not None:
+        cov = cov[cov["force"] == force]
+    forces = set(cov["force"])
+    own = cov[(cov["source"] != POLICE_UK_SOURCE) & (cov["status"].astype(str) == "complete")]
+    return 1 if forces and forces <= set(own["force"]) else 2
+
+
 def setup_mlflow(settings: Settings) -> None:
     from ml.tracking import configure
 
@@ -197,11 +222,12 @@ def origin_cache(settings: Settings):
 
 
 def run_backtest(settings: Settings, group: str, *, force: str | None = None, months: int = 12, register: bool = True,
-                 progress: Callable[[str], None] | None = None, gates: dict[str, dict[str, bool]] | None = None):
-    """Backtest the model and every baseline, train the production model on all months, log everything to
-    MLflow and decide the champion (ml.promotion): the model or a baseline, whichever the backtest supports.
-    ``gates`` adds gates per method ({method: {gate: passed}}) to the fairness gate every method goes through.
-    Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
+                 progress: Callable[[str], None] | None = None, gates: dict[str, dict[str, bool]] | None = None,
+                 horizon: int | None = None):
+    """Backtest the model and every baseline at ``horizon`` (default ``horizon_for``), train the production model
+    on all months, log everything to MLflow and decide the champion (ml.promotion): the model or a baseline,
+    whichever the backtest supports. ``gates`` adds gates per method ({method: {gate: passed}}) to the fairness
+    gate every method goes through. Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
     from ml.backtest import backtest, forecast
     from ml.baseline_model import history_frame
     from ml.model import cached_features
@@ -211,10 +237,11 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     settings.prepare()
     setup_mlflow(settings)
     gold, panel, context = current_inputs(settings, force)
+    h = horizon_for(gold, force) if horizon is None else horizon
     features: dict = {}  # the backtest's last training window serves the production model too
     result = backtest(panel, group, months=months, context=context, progress=progress,
-                      cache=origin_cache(settings), feature_cache=features)
-    nxt = forecast(panel, group, context=context, feature_cache=features)
+                      cache=origin_cache(settings), feature_cache=features, horizon=h)
+    nxt = forecast(panel, group, context=context, feature_cache=features, horizon=h)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
     if force:
@@ -227,7 +254,7 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
         per_method.setdefault(method, {})["fairness"] = verdict.passed
     audit, verdict = audits.get("model", (None, None))
     # A few rows of each kind of input give the registered versions their signatures.
-    model_example = cached_features(panel, group, panel.n_months, context, features).reindex(
+    model_example = cached_features(panel, group, panel.n_months + h - 1, context, features, h).reindex(
         columns=nxt.model.feature_names).head(50)
     tracked = log_backtest(result, nxt.model, group=group, scope=force or "all forces", dataset=dataset,
                            feature_tables=gold.versions, gates=per_method, register=register, fairness=audit,
@@ -238,31 +265,39 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
 
 @dataclass
 class MethodForecast:
-    """Next month's forecast by one method: h3_cell, force and predicted_count for every cell of the study area,
-    and the first and last month of the data it read."""
+    """The forecast by one method, ``horizon`` months after the panel's last: h3_cell, force, predicted_count,
+    lower_90 and upper_90 for every cell of the study area, and the first and last month of the data it read."""
 
     method: str
     month: str
     predictions: pd.DataFrame
     data_months: tuple[str, str]
+    horizon: int = 1
 
 
-def method_forecast(panel, group: str, method: str, nxt=None) -> MethodForecast:
-    """The forecast of `method` for the month after the panel: the model's is `nxt` (an ml.backtest.Forecast),
-    a baseline's is computed from the panel with ml.baselines, on every cell as the model's is."""
+def method_forecast(panel, group: str, method: str, nxt=None, horizon: int = 1) -> MethodForecast:
+    """The forecast of `method` for the month `horizon` months after the panel: the model's is `nxt` (an
+    ml.backtest.Forecast), a baseline's is computed from the panel with ml.baselines, on the cells the model's
+    covers (those with any crime in the panel), with intervals from its own past errors (ml.intervals)."""
     from ml.backtest import MODEL
     from ml.baselines import BASELINES
+    from ml.intervals import LEVEL, baseline_dispersion, interval
 
     if method == MODEL:
         if nxt is None:
             raise ValueError("the model's forecast must be given (ml.backtest.forecast)")
         months = nxt.model.train_months
-        return MethodForecast(MODEL, nxt.month, nxt.predictions, (months[0], months[-1]))
+        return MethodForecast(MODEL, nxt.month, nxt.predictions, (months[0], months[-1]), nxt.horizon)
     if method not in BASELINES:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join([MODEL, *BASELINES])}")
-    pred = BASELINES[method](panel, group, panel.n_months)
-    frame = pd.DataFrame({"h3_cell": panel.cells, "force": panel.force, "predicted_count": np.asarray(pred, float)})
-    return MethodForecast(method, panel.month_label(panel.n_months), frame, (panel.months[0], panel.months[-1]))
+    fn, cut = BASELINES[method], panel.n_months
+    known = panel.known_before(cut)
+    pred = np.asarray(fn(panel, group, cut), float)[known]
+    lower, upper = interval(pred, baseline_dispersion(fn, panel, group, cut, horizon), LEVEL)
+    frame = pd.DataFrame({"h3_cell": panel.cells[known], "force": panel.force[known], "predicted_count": pred,
+                          "lower_90": lower, "upper_90": upper})
+    return MethodForecast(method, panel.month_label(cut + horizon - 1), frame, (panel.months[0], panel.months[-1]),
+                          horizon)
 
 
 def predictions_frame(nxt, group: str, gold: GoldInputs, model) -> pd.DataFrame:
@@ -275,7 +310,8 @@ def predictions_frame(nxt, group: str, gold: GoldInputs, model) -> pd.DataFrame:
     frame = nxt.predictions
     return build(frame["h3_cell"].to_numpy(), frame["force"].to_numpy(), frame["predicted_count"].to_numpy(),
                  group=group, target_month=nxt.month, model=model, feature_tables=gold.versions,
-                 data_months=nxt.data_months)
+                 data_months=nxt.data_months, lower=frame["lower_90"].to_numpy(),
+                 upper=frame["upper_90"].to_numpy(), horizon=nxt.horizon)
 
 
 def champion_frame(settings: Settings, group: str, champion, nxt, force: str | None = None) -> pd.DataFrame:
@@ -285,25 +321,56 @@ def champion_frame(settings: Settings, group: str, champion, nxt, force: str | N
     from ml.tracking import CHAMPION, registered_name
 
     gold, panel, _ = current_inputs(settings, force)
-    return predictions_frame(method_forecast(panel, group, champion.method, nxt), group, gold,
+    return predictions_frame(method_forecast(panel, group, champion.method, nxt, nxt.horizon), group, gold,
                              ModelRef(registered_name(group), champion.version, CHAMPION, champion.run_id))
 
 
 def append_predictions(settings: Settings, frame: pd.DataFrame) -> int:
-    """Append forecasts to the versioned predictions table; earlier forecasts are kept."""
+    """Append forecasts to the versioned predictions table; earlier forecasts are kept. A table written before
+    the forecasts carried intervals and a horizon gains those columns (null in its older rows)."""
+    from deltalake import DeltaTable, write_deltalake
+
     from ml.predictions import to_arrow
 
-    return lake.append(settings.lake / "ml" / "predictions", to_arrow(frame)).version
+    path = settings.lake / "ml" / "predictions"
+    table = to_arrow(frame)
+    if lake.table_exists(path) and set(table.schema.names) - set(DeltaTable(str(path)).schema().to_arrow().names):
+        write_deltalake(str(path), table, mode="append", schema_mode="merge")
+        return lake.version(path)
+    return lake.append(path, table).version
+
+
+def as_of_forecast(gold: GoldInputs, as_of: str, group: str, *, force: str | None = None,
+                   horizon: int | None = None):
+    """The ml.backtest.Forecast of month `as_of` at `horizon` (default ``horizon_for``) from the gold tables'
+    data up to `horizon` months before it, as if made then: later months, and cells first seen in them, change
+    nothing. Nothing is written."""
+    from ml.backtest import forecast
+    from ml.panel import month_add
+
+    check_group(group)
+    h = horizon_for(gold, force) if horizon is None else horizon
+    if h < 1:
+        raise ValueError(f"horizon must be at least 1 month, got {h}")
+    last = month_add(as_of, -h)
+    panel, context = panel_and_context(gold, force, before=month_add(last, 1))
+    if panel.n_months < h + 1:
+        raise ValueError(f"cannot forecast {as_of} at horizon {h}: the data up to {last} holds {panel.n_months} "
+                         f"month(s) ({panel.months[0]}); the model needs at least {h + 1} (ingest more months, "
+                         "e.g. crimelake ingest police-uk <archive>)")
+    if panel.months[-1] != last:
+        raise ValueError(f"cannot forecast {as_of} at horizon {h}: the data before it ends at {panel.months[-1]}, "
+                         f"not {last}")
+    return forecast(panel, group, context=context, horizon=h)
 
 
 def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | None = None,
-                   out: Path | None = None) -> pd.DataFrame:
-    """Forecast month `as_of` from data before it only; the model is trained on those months and logged to
-    MLflow (run named forecast-<month>), the rows appended to the predictions table and written to `out`."""
+                   out: Path | None = None, horizon: int | None = None) -> pd.DataFrame:
+    """Forecast month `as_of` from data up to `horizon` months before it only (``as_of_forecast``); the model is
+    trained on those months and logged to MLflow (run named forecast-<month>), the rows appended to the
+    predictions table and written to `out`."""
     import mlflow
 
-    from ml.backtest import forecast
-    from ml.panel import month_add
     from ml.predictions import ModelRef
     from ml.tracking import _experiment_id, model_requirements, registered_name
 
@@ -311,19 +378,12 @@ def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | N
     settings.prepare()
     setup_mlflow(settings)
     gold = load_gold(settings)
-    panel, context = panel_and_context(gold, force, before=as_of)
-    if panel.n_months < 2:
-        raise ValueError(f"cannot forecast {as_of}: the data before it holds {panel.n_months} month "
-                         f"({panel.months[0]}); the model needs at least 2 months before the forecast month "
-                         "(ingest more months, e.g. crimelake ingest police-uk <archive>)")
-    if month_add(panel.months[-1], 1) != as_of:
-        raise ValueError(f"cannot forecast {as_of}: the data before it ends at {panel.months[-1]}, "
-                         f"not {month_add(as_of, -1)}")
-    nxt = forecast(panel, group, context=context)
+    nxt = as_of_forecast(gold, as_of, group, force=force, horizon=horizon)
     with mlflow.start_run(experiment_id=_experiment_id(group), run_name=f"forecast-{as_of}") as run:
         mlflow.set_tags({"kind": "forecast", "forecast_group": group, "target_month": as_of,
                          "scope": force or "all forces"})
-        mlflow.log_params({"train_months": f"{nxt.model.train_months[0]}..{nxt.model.train_months[-1]}"})
+        mlflow.log_params({"train_months": f"{nxt.model.train_months[0]}..{nxt.model.train_months[-1]}",
+                           "horizon": nxt.horizon, "dispersion": nxt.model.dispersion})
         mlflow.xgboost.log_model(nxt.model.regressor, name="model", pip_requirements=model_requirements())
         run_id = run.info.run_id
     frame = predictions_frame(nxt, group, gold, ModelRef(registered_name(group), None, None, run_id))
@@ -346,6 +406,8 @@ def write_frame(frame: pd.DataFrame, out: Path) -> None:
 def champion_forecast(settings: Settings, group: str, force: str | None = None) -> pd.DataFrame:
     """Next month's forecast from the group's current champion, whichever method it is, on the latest data (when
     this run's version did not take the alias)."""
+    from mlflow import MlflowClient
+
     from ml.backtest import forecast
     from ml.model import TrainedModel
     from ml.predictions import ModelRef
@@ -356,12 +418,16 @@ def champion_forecast(settings: Settings, group: str, force: str | None = None) 
         raise ValueError(f"no champion for {group}: run `crimelake models` first")
     champion, regressor = champ
     gold, panel, context = current_inputs(settings, force)
+    params = MlflowClient().get_run(champion.run_id).data.params
+    # Versions logged before forecasts had a horizon were one month ahead.
+    h = int(params.get("horizon", 1))
     if regressor is None:
-        nxt = method_forecast(panel, group, champion.method)
+        nxt = method_forecast(panel, group, champion.method, horizon=h)
     else:
         model = TrainedModel(regressor=regressor, group=group,
                              feature_names=list(regressor.get_booster().feature_names), params={},
-                             train_months=list(panel.months), n_rows=0, uses_context=True)
+                             train_months=list(panel.months), n_rows=0, uses_context=True, horizon=h,
+                             dispersion=float(params.get("dispersion", 0.0)))
         nxt = forecast(panel, group, context=context, model=model)
     return predictions_frame(nxt, group, gold, ModelRef(registered_name(group), champion.version, CHAMPION,
                                                         champion.run_id))

@@ -1,7 +1,10 @@
-"""Rolling-origin backtest: forecast each of the last ``months`` months one month ahead, as if in real time.
+"""Rolling-origin backtest: forecast each of the last ``months`` months ``horizon`` months ahead, as if in real time.
 
-At origin t every method sees months < t only: baselines read the history directly, and the model is retrained
-on origin months up to t - 1 (``default_train_months``). All methods are scored on the same month and the same
+A forecast of month t at horizon h is made with data up to month t - h (the last complete month then; h = 2 for a
+force that publishes only through data.police.uk, some weeks after a month ends). Every method sees months
+<= t - h only: baselines read that history directly (their forecast is flat over the horizon), and the model is
+retrained on target months up to t - h, each with features read h months earlier (``default_train_months``).
+Each forecast carries a 90% interval (``ml.intervals``) whose coverage is scored beside the ranking. All methods are scored on the same month and the same
 cells (Tashman 2000, "Out-of-sample tests of forecasting accuracy: an analysis and review", International Journal
 of Forecasting 16(4), 437-450, on rolling-origin evaluation).
 
@@ -21,7 +24,8 @@ import pandas as pd
 
 from ml.backtest_cache import OriginCache, origin_key
 from ml.baselines import BASELINES
-from ml.features import Context
+from ml.features import Context, data_cut
+from ml.intervals import LEVEL, baseline_dispersion, coverage, interval
 from ml.metrics import LOWER_IS_BETTER, score, top_cells
 from ml.model import TrainedModel, default_train_months, train
 from ml.panel import Panel
@@ -41,6 +45,9 @@ class BacktestResult:
     models: dict[str, TrainedModel] = field(default_factory=dict)
     # Origins whose scores were kept from an earlier run (see ml.backtest_cache): nothing they read had changed.
     reused_origins: list[str] = field(default_factory=list)
+    horizon: int = 1
+    # Per method, the negative binomial dispersion its intervals used at the last origin.
+    dispersion: dict[str, float] = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -84,14 +91,17 @@ def backtest(
     progress: Callable[[str], None] | None = None,
     cache: OriginCache | None = None,
     feature_cache: dict | None = None,
+    horizon: int = 1,
 ) -> BacktestResult:
-    """Score every method on each of the last ``months`` months of ``panel``, one month ahead.
+    """Score every method on each of the last ``months`` months of ``panel``, ``horizon`` months ahead.
 
-    Needs ``months + 3`` months of history so that the first origin has three earlier months to learn from;
-    raises ValueError saying how many are needed otherwise. ``progress`` receives one line per origin.
+    Needs ``months + 2 + horizon`` months of history so that the first forecast has three earlier months to learn
+    from; raises ValueError saying how many are needed otherwise. ``progress`` receives one line per origin.
 
-    Each origin is scored on the study area as of that origin: the cells with any crime before it (a cell first
-    seen in the scored month or later was not on anyone's map yet), observed in the scored month. With ``cache``,
+    Each target month is scored on the study area as of its origin: the cells with any crime in the months the
+    forecast could read (a cell first seen later was not on anyone's map yet), observed in the scored month.
+    Besides the ranking and count metrics, each method's 90% interval is scored: ``coverage_90`` is the share of
+    observed counts inside it, ``width_90`` its mean width. With ``cache``,
     an origin whose inputs are unchanged since an earlier run is read back rather than recomputed (the final origin
     is always computed, for its per-cell predictions). ``feature_cache`` (a caller-owned dict) keeps the feature
     rows of the last training window afterwards, for a ``forecast`` from the same panel.
@@ -99,34 +109,38 @@ def backtest(
     panel.group_counts(group)
     if months < 1:
         raise ValueError(f"months must be at least 1, got {months}")
-    need = months + MIN_HISTORY
-    scorable = [t for t in panel.scored_months() if t >= MIN_HISTORY]
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1 month, got {horizon}")
+    need = months + MIN_HISTORY + horizon - 1
+    scorable = [t for t in panel.scored_months() if data_cut(t, horizon) >= MIN_HISTORY]
     if len(scorable) < months:
         raise ValueError(
-            f"a {months}-month backtest needs at least {need} months of history ({months} + {MIN_HISTORY}); "
+            f"a {months}-month backtest at horizon {horizon} needs at least {need} months of history "
+            f"({months} + {MIN_HISTORY} + {horizon - 1}); "
             f"the panel has {panel.n_months} ({panel.months[0]} to {panel.months[-1]}), "
-            f"{len(scorable)} of them observed after the first {MIN_HISTORY}"
+            f"{len(scorable)} of them observed after the first {MIN_HISTORY + horizon - 1}"
         )
     chosen = _resolve_methods(methods)
     counts = panel.counts[group]
     rows, seconds, models = [], dict.fromkeys(chosen, 0.0), {}
     feature_cache = {} if feature_cache is None else feature_cache
     last_preds: dict[str, np.ndarray] = {}
+    dispersion: dict[str, float] = {}
     reused: list[str] = []
     # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
     prev_flags: dict[str, set] = {}
     origins = scorable[-months:]
     for t in origins:
-        known = panel.known_before(t)
+        known = panel.known_before(data_cut(t, horizon))
         # The final origin is always computed: its per-cell predictions are part of the result.
-        key = origin_key(panel, group, t, known, context, list(chosen), model_params) if cache else None
+        key = origin_key(panel, group, t, known, context, list(chosen), model_params, horizon) if cache else None
         hit = cache.get(group, key) if key and t != origins[-1] else None
         if hit is not None:
             origin_rows, origin_flags = hit
             reused.append(panel.months[t])
         else:
-            preds = _predict_origin(panel, group, t, known, chosen, context, model_params, feature_cache,
-                                    seconds, models)
+            preds, alphas = _predict_origin(panel, group, t, known, chosen, context, model_params, feature_cache,
+                                            seconds, models, horizon)
             scored = panel.observed_in(t)[known]
             observed = counts[known, t][scored]
             area = panel.area_km2[known][scored]
@@ -134,10 +148,14 @@ def backtest(
             origin_rows, origin_flags = [], {}
             for name, pred in preds.items():
                 origin_flags[name] = set(scored_cells[top_cells(pred[scored], 0.05)].tolist())
+                lower, upper = interval(pred[scored], alphas[name], LEVEL)
                 origin_rows.append({"method": name, "month": panel.months[t],
-                                    **score(pred[scored], observed, area)})
+                                    **score(pred[scored], observed, area),
+                                    "coverage_90": coverage(lower, upper, observed),
+                                    "width_90": float(np.mean(upper - lower))})
                 if t == origins[-1]:
                     last_preds[name] = pred[scored]
+                    dispersion[name] = alphas[name]
             if cache:
                 cache.put(group, key, origin_rows, origin_flags)
         for row in origin_rows:
@@ -148,16 +166,17 @@ def backtest(
             rows.append({**row, "flag_jaccard_5": drift})
         # Later origins train on later windows: drop the feature rows no later origin reads, so a national panel
         # holds about one training window of features at a time.
-        oldest = min(default_train_months(t + 1), default=t)
+        oldest = min(default_train_months(t + 1, horizon=horizon), default=t)
         for key_ in [k for k in feature_cache if k[1] < oldest]:
             del feature_cache[key_]
         if progress is not None:
             how = "kept from an earlier run" if hit is not None else f"scored {len(chosen)} methods"
-            progress(f"{group} {panel.months[t]}: {how} on {int((panel.observed_in(t) & known).sum())} observed "
+            progress(f"{group} {panel.months[t]} (h={horizon}): {how} on "
+                     f"{int((panel.observed_in(t) & known).sum())} observed "
                      f"cells of the {int(known.sum())} known before it ({panel.n_cells} in all)")
     if cache:
         cache.prune(group)
-    last = panel.observed_in(origins[-1]) & panel.known_before(origins[-1])
+    last = panel.observed_in(origins[-1]) & panel.known_before(data_cut(origins[-1], horizon))
     predictions = pd.DataFrame(
         {
             "h3_cell": panel.cells[last],
@@ -166,38 +185,44 @@ def backtest(
             **last_preds,
         }
     )
-    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused)
+    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused, horizon, dispersion)
 
 
 def _predict_origin(panel: Panel, group: str, t: int, known: np.ndarray, chosen: dict, context: Context | None,
-                    model_params: dict | None, feature_cache: dict, seconds: dict, models: dict
-                    ) -> dict[str, np.ndarray]:
-    """Every method's prediction for month ``t`` on the cells ``known`` before it (in cell order).
+                    model_params: dict | None, feature_cache: dict, seconds: dict, models: dict, horizon: int = 1
+                    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every method's prediction for month ``t`` at ``horizon`` on the cells ``known`` as of its origin (in cell
+    order), and the dispersion of each method's intervals.
 
-    The model trains on those cells only; the baselines run on the panel cut to them (and to months up to t), so
-    cells first seen later, and any month after t, change nothing."""
-    area = panel.subset(known, t + 1, [group]) if any(fn is not None for fn in chosen.values()) else None
-    out = {}
+    The model trains on those cells only; the baselines run on the panel cut to them and to the months before
+    t - horizon + 1, so cells first seen later, and any month after the origin, change nothing."""
+    cut = data_cut(t, horizon)
+    area = panel.subset(known, cut, [group]) if any(fn is not None for fn in chosen.values()) else None
+    out, alphas = {}, {}
     for name, fn in chosen.items():
         start = time.perf_counter()
         if fn is None:
-            model = train(panel, group, default_train_months(t), context, model_params,
-                          feature_cache=feature_cache, cells=known)
+            model = train(panel, group, default_train_months(t, horizon=horizon), context, model_params,
+                          feature_cache=feature_cache, cells=known, horizon=horizon)
             out[name] = model.predict(panel, t, context, feature_cache)[known]
+            alphas[name] = model.dispersion
             models[panel.months[t]] = model
         else:
-            out[name] = fn(area, group, t)
+            out[name] = fn(area, group, cut)
+            alphas[name] = baseline_dispersion(fn, area, group, cut, horizon)
         seconds[name] += time.perf_counter() - start
-    return out
+    return out, alphas
 
 
 @dataclass
 class Forecast:
-    """Predicted counts for one month beyond (or inside) the panel, and the model that made them."""
+    """Predicted counts for one month beyond (or inside) the panel, with 90% intervals, and the model that made
+    them."""
 
     month: str
     predictions: pd.DataFrame
     model: TrainedModel
+    horizon: int = 1
 
 
 def forecast(
@@ -208,32 +233,48 @@ def forecast(
     model: TrainedModel | None = None,
     model_params: dict | None = None,
     feature_cache: dict | None = None,
+    horizon: int | None = None,
 ) -> Forecast:
-    """Forecast month ``target_month_index`` (default ``panel.n_months``: the month after the last observed).
+    """Forecast month ``target_month_index`` from the months before ``target - horizon + 1`` (default target:
+    ``horizon`` months after the panel's last month).
 
-    Without ``model`` one is trained on the origin months before the target, on the cells known before it (as in
-    the backtest). The frame holds h3_cell, force, month, predicted_count and, for reference, the ewma baseline.
+    Without ``model`` one is trained on the target months up to the last one the forecast may read, on the cells
+    known by then (as in the backtest); ``horizon`` defaults to the model's, else 1. The frame holds h3_cell, force,
+    month, predicted_count, lower_90 and upper_90 and, for reference, the ewma baseline, for the study area as of
+    the origin: cells with any crime in the months read (a cell first seen later is on no one's map yet).
     ``feature_cache`` may hold feature rows a ``backtest`` of the same panel left.
     """
-    t = panel.n_months if target_month_index is None else target_month_index
-    if not 1 <= t <= panel.n_months:
-        raise ValueError(f"target month index must be in 1..{panel.n_months}, got {t}")
+    if horizon is None:
+        horizon = model.horizon if model is not None else 1
+    if model is not None and model.horizon != horizon:
+        raise ValueError(f"model was trained for horizon {model.horizon}, not {horizon}")
+    t = panel.n_months + horizon - 1 if target_month_index is None else target_month_index
+    cut = data_cut(t, horizon)
+    if not 1 <= cut <= panel.n_months:
+        raise ValueError(f"target month index must be in {horizon}..{panel.n_months + horizon - 1} at horizon "
+                         f"{horizon}, got {t}")
+    known = panel.known_before(cut)
     if model is None:
-        train_months = default_train_months(t)
+        train_months = default_train_months(t, horizon=horizon)
         if not train_months:
-            raise ValueError("the panel is too short to train a model: it needs at least 2 months")
+            raise ValueError(f"the panel is too short to train a model at horizon {horizon}: it needs at least "
+                             f"{horizon + 1} months")
         model = train(panel, group, train_months, context, model_params, feature_cache=feature_cache,
-                      cells=panel.known_before(t))
+                      cells=known, horizon=horizon)
     elif model.group != group:
         raise ValueError(f"model was trained for {model.group!r}, not {group!r}")
     label = panel.month_label(t)
+    pred = model.predict(panel, t, context, feature_cache)[known]
+    lower, upper = interval(pred, model.dispersion, LEVEL)
     frame = pd.DataFrame(
         {
-            "h3_cell": panel.cells,
-            "force": panel.force,
+            "h3_cell": panel.cells[known],
+            "force": panel.force[known],
             "month": label,
-            "predicted_count": model.predict(panel, t, context, feature_cache),
-            "ewma_baseline": BASELINES["ewma"](panel, group, t),
+            "predicted_count": pred,
+            "lower_90": lower,
+            "upper_90": upper,
+            "ewma_baseline": BASELINES["ewma"](panel, group, cut)[known],
         }
     )
-    return Forecast(label, frame, model)
+    return Forecast(label, frame, model, horizon)

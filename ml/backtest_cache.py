@@ -1,7 +1,7 @@
 """Backtest origins kept between runs, so that a new month costs one new origin rather than the whole backtest.
 
-An origin's scores depend only on what it reads: the study area as of the origin (cells with crime before it), their
-counts and observed mask up to and including the scored month, their attributes, the context the features read
+An origin's scores depend only on what it reads: the horizon, the study area as of the origin (cells with crime in
+the months it reads), their counts and observed mask up to and including the scored month, their attributes, the context the features read
 (stop and search, outcomes, the area indicators of the quarters before it), the methods, the model's parameters
 and the forecasting code itself. ``origin_key`` hashes all of that (BLAKE2b), so an entry is reused only when a
 fresh computation would read exactly the same inputs; a late delivery, a re-coded category, new parameters or a
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.features import Context, _quarter_before
+from ml.features import Context, _quarter_before, data_cut
 from ml.panel import Panel
 
 # The modules whose code decides an origin's scores; editing any of them invalidates every entry.
-CODE_MODULES = ("backtest", "baselines", "cell_months", "features", "metrics", "model", "panel")
+CODE_MODULES = ("backtest", "baselines", "cell_months", "features", "intervals", "metrics", "model", "panel")
 KEEP_DAYS = 60
 
 
@@ -87,10 +87,12 @@ def _counts(h, m: np.ndarray) -> None:
 
 
 def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Context | None,
-               methods: list[str], params: dict | None) -> str:
-    """The digest of everything origin ``t`` of ``group`` reads (see the module docstring)."""
+               methods: list[str], params: dict | None, horizon: int = 1) -> str:
+    """The digest of everything the forecast of month ``t`` of ``group`` at ``horizon`` reads (see the module
+    docstring)."""
     h = hashlib.blake2b(digest_size=20)
-    _text(h, [code_fingerprint(), group, *methods, repr(sorted((params or {}).items()))])
+    _text(h, [code_fingerprint(), group, f"horizon={horizon}", *methods, repr(sorted((params or {}).items()))])
+    cut = data_cut(t, horizon)
     _text(h, panel.months[: t + 1])
     _array(h, _cell_digests(panel)[known])
     _array(h, panel.area_km2[known])
@@ -106,9 +108,9 @@ def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Con
     for part in ("stop_search", "outcomes"):
         for name in sorted(al[part]):
             _text(h, [part, name])
-            _counts(h, al[part][name][known, :t])
-    _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, t)[known], dtype=object)))
-    _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(t)))])
+            _counts(h, al[part][name][known, :cut])
+    _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut)[known], dtype=object)))
+    _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(cut)))])
     return h.hexdigest()
 
 

@@ -1,7 +1,10 @@
-"""Per-cell features for forecasting month ``t`` from months ``< t`` only.
+"""Per-cell features for forecasting month ``t`` at horizon ``h`` from months ``<= t - h`` only.
 
-Every feature reads the count history through ``counts[:, :t]`` (or context restricted the same way), so no value
-from month ``t`` or later can leak in; ``tests/test_ml_backtest.py`` checks this by perturbing the future.
+The horizon is how many months the target lies beyond the last complete month: data.police.uk publishes a month
+some weeks after it ends, so a force that has only that source knows month t - 2 when it plans month t (h = 2).
+Every feature reads the count history through ``counts[:, :t - h + 1]`` (or context restricted the same way), so no
+value from month ``t - h + 1`` or later can leak in; only the calendar terms describe month ``t`` itself, which is
+known in advance. ``tests/test_ml_backtest.py`` and ``tests/test_horizon.py`` check this by perturbing the future.
 Short histories and months the panel did not observe (a force-month not delivered, or delivered in part) give NaN
 lags rather than zeros, which the gradient-boosted model treats as missing; means and weighted means are taken over
 the observed months only, and neighbourhood sums stand each unknown neighbour in by its own smoothed history.
@@ -176,19 +179,31 @@ def ring_sum(ring, values: np.ndarray, fill: np.ndarray | None = None) -> np.nda
     return ring @ np.where(known, values, stand_in)
 
 
-def build_features(panel: Panel, group: str, t: int, context: Context | None = None) -> pd.DataFrame:
-    """One row per cell (in ``panel.cells`` order) of features for forecasting month index ``t``.
+def data_cut(t: int, horizon: int) -> int:
+    """The first month index a forecast of month ``t`` at ``horizon`` may not read: features see columns before it."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1 month, got {horizon}")
+    return t - horizon + 1
+
+
+def build_features(panel: Panel, group: str, t: int, context: Context | None = None,
+                   horizon: int = 1) -> pd.DataFrame:
+    """One row per cell (in ``panel.cells`` order) of features for forecasting month index ``t`` from the months
+    before ``t - horizon + 1`` (``t`` may lie up to ``horizon - 1`` months beyond the panel).
 
     Own history: lags 1, 2, 3, 12; means over 3, 6, 12 months; an exponentially weighted mean (half-life 2);
     the share of the last 12 months with any crime. Neighbourhood: ring-1 and ring-2 sums at lag 1 and over 3
     months. Other forecast groups: lag 1 and 3-month mean. Calendar: month-of-year sine and cosine of month t
     (known in advance). Cell area. With ``context``: area indicators of the last quarter that ended before month
     t (suppressed values NaN), stop and search at lag 1 and over 3 months, and the share of the cell's outcomes
-    in the last 3 months that closed unresolved.
+    in the last 3 months that closed unresolved. Lags and windows count back from the last month read (lag 1 is
+    month ``t - horizon``), and "before month t" above means before that cut.
     """
     counts = panel.group_counts(group)
+    target, t = t, data_cut(t, horizon)
     if not 1 <= t <= panel.n_months:
-        raise ValueError(f"month index {t} needs 1 <= t <= {panel.n_months} (at least one earlier month)")
+        raise ValueError(f"month index {target} at horizon {horizon} needs 1 <= {target} - {horizon} + 1 <= "
+                         f"{panel.n_months} (at least one earlier month)")
     hist = counts[:, :t]
     f: dict[str, np.ndarray] = {}
     for k in LAGS:
@@ -210,7 +225,7 @@ def build_features(panel: Panel, group: str, t: int, context: Context | None = N
             f[f"{other}_lag_1"] = oh[:, -1]
             f[f"{other}_mean_3"] = _window_mean(oh, 3)
 
-    month_of_year = int(panel.month_label(t)[5:7])
+    month_of_year = int(panel.month_label(target)[5:7])
     angle = 2 * np.pi * (month_of_year - 1) / 12
     f["month_sin"] = np.full(panel.n_cells, np.sin(angle))
     f["month_cos"] = np.full(panel.n_cells, np.cos(angle))

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ml.features import Context, build_features
+from ml.features import Context, build_features, data_cut
+from ml.intervals import fit_dispersion
 from ml.panel import Panel
 
 DEFAULT_PARAMS = {
@@ -44,22 +45,24 @@ MIN_ZERO_KEEP = 0.02
 TRAIN_WINDOW = 12
 
 
-def default_train_months(t: int, window: int = TRAIN_WINDOW) -> list[int]:
-    """Origin months for a model that forecasts month ``t``: the ``window`` months before it (from month 1, the
-    first with any history). Their targets end at t - 1, so month t is never seen in training."""
-    return list(range(max(1, t - window), t))
+def default_train_months(t: int, window: int = TRAIN_WINDOW, horizon: int = 1) -> list[int]:
+    """Target months for a model that forecasts month ``t`` at ``horizon``: the ``window`` months up to the last one
+    its data holds, t - horizon (from month ``horizon``, the first with any history at that horizon). Their targets
+    end at t - horizon, so no month the forecast may not read is seen in training."""
+    last = data_cut(t, horizon) - 1
+    return list(range(max(horizon, last - window + 1), last + 1))
 
 
 def cached_features(
-    panel: Panel, group: str, t: int, context: Context | None, cache: dict | None
+    panel: Panel, group: str, t: int, context: Context | None, cache: dict | None, horizon: int = 1
 ) -> pd.DataFrame:
     """``build_features`` memoised in a caller-owned dict: a rolling backtest rebuilds each month's rows for every
     later origin otherwise. The caller owns the dict so a changed panel never meets stale rows."""
     if cache is None:
-        return build_features(panel, group, t, context)
-    key = (group, t, id(context))
+        return build_features(panel, group, t, context, horizon)
+    key = (group, t, id(context), horizon)
     if key not in cache:
-        cache[key] = build_features(panel, group, t, context)
+        cache[key] = build_features(panel, group, t, context, horizon)
     return cache[key]
 
 
@@ -73,6 +76,7 @@ def training_rows(
     feature_cache: dict | None = None,
     max_rows: int | None = MAX_TRAIN_ROWS,
     cells: np.ndarray | None = None,
+    horizon: int = 1,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Stacked features, targets and sample weights for the origin months ``months``.
 
@@ -94,9 +98,10 @@ def training_rows(
     counts = panel.group_counts(group)
     if not months:
         raise ValueError("no training months given")
-    bad = [m for m in months if not 1 <= m < panel.n_months]
+    bad = [m for m in months if not 1 <= data_cut(m, horizon) <= m < panel.n_months]
     if bad:
-        raise ValueError(f"training months must have a target and history (1 <= m < {panel.n_months}): {bad}")
+        raise ValueError(f"training months must have a target and history ({horizon} <= m < {panel.n_months} "
+                         f"at horizon {horizon}): {bad}")
     rng = np.random.default_rng(seed)
     # Rows are chosen first from the targets and one feature column, then gathered once: the stacked features of a
     # national window (millions of rows) never exist in full, only the rows kept.
@@ -104,7 +109,7 @@ def training_rows(
     where = np.flatnonzero(cells) if cells is not None else np.arange(panel.n_cells)
     chosen, targets, weights = [], [], []
     for m in months:
-        mean_12 = cached_features(panel, group, m, context, cache)["mean_12"].to_numpy()[where]
+        mean_12 = cached_features(panel, group, m, context, cache, horizon)["mean_12"].to_numpy()[where]
         y = counts[where, m]
         quiet = (mean_12 == 0) & (y == 0)
         keep = (~quiet | (rng.random(len(y)) < quiet_keep)) & ~np.isnan(y)
@@ -122,7 +127,7 @@ def training_rows(
             w = np.where(zero, w / p, w)
     bounds = np.cumsum([0, *(len(c) for c in chosen)])
     x = pd.concat(
-        [cached_features(panel, group, m, context, cache).iloc[rows[keep[a:b]]]
+        [cached_features(panel, group, m, context, cache, horizon).iloc[rows[keep[a:b]]]
          for m, rows, a, b in zip(months, chosen, bounds[:-1], bounds[1:], strict=True)],
         ignore_index=True,
     )
@@ -141,14 +146,19 @@ class TrainedModel:
     n_rows: int
     uses_context: bool
     extra: dict = field(default_factory=dict)
+    # Months between the last month the features read and the target (see ml.features).
+    horizon: int = 1
+    # Negative binomial dispersion of the counts around the predictions (ml.intervals): 0 is Poisson.
+    dispersion: float = 0.0
 
     def predict(
         self, panel: Panel, t: int, context: Context | None = None, feature_cache: dict | None = None
     ) -> np.ndarray:
-        """Expected count per cell (``panel.cells`` order) for month index ``t``, from months ``< t``."""
+        """Expected count per cell (``panel.cells`` order) for month index ``t``, from months ``<= t - horizon``."""
         if self.uses_context and context is None:
             raise ValueError("this model was trained with context features; pass the same kind of context")
-        x = cached_features(panel, self.group, t, context, feature_cache).reindex(columns=self.feature_names)
+        x = cached_features(panel, self.group, t, context, feature_cache, self.horizon).reindex(
+            columns=self.feature_names)
         return self.regressor.predict(x).astype(float)
 
     def feature_importance(self) -> dict[str, float]:
@@ -157,6 +167,32 @@ class TrainedModel:
         gain = self.regressor.get_booster().get_score(importance_type="gain")
         out = {name: float(gain.get(name, 0.0)) for name in self.feature_names}
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+# Training months held out, at the end of the window, to fit the interval dispersion on out-of-time residuals.
+HOLDOUT_MONTHS = 2
+
+
+def _holdout_dispersion(panel: Panel, group: str, months: list[int], context: Context | None, params: dict,
+                        quiet_keep: float, feature_cache: dict | None, cells: np.ndarray | None,
+                        horizon: int) -> float | None:
+    """The negative binomial dispersion of the last ``HOLDOUT_MONTHS`` training months around the forecasts of a
+    model fitted, with the same settings, on the months before them: residuals the model did not see, as the
+    forecast's will be. Residuals of the rows a model was fitted on are too small (boosted trees fit the noise of
+    busy cells) and give intervals that cover far less than they claim. None when the window is too short."""
+    if len(months) < HOLDOUT_MONTHS + 2:
+        return None
+    seed = int(params["random_state"])
+    early, late = months[:-HOLDOUT_MONTHS], months[-HOLDOUT_MONTHS:]
+    x, y, w = training_rows(panel, group, early, context, quiet_keep, seed, feature_cache, cells=cells,
+                            horizon=horizon)
+    if len(y) == 0 or y.sum() <= 0:
+        return None
+    reg = xgb.XGBRegressor(**params)
+    reg.fit(x, y, sample_weight=w)
+    xh, yh, wh = training_rows(panel, group, late, context, quiet_keep, seed, feature_cache, cells=cells,
+                               horizon=horizon)
+    return fit_dispersion(reg.predict(xh.reindex(columns=x.columns)).astype(float), yh, wh)
 
 
 def train(
@@ -168,23 +204,29 @@ def train(
     quiet_keep: float = QUIET_KEEP,
     feature_cache: dict | None = None,
     cells: np.ndarray | None = None,
+    horizon: int = 1,
 ) -> TrainedModel:
     """Fit the Poisson XGBoost model on origin months ``train_months`` (month indices; targets are those months).
 
     Deterministic: fixed ``random_state``, one thread and a seeded quiet-row draw give the same model for the
     same inputs. Quiet zero rows are subsampled (``quiet_keep``, reweighted; see ``training_rows``); ``cells``
-    limits training to those cells. On the demo
+    limits training to those cells. Each target month ``m`` reads features up to ``m - horizon``. The dispersion for
+    prediction intervals is fitted on residuals out of time (see ``_holdout_dispersion``). On the demo
     panel (12,237 cells, 12 origin months, about 129,000 rows after subsampling) training takes about 2 s.
     """
     merged = {**DEFAULT_PARAMS, **(params or {})}
     x, y, w = training_rows(
         panel, group, list(train_months), context, quiet_keep, int(merged["random_state"]), feature_cache,
-        cells=cells,
+        cells=cells, horizon=horizon,
     )
     if len(y) == 0 or y.sum() <= 0:
         raise ValueError(f"no {group} incidents in the training months: nothing to learn from")
     reg = xgb.XGBRegressor(**merged)
     reg.fit(x, y, sample_weight=w)
+    dispersion = _holdout_dispersion(panel, group, list(train_months), context, merged, quiet_keep, feature_cache,
+                                     cells, horizon)
+    if dispersion is None:
+        dispersion = fit_dispersion(reg.predict(x).astype(float), y, w)
     return TrainedModel(
         regressor=reg,
         group=group,
@@ -194,4 +236,6 @@ def train(
         n_rows=len(y),
         uses_context=context is not None,
         extra={"quiet_keep": quiet_keep},
+        horizon=horizon,
+        dispersion=dispersion,
     )

@@ -21,6 +21,9 @@ PREDICTIONS_SCHEMA = pa.schema([
     ("forecast_group", pa.string()),
     ("target_month", pa.string()),
     ("predicted_count", pa.float64()),
+    ("lower_90", pa.float64()),
+    ("upper_90", pa.float64()),
+    ("horizon", pa.int32()),
     ("rank", pa.int64()),
     ("percentile", pa.float64()),
     ("hotspot_1pct", pa.bool_()),
@@ -67,8 +70,13 @@ def build(
     feature_tables: dict[str, int],
     data_months: tuple[str, str],
     created_at: datetime | None = None,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+    horizon: int | None = None,
 ) -> pd.DataFrame:
-    """The forecast for every cell of the study area, ranked, with hotspot flags at 1% and 5% of cells."""
+    """The forecast for every cell of the study area, ranked, with hotspot flags at 1% and 5% of cells, its 90%
+    interval (``lower`` / ``upper``, null when not given) and the horizon it was made at (months between the last
+    month the forecast read and ``target_month``)."""
     n = len(cells)
     if n == 0:
         raise ValueError("no cells to forecast: the study area is empty")
@@ -86,6 +94,9 @@ def build(
         "forecast_group": group,
         "target_month": target_month,
         "predicted_count": np.asarray(predicted, dtype=float),
+        "lower_90": np.full(n, np.nan) if lower is None else np.asarray(lower, dtype=float),
+        "upper_90": np.full(n, np.nan) if upper is None else np.asarray(upper, dtype=float),
+        "horizon": pd.array([horizon] * n, dtype="Int32"),
         "rank": ranks,
         "percentile": 1.0 - (ranks - 1) / n,
         "hotspot_1pct": ranks <= top1,

@@ -124,7 +124,7 @@ def model_card(*, group: str, scope: str, months: list[str], summary: pd.DataFra
                trained, dataset: DatasetRef, fairness=None, fairness_gate=None) -> str:
     """The model card logged with every version: use and misuse, data, metrics against baselines, fairness."""
     cols = ["pai_1", "pai_5", "pai_10", "pei_star_1", "pei_star_5", "pei_star_10", "hit_rate_5", "deviance",
-            "calibration"]
+            "calibration"] + [c for c in ("coverage_90",) if c in summary.columns]
     rows = ["| method | " + " | ".join(cols) + " |", "| --- |" + " ---: |" * len(cols)]
     for method, r in summary[cols].iterrows():
         rows.append(f"| {method} | " + " | ".join("" if pd.isna(v) else f"{v:.3f}" for v in r) + " |")
@@ -147,7 +147,8 @@ deprivation decile.
 ## Data and period
 Training table {dataset.name} (Delta version {dataset.delta_version}, {dataset.table_uri}); model trained on
 {trained.train_months[0]}..{trained.train_months[-1]} ({trained.n_rows:,} cell-months); backtest months
-{months[0]}..{months[-1]}, rolling origin, one month ahead.
+{months[0]}..{months[-1]}, rolling origin, {trained.horizon} month(s) ahead of the last complete month (features read
+data up to month t - {trained.horizon} for target month t).
 
 ## Metrics against the baselines (backtest means)
 {chr(10).join(rows)}
@@ -162,7 +163,9 @@ Training table {dataset.name} (Delta version {dataset.delta_version}, {dataset.t
 ## Known limitations
 Counts are recorded crime, shaped by reporting and by where police look. data.police.uk locations are
 anonymised to map points; LSOAs of cells are learned from the data. The demo's deprivation deciles are
-simulated. Forecasts are one month ahead, at one H3 resolution.
+simulated. Forecasts are {trained.horizon} month(s) ahead of the last complete month, at one H3 resolution. The 90%
+intervals are negative binomial quantiles around each forecast, with a dispersion fitted on the training residuals
+(coverage_90 above is the share of backtest counts that fell inside).
 """
 
 
@@ -190,8 +193,10 @@ def decision_tags(decision: PromotionDecision, method: str) -> dict[str, str]:
     }
 
 
-def _register(client: MlflowClient, group: str, version: str, decision: PromotionDecision, method: str) -> None:
-    for k, v in decision_tags(decision, method).items():
+def _register(client: MlflowClient, group: str, version: str, decision: PromotionDecision, method: str,
+              horizon: int = 1) -> None:
+    # The horizon the version was backtested and trained at: its forecasts are only valid at that horizon.
+    for k, v in {**decision_tags(decision, method), "horizon": str(horizon)}.items():
         client.set_model_version_tag(registered_name(group), version, k, v)
     if decision.new_version and decision.champion == method:
         client.set_registered_model_alias(registered_name(group), CHAMPION, version)
@@ -225,7 +230,9 @@ def log_backtest(
     summary = result.summary
     per_month = result.per_month
     months = sorted(per_month["month"].unique())
-    common_tags = {"forecast_group": group, "scope": scope, "backtest_months": f"{months[0]}..{months[-1]}",
+    horizon = int(getattr(result, "horizon", 1))
+    common_tags = {"forecast_group": group, "scope": scope, "horizon": str(horizon),
+                   "backtest_months": f"{months[0]}..{months[-1]}",
                    "feature_tables": json.dumps(feature_tables, sort_keys=True),
                    # Origins read back unchanged from an earlier run (ml.backtest_cache) rather than recomputed.
                    "backtest_origins_reused": ",".join(getattr(result, "reused_origins", [])) or "none"}
@@ -239,9 +246,13 @@ def log_backtest(
 
     def log_method(run, method: str) -> None:
         mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
+        if method in getattr(result, "dispersion", {}):
+            mlflow.log_metric("interval_dispersion", float(result.dispersion[method]))
+        mlflow.log_param("horizon", horizon)
         rows = per_month[per_month["method"] == method].sort_values("month")
         for step, (_, r) in enumerate(rows.iterrows()):
-            mlflow.log_metrics({k: float(r[k]) for k in ("pai_5", "pei_star_5", "hit_rate_5", "deviance")
+            mlflow.log_metrics({k: float(r[k]) for k in ("pai_5", "pei_star_5", "hit_rate_5", "deviance",
+                                                         "coverage_90")
                                 if k in r and pd.notna(r[k])}, step=step)
         mlflow.log_input(ds, context="backtest")
         for gate, passed in (gates or {}).get(method, {}).items():
@@ -269,7 +280,7 @@ def log_backtest(
                                                input_example=history_example, pip_requirements=requirements(),
                                                registered_model_name=registered_name(group))
                 version = str(info.registered_model_version)
-                _register(client, group, version, decision, method)
+                _register(client, group, version, decision, method, horizon)
                 champion = Champion(version, run.info.run_id, method)
     version = None
     with mlflow.start_run(experiment_id=exp_id, run_name="xgboost-poisson") as run:
@@ -277,7 +288,8 @@ def log_backtest(
                          "table_uri": dataset.table_uri})
         mlflow.log_params({k: v for k, v in trained.params.items() if v is not None})
         mlflow.log_params({"train_months": f"{trained.train_months[0]}..{trained.train_months[-1]}",
-                           "n_training_rows": trained.n_rows, "uses_context": trained.uses_context})
+                           "n_training_rows": trained.n_rows, "uses_context": trained.uses_context,
+                           "dispersion": trained.dispersion})
         log_method(run, MODEL)
         with tempfile.TemporaryDirectory() as tmp:
             tmpd = Path(tmp)
@@ -304,7 +316,7 @@ def log_backtest(
                                         registered_model_name=registered_name(group) if register else None)
         if register:
             version = str(info.registered_model_version)
-            _register(client, group, version, decision, MODEL)
+            _register(client, group, version, decision, MODEL, horizon)
             if decision.new_version and decision.champion == MODEL:
                 champion = Champion(version, run.info.run_id, MODEL)
         model_run_id = run.info.run_id

@@ -1,0 +1,86 @@
+"""90% intervals: the dispersion is recovered from simulated counts, the interval covers what it claims on data drawn
+from a known Poisson or negative binomial, and the backtest and predictions carry them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.backtest import backtest
+from ml.intervals import coverage, fit_dispersion, interval
+from ml.predictions import ModelRef, build
+from tests.panel_factories import disk, make_panel
+
+
+def _rates(n: int, rng) -> np.ndarray:
+    # Skewed like cell rates: most cells quiet, a few busy.
+    return rng.gamma(0.7, 2.0, size=n)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_dispersion_is_recovered_and_the_interval_covers_90_percent(alpha):
+    rng = np.random.default_rng(7)
+    mu = _rates(60_000, rng)
+    lam = mu * (rng.gamma(1 / alpha, alpha, size=len(mu)) if alpha > 0 else 1.0)
+    y = rng.poisson(lam)
+    fitted = fit_dispersion(mu, y)
+    assert fitted == pytest.approx(alpha, abs=0.05 + 0.1 * alpha)
+    # Fresh draws from the same distribution fall inside the fitted interval about 90% of the time (a little more:
+    # the counts are whole numbers and both ends are included).
+    lam2 = mu * (rng.gamma(1 / alpha, alpha, size=len(mu)) if alpha > 0 else 1.0)
+    lower, upper = interval(mu, fitted)
+    share = coverage(lower, upper, rng.poisson(lam2))
+    assert 0.9 <= share <= 0.985
+    # Busy cells, where whole numbers matter least, sit closer to the nominal level.
+    busy = mu > 5
+    assert 0.89 <= coverage(lower[busy], upper[busy], rng.poisson(lam2[busy])) <= 0.965
+
+
+def test_a_poisson_interval_on_overdispersed_counts_undercovers():
+    rng = np.random.default_rng(3)
+    mu = _rates(40_000, rng) + 2.0
+    y = rng.poisson(mu * rng.gamma(1.0, 1.0, size=len(mu)))  # alpha = 1
+    lower, upper = interval(mu, 0.0)
+    assert coverage(lower, upper, y) < 0.8
+    lower, upper = interval(mu, fit_dispersion(mu, y))
+    assert coverage(lower, upper, y) >= 0.89
+
+
+def test_interval_shape_and_bad_input():
+    lower, upper = interval(np.array([0.0, 0.01, 1.0, 20.0]), 0.5)
+    assert (lower <= upper).all() and lower[0] == upper[0] == 0 and upper[-1] > 30
+    assert (lower == np.floor(lower)).all()
+    assert coverage([0, 1], [1, 2], [np.nan, 3]) == 0.0
+    assert np.isnan(coverage([0], [1], [np.nan]))
+    with pytest.raises(ValueError, match="level"):
+        interval([1.0], 0.1, level=1.5)
+    with pytest.raises(ValueError, match="dispersion"):
+        interval([1.0], -0.1)
+    with pytest.raises(ValueError, match="one length"):
+        fit_dispersion([1.0, 2.0], [1.0])
+    # Under-dispersed counts are Poisson, not a negative dispersion.
+    assert fit_dispersion(np.full(100, 3.0), np.full(100, 3.0)) == 0.0
+
+
+def test_backtest_reports_interval_coverage_per_method():
+    cells = disk(4)
+    rng = np.random.default_rng(0)
+    rate = rng.gamma(0.6, 2.0, size=(len(cells), 1))
+    counts = {"all_crime": rng.poisson(rate * rng.gamma(2.0, 0.5, size=(len(cells), 18))).astype(float)}
+    result = backtest(make_panel(counts, cells), "all_crime", months=6, methods=["model", "ewma", "rolling_12"])
+    s = result.summary
+    assert {"coverage_90", "width_90"} <= set(s.columns)
+    assert ((s["coverage_90"] > 0.5) & (s["coverage_90"] <= 1)).all()
+    # Counts here are overdispersed around any fixed rate: every method found a positive dispersion.
+    assert all(a > 0 for a in result.dispersion.values())
+
+
+def test_predictions_carry_the_interval_and_horizon():
+    cells = np.array(disk(1))
+    pred = np.linspace(0.1, 3.0, len(cells))
+    lower, upper = interval(pred, 0.2)
+    frame = build(cells, np.array(["f"] * len(cells)), pred, group="asb", target_month="2024-02",
+                  model=ModelRef("m", "1", None, "run"), feature_tables={}, data_months=("2023-01", "2023-12"),
+                  lower=lower, upper=upper, horizon=2)
+    assert (frame["lower_90"] <= frame["upper_90"]).all() and (frame["horizon"] == 2).all()
+    np.testing.assert_array_equal(frame["upper_90"], upper)
