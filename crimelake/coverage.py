@@ -29,7 +29,9 @@ def load(settings: Settings, *, source: str | None = None, force: str | None = N
         raise FileNotFoundError(f"no coverage ledger at {path}: run the pipeline first (crimelake run)")
     if months is not None and months < 1:
         raise ValueError(f"months must be at least 1, got {months}")
-    table = lake.read(path, columns=COLUMNS)
+    from crimelake.release import version_to_read
+
+    table = lake.read(path, columns=COLUMNS, version=version_to_read(settings, "gold/coverage"))
     for name, value in (("source", source), ("force", force)):
         if value is None:
             continue

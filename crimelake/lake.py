@@ -226,14 +226,21 @@ def maintain(path: Path, *, retention_hours: int = DEFAULT_RETENTION_HOURS, keep
 
 
 def recorded_versions(lake_root: Path) -> dict[Path, int]:
-    """Gold table -> the oldest of its versions any prediction recorded (predictions' `feature_tables` JSON): the
-    versions a trace must still be able to read."""
+    """Gold or public table -> the oldest of its versions that must stay readable: any a prediction recorded
+    (predictions' `feature_tables` JSON, which a trace reads) and the one the newest release names (which readers
+    read; crimelake.release)."""
     import json
 
+    oldest: dict[Path, int] = {}
+    releases = lake_root / "releases"
+    if table_exists(releases):
+        rows = DeltaTable(str(releases)).to_pyarrow_table(columns=["release_id", "table_name", "table_version"])
+        newest = rows.filter(pc.equal(rows["release_id"], pc.max(rows["release_id"])))
+        for name, v in zip(newest["table_name"].to_pylist(), newest["table_version"].to_pylist(), strict=True):
+            oldest[lake_root / name] = int(v)
     predictions = lake_root / "ml" / "predictions"
     if not table_exists(predictions):
-        return {}
-    oldest: dict[Path, int] = {}
+        return oldest
     column = DeltaTable(str(predictions)).to_pyarrow_dataset().to_table(columns=["feature_tables"]).column(0)
     for text in pc.unique(column).to_pylist():
         for name, v in (json.loads(text) if text else {}).items():

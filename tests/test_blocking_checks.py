@@ -198,8 +198,9 @@ def test_every_dbt_gold_and_public_asset_waits_for_blocking_checks():
     from orchestration.definitions import defs
 
     specs = [s for s in defs().resolve_all_asset_specs() if s.group_name in
-             ("staging", "intermediate", "marts", "gold", "public")]
+             ("staging", "intermediate", "marts", "gold", "public", "release")]
     assert len(specs) > 15
+    assert any(s.group_name == "release" for s in specs)
     for spec in specs:
         assert "all_deps_blocking_checks_passed" in str(spec.automation_condition), spec.key
 

@@ -1,7 +1,11 @@
-"""The map's view of the lake: the newest version of each table it serves, kept in memory until a newer one lands.
+"""The map's view of the lake: the released version of each table it serves, kept in memory until a newer one is
+released.
 
-Each table is checked for a new Delta version at most every `refresh_seconds` (`CRIMELAKE_SERVE_REFRESH_SECONDS`,
-default 10), so a map left open follows the pipeline as data arrives without re-reading unchanged tables.
+Gold and public tables are read at the version the newest release names (crimelake.release), so the map never
+shows a mix of a run's new tables and the old ones, nor anything a run wrote before it failed; other tables (and
+gold or public tables no release names yet) at their newest version. Each table and the release record are
+checked at most every `refresh_seconds` (`CRIMELAKE_SERVE_REFRESH_SECONDS`, default 10), so a map left open
+follows the pipeline as data arrives without re-reading unchanged tables.
 Frames are read once per version with string keys as pandas categoricals (filters compare codes, not strings).
 """
 
@@ -20,6 +24,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from crimelake import release
 from crimelake.config import Settings
 from crimelake.disclosure import PUBLIC_H3_RESOLUTION, forces_covering, protect, public_cells
 
@@ -133,6 +138,12 @@ LANDING_TABLES = ("bronze/police_uk/street", "bronze/police_uk/outcomes", "bronz
                   "bronze/la_reports/reports", "bronze/social_care/indicators")
 
 
+def _committed_at(dt: DeltaTable) -> datetime | None:
+    v = dt.version()
+    stamp = next((e.get("timestamp") for e in dt.history() if e.get("version") == v), None)
+    return None if stamp is None else datetime.fromtimestamp(stamp / 1000, UTC)
+
+
 class LakeView:
     """Thread-safe, version-aware cache of the served tables."""
 
@@ -144,18 +155,29 @@ class LakeView:
         self._tables: dict[str, DeltaTable] = {}
         self._checked: dict[str, float] = {}
         self._frames: dict[tuple[str, Hashable], tuple[int, object]] = {}
+        self._release: tuple[float, release.Release | None] | None = None
+
+    def _released(self, now: float) -> release.Release | None:
+        """The newest release, re-read at most every refresh_seconds."""
+        if self._release is None or now - self._release[0] >= self.refresh_seconds:
+            self._release = (now, release.latest(self.settings))
+        return self._release[1]
 
     def _delta(self, name: str) -> DeltaTable | None:
-        """The table's newest version, re-checked at most every refresh_seconds."""
+        """The table at the version readers see (see the module docstring), re-checked at most every
+        refresh_seconds."""
         now = time.monotonic()
         dt = self._tables.get(name)
         if dt is not None and now - self._checked.get(name, 0) < self.refresh_seconds:
             return dt
         try:
+            pinned = release.version_to_read(self.settings, name, self._released(now))
             if dt is None:
-                dt = DeltaTable(str(self.settings.lake / name))
-            else:
+                dt = DeltaTable(str(self.settings.lake / name), version=pinned)
+            elif pinned is None:
                 dt.update_incremental()
+            elif dt.version() != pinned:
+                dt.load_as_version(pinned)
         except TableNotFoundError:
             dt = None
         if dt is None:
@@ -166,24 +188,23 @@ class LakeView:
         return dt
 
     def info(self, name: str) -> TableInfo:
-        """The table's newest version and when it was committed (read from the log once per version)."""
+        """The version read and when it was committed (read from the log once per version)."""
         with self._lock:
             dt = self._delta(name)
             if dt is None:
                 return TableInfo(name, None, None)
-            committed = self.derived(name, "committed_at", lambda d: datetime.fromtimestamp(
-                d.history(1)[0]["timestamp"] / 1000, UTC))
+            committed = self.derived(name, "committed_at", _committed_at)
             return TableInfo(name, dt.version(), committed)
 
     def dataset(self, name: str):
-        """The table's newest version as a pyarrow dataset, for filtered reads of tables too big to keep (None
+        """The table (at the version read, see `_delta`) as a pyarrow dataset, for filtered reads of tables too big to keep (None
         while the table does not exist)."""
         with self._lock:
             dt = self._delta(name)
             return None if dt is None else dt.to_pyarrow_dataset()
 
     def frame(self, name: str) -> pd.DataFrame:
-        """The table's newest version as a frame (empty with no columns when the table does not exist yet)."""
+        """The table (at the version read) as a frame (empty with no columns when the table does not exist yet)."""
         return self.derived(name, "frame", LOADERS[name], default=pd.DataFrame())
 
     def derived(self, name: str, key: Hashable, build: Callable[[DeltaTable], object],

@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.lib.partitions import monthly_partitions
 
-TRANSFORM_GROUPS = ("reference", "staging", "intermediate", "marts", "gold", "public")
+TRANSFORM_GROUPS = ("reference", "staging", "intermediate", "marts", "gold", "public", "release")
 
 transform_lakehouse_job = dg.define_asset_job(
     "transform_lakehouse_job",
