@@ -20,7 +20,16 @@ _DAGSTER_YAML = """\
 # Written by crimelake: the Dagster instance lives under the crimelake home.
 telemetry:
   enabled: false
+# Runs the daemon launches (`crimelake ui`: the sensors, the UI) wait in a queue: two at a time, of which one ingest
+# run (tagged crimelake/source), so a landing folder full of months loads one month after another beside at most
+# one downstream run, on a machine with two cores. Assets that open the DuckDB warehouse share the `warehouse`
+# pool (every pool one slot), whatever launched them.
 concurrency:
+  runs:
+    max_concurrent_runs: 2
+    tag_concurrency_limits:
+      - key: crimelake/source
+        limit: 1
   pools:
     default_limit: 1
 # For runs the daemon launches (`crimelake ui`): a run stuck starting or canceling is marked failed, and the pool

@@ -121,3 +121,147 @@ def test_maintain_lake_job_compacts_the_small_files_of_monthly_loads(settings, d
 def _step_output_metadata(result) -> dict:
     event = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     return event.event_specific_data.metadata
+
+
+def _land_generated(settings, months: int) -> None:
+    """Clean simulated files for one force (every source), `months` months from 2024-01."""
+    from crimelake.simulate import generate
+
+    generate(settings.landing, seed=7, forces=["city-of-london"], months=months, incidents=60, defect_rate=0)
+
+
+def _requested(requests) -> list[tuple[str, str, list[str]]]:
+    return sorted((r.partition_key, r.tags["crimelake/source"], sorted(k.to_user_string() for k in r.asset_selection))
+                  for r in requests)
+
+
+def test_sensor_shares_the_record_of_what_run_loaded(settings, defs):
+    _land_generated(settings, 1)
+    assert all(r.success for r in run_landed(settings))
+    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.get(), definitions=defs)
+    assert isinstance(landing_sensor(ctx), dg.SkipReason)
+
+    street = contract("police_uk", "street")
+    land(settings, street, "2024-02", "2024-02-city-of-london-street.csv",
+         csv_text(street, street_rows(3, Month="2024-02")))
+    assert _requested(landing_sensor(ctx)) == [
+        ("2024-02", "police_uk", ["police_uk/outcomes", "police_uk/stop_and_search", "police_uk/street"])]
+
+
+def test_sensor_retries_a_failed_load_and_never_requests_one_in_flight(settings, defs, monkeypatch):
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+    from dagster._core.utils import make_new_run_id
+
+    import orchestration.defs.ingest.assets as ingest_assets
+
+    street = contract("police_uk", "street")
+    land(settings, street, "2024-05", "2024-05-bedfordshire-street.csv", csv_text(street, street_rows(3, Month="2024-05")))
+    instance = dg.DagsterInstance.get()
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs)
+    [first] = landing_sensor(ctx)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    # The run the daemon would launch for the request, failing before anything is written.
+    monkeypatch.setattr(ingest_assets, "ingest_partition", disk_full)
+    job = defs.resolve_job_def("ingest_landing_job")
+    failed = job.execute_in_process(instance=instance, partition_key=first.partition_key,
+                                    asset_selection=first.asset_selection, raise_on_error=False,
+                                    tags={**first.tags, "dagster/run_key": first.run_key})
+    assert not failed.success
+    [second] = landing_sensor(ctx)
+    assert second.run_key != first.run_key
+    assert _requested([second]) == _requested([first])
+
+    # A run of that month in progress (launched by the daemon, or by `crimelake run`): nothing is requested twice.
+    queued = DagsterRun(job_name="ingest_landing_job", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
+                        tags={"dagster/partition": "2024-05", **second.tags})
+    instance.add_run(queued)
+    skipped = landing_sensor(ctx)
+    assert isinstance(skipped, dg.SkipReason) and "queued or in progress" in skipped.skip_message
+    instance.report_run_canceled(queued)
+
+    # Failing on every attempt, a delivery waits for its files to change.
+    monkeypatch.setenv("CRIMELAKE_INGEST_ATTEMPTS", "1")
+    gave_up = landing_sensor(ctx)
+    assert isinstance(gave_up, dg.SkipReason) and "1 runs failed" in gave_up.skip_message
+    monkeypatch.undo()
+    retried = job.execute_in_process(instance=instance, partition_key=second.partition_key,
+                                     asset_selection=second.asset_selection,
+                                     tags={**second.tags, "dagster/run_key": second.run_key})
+    assert retried.success
+    assert isinstance(landing_sensor(ctx), dg.SkipReason)
+
+
+def test_instance_queues_daemon_runs_two_at_a_time_one_ingest(settings):
+    config = dg.DagsterInstance.get().get_concurrency_config()
+    queue = config.run_queue_config
+    assert queue.max_concurrent_runs == 2
+    assert {"key": "crimelake/source", "limit": 1} in queue.tag_concurrency_limits
+    assert config.pool_config.default_pool_limit == 1
+
+
+def test_manifest_fresh_until_a_project_file_changes(tmp_path):
+    import os
+
+    from orchestration.lib.dbt import manifest_is_fresh
+
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "m.sql"
+    model.write_text("select 1")
+    manifest = tmp_path / "target" / "manifest.json"
+    assert not manifest_is_fresh(manifest, tmp_path)
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    (tmp_path / "target" / "run_results.json").write_text("{}")  # dbt's own output: not a project file
+    os.utime(model, ns=(1, 1))
+    assert manifest_is_fresh(manifest, tmp_path)
+    os.utime(model, ns=(manifest.stat().st_mtime_ns + 10**9,) * 2)
+    assert not manifest_is_fresh(manifest, tmp_path)
+
+
+def test_loading_definitions_under_dagster_dev_leaves_a_fresh_manifest_alone(tmp_path):
+    """A code-location load (the code server, each run worker) under `dagster dev` neither parses nor locks."""
+    import os
+    import subprocess
+    import sys
+
+    from orchestration.lib.dbt import dbt_project, ensure_manifest, manifest_is_fresh
+
+    manifest = ensure_manifest()
+    assert manifest_is_fresh()
+    before = manifest.stat().st_mtime_ns
+    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1", "CRIMELAKE_HOME": str(tmp_path / "home"),
+           "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}
+    # The load fails loudly if it parses or takes the lock dagster-dbt's own preparation takes.
+    load = ("import dagster_dbt.dbt_project as p, orchestration.lib.dbt as d\n"
+            "def refuse(*a, **k): raise SystemExit('the load ran dbt parse or took the manifest lock')\n"
+            "p.run_with_concurrent_update_guard = d.parse_manifest = refuse\n"
+            "from orchestration.definitions import defs\n"
+            "assert defs().resolve_asset_graph().get_all_asset_keys()\n")
+    proc = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True,
+                          cwd=dbt_project.project_dir.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert manifest.stat().st_mtime_ns == before
+
+
+def test_a_stale_manifest_is_prepared_under_dagster_dev_only(tmp_path, monkeypatch):
+    import os
+
+    import orchestration.lib.dbt as dbt_lib
+
+    (tmp_path / "dbt_project.yml").write_text("name: p\n")
+    manifest = tmp_path / "target" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    parsed = []
+    monkeypatch.setattr(dbt_lib, "parse_manifest", lambda path: parsed.append(path))
+    monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
+    assert not dbt_lib.prepare_if_dev(manifest, tmp_path)
+    os.utime(tmp_path / "dbt_project.yml", ns=(manifest.stat().st_mtime_ns + 10**9,) * 2)
+    monkeypatch.delenv("DAGSTER_IS_DEV_CLI")
+    assert not dbt_lib.prepare_if_dev(manifest, tmp_path)
+    monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
+    assert dbt_lib.prepare_if_dev(manifest, tmp_path)
+    assert parsed == [manifest]

@@ -1,28 +1,86 @@
-"""dbt wiring: where the project lives, how its manifest is built, and which dbt to run."""
+"""dbt wiring: where the project lives, how its manifest is built, and which dbt to run.
+
+The manifest is built once per change of the project's files (by `make install`, a `crimelake` command, or the
+first code-location load after an edit under `dagster dev`), never on every load: `dagster dev` loads the
+definitions in its code server and again in every run worker, and a `dbt parse` in each of them would contend for
+the manifest. A parse writes into a folder of its own and moves the manifest into place in one rename, so a
+reader sees the old manifest or the new one, never a half-written file, and no lock is needed.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from dagster_dbt import DbtProject
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# Folders dbt writes into (or a package manager fills): their files are outputs, not the project.
+_GENERATED = {"target", "logs", "dbt_packages"}
 
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+
+def project_files(project_dir: Path = DBT_DIR) -> list[Path]:
+    """The files a parse reads: everything in the project folder but what dbt itself writes."""
+    out = []
+    for root, dirs, files in os.walk(project_dir):
+        if Path(root) == project_dir:
+            dirs[:] = [d for d in dirs if d not in _GENERATED]
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out.extend(Path(root) / f for f in files if not f.startswith("."))
+    return out
+
+
+def manifest_is_fresh(manifest: Path | None = None, project_dir: Path = DBT_DIR) -> bool:
+    """Whether the manifest exists and is newer than every file of the project (the rule `make install` uses)."""
+    manifest = manifest or dbt_project.manifest_path
+    if not manifest.exists():
+        return False
+    built = manifest.stat().st_mtime_ns
+    return all(p.stat().st_mtime_ns <= built for p in project_files(project_dir))
+
+
+def parse_manifest(manifest: Path | None = None) -> Path:
+    """`dbt parse` into a temporary folder beside the manifest, then one rename over the manifest (the manifest is
+    moved last: once it is in place, the parse state beside it matches it)."""
+    manifest = manifest or dbt_project.manifest_path
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env.setdefault("CRIMELAKE_HOME", "var")
+    with tempfile.TemporaryDirectory(dir=manifest.parent, prefix=".parse-") as tmp:
+        proc = subprocess.run([DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(DBT_DIR),
+                               "--target-path", tmp], cwd=DBT_DIR, env=env, capture_output=True, text=True)
+        built = Path(tmp) / "manifest.json"
+        if proc.returncode != 0 or not built.exists():
+            raise RuntimeError(f"dbt parse failed in {DBT_DIR}:\n{proc.stdout}\n{proc.stderr}")
+        # The parse state goes along so that dbt's own runs (which start from it) parse only what changed.
+        state = Path(tmp) / "partial_parse.msgpack"
+        if state.exists():
+            os.replace(state, manifest.parent / state.name)
+        os.replace(built, manifest)
+    return manifest
 
 
 def ensure_manifest(force: bool = False) -> Path:
-    """Parse the dbt project when its manifest is missing (a cold parse takes seconds; never done at import)."""
+    """The manifest, parsed first when it is missing or older than a project file (a cold parse takes seconds)."""
     manifest = dbt_project.manifest_path
-    if force or not manifest.exists():
-        env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        env.setdefault("CRIMELAKE_HOME", "var")
-        proc = subprocess.run([DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(DBT_DIR)], cwd=DBT_DIR,
-                              env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"dbt parse failed in {DBT_DIR}:\n{proc.stdout}\n{proc.stderr}")
+    if force or not manifest_is_fresh(manifest):
+        parse_manifest(manifest)
     return manifest
+
+
+def prepare_if_dev(manifest: Path | None = None, project_dir: Path = DBT_DIR) -> bool:
+    """In place of `DbtProject.prepare_if_dev()` (which parses on every load under `dagster dev`): under `dagster
+    dev` only, parse when a project file is newer than the manifest (an edit picked up on reload). A fresh manifest
+    is used as it is, so loading the definitions runs no dbt and takes no lock. True when it parsed."""
+    manifest = manifest or dbt_project.manifest_path
+    if not os.getenv("DAGSTER_IS_DEV_CLI") or manifest_is_fresh(manifest, project_dir):
+        return False
+    parse_manifest(manifest)
+    return True
+
+
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)

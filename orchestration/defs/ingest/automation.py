@@ -15,6 +15,7 @@ ingest_landing_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(INGEST_GROUP),
     partitions_def=monthly_partitions,
     description="Load one month of every landed source into bronze Delta tables.",
+    executor_def=dg.in_process_executor,
 )
 
 ingest_landing_job_schedule = dg.build_schedule_from_partitioned_job(
@@ -59,24 +60,77 @@ def stale_partitions(instance: dg.DagsterInstance, settings: Settings) -> list[t
     return out
 
 
+SOURCE_TAG = "crimelake/source"
+FINGERPRINT_TAG = "crimelake/landing_fingerprint"
+_IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def attempts_per_delivery() -> int:
+    """Runs the sensor launches for one delivery (source, month, fingerprint) before it waits for the files to
+    change: `CRIMELAKE_INGEST_ATTEMPTS`, default 3. A run that fails (a worker killed, a disk full) is tried again
+    on a later tick; one that fails every time is not launched every 30 seconds forever."""
+    from crimelake.config import env_count
+
+    return env_count("CRIMELAKE_INGEST_ATTEMPTS", 3)
+
+
+def in_flight(instance: dg.DagsterInstance) -> set[tuple[str, str | None]]:
+    """(month, source) of every ingest run queued or in progress; source None for a run of every source of the
+    month (a `crimelake run`)."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=ingest_landing_job.name, statuses=_IN_FLIGHT))
+    return {(r.tags.get("dagster/partition"), r.tags.get(SOURCE_TAG)) for r in runs}
+
+
+def failed_attempts(instance: dg.DagsterInstance, source: str, month: str, fp: str) -> int:
+    """Ingest runs of this delivery that failed (a cancelled run is not tried again: someone stopped it)."""
+    return instance.get_runs_count(dg.RunsFilter(
+        job_name=ingest_landing_job.name, statuses=[dg.DagsterRunStatus.FAILURE],
+        tags={"dagster/partition": month, SOURCE_TAG: source, FINGERPRINT_TAG: fp}))
+
+
+def landing_requests(instance: dg.DagsterInstance, settings: Settings) -> tuple[list[dg.RunRequest], list[str]]:
+    """The runs to launch for what changed in the landing folder, and why anything changed was left alone.
+
+    Loaded means the same thing here as for `crimelake run`: the latest materialization of each asset of the
+    month records the fingerprint of the files now landed. A delivery with a run queued or in progress is not
+    requested again; one whose runs failed is requested again under a new run key (its attempt number), up to
+    `attempts_per_delivery()`."""
+    busy = in_flight(instance)
+    limit = attempts_per_delivery()
+    requests, waiting = [], []
+    for source, month, fp, keys in stale_partitions(instance, settings):
+        if (month, source) in busy or (month, None) in busy:
+            waiting.append(f"{source} {month}: a run is queued or in progress")
+            continue
+        failed = failed_attempts(instance, source, month, fp)
+        if failed >= limit:
+            waiting.append(f"{source} {month}: {failed} runs failed on these files; change or re-deliver them "
+                           f"(or run `crimelake run --month {month}`) to try again")
+            continue
+        requests.append(dg.RunRequest(
+            run_key=f"{source}:{month}:{fp}:attempt-{failed + 1}",
+            partition_key=month,
+            asset_selection=keys,
+            tags={SOURCE_TAG: source, FINGERPRINT_TAG: fp},
+        ))
+    return requests, waiting
+
+
 @dg.sensor(
     job=ingest_landing_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches the landing folder and loads each month whose files arrived or changed.",
+    description="Watches the landing folder and loads each month whose files arrived or changed (and one whose "
+                "load failed, a few times).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext):
     settings = Settings.from_env().prepare()
-    requests = []
-    for source, month, fp, keys in stale_partitions(context.instance, settings):
-        requests.append(dg.RunRequest(
-            run_key=f"{source}:{month}:{fp}",
-            partition_key=month,
-            asset_selection=keys,
-            tags={"crimelake/source": source},
-        ))
+    requests, waiting = landing_requests(context.instance, settings)
+    for line in waiting:
+        context.log.info(line)
     if not requests:
-        return dg.SkipReason("no new or changed files in the landing folder")
+        return dg.SkipReason("; ".join(waiting) or "no new or changed files in the landing folder")
     return requests
 
 

@@ -14,7 +14,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.automation import checked_eager
-from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project
+from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project, prepare_if_dev
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
@@ -43,7 +43,9 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-dbt_project.prepare_if_dev()
+# Under `dagster dev` the manifest is parsed only when a project file is newer than it: code-location loads and run
+# workers read a fresh manifest as it is, never running dbt or waiting on a lock.
+prepare_if_dev()
 if not dbt_project.manifest_path.exists():
     raise FileNotFoundError(
         f"{dbt_project.manifest_path} is missing: build it with `make install` (dbt parse), or call "
