@@ -216,6 +216,25 @@ class Layers:
                                    f"to {DETAIL_BBOX_MAX_KM2:,.0f} km²: name a force or zoom in", 413)
         return resolution
 
+    def recording_forces(self, cell: str) -> set[str]:
+        """The forces that recorded any incident in a street-level cell (from the detail counts, indexed once per
+        version)."""
+        def build(_dt) -> dict[str, set[str]]:
+            frame = self.view.frame("gold/fct_cell_month_counts")
+            pairs = frame[["h3_cell", "force"]].drop_duplicates()
+            out: dict[str, set[str]] = {}
+            for c, f in zip(pairs["h3_cell"].astype(str), pairs["force"].astype(str), strict=True):
+                out.setdefault(c, set()).add(f)
+            return out
+
+        return self.view.derived("gold/fct_cell_month_counts", "recording_forces", build, default={}).get(cell, set())
+
+    def require_recorded(self, who: Principal, cell: str) -> None:
+        """An analyst's street-level answer about a cell needs their force to have recorded something there."""
+        if who.role == "analyst" and who.force not in self.recording_forces(cell):
+            raise Forbidden(f"{who.force} has recorded no incident in cell {cell}; an analyst sees their own "
+                            "force's records only")
+
     @staticmethod
     def require_detail(who: Principal, force: str | None) -> None:
         if who.may_see_detail(force):
@@ -398,8 +417,11 @@ class Layers:
             hit = cells[cells["h3_cell"] == cell] if not cells.empty else cells
             if hit.empty:
                 raise NotFound(f"cell {cell} is not in the study area")
-            cell_force = str(hit["force"].iloc[0])
+            # Counts keep the recording force in their grain: the history shown is one force's, the one asked
+            # for, else the analyst's own, else (auditors) the cell's force of record.
+            cell_force = force or (who.force if who.role == "analyst" else str(hit["force"].iloc[0]))
             self.require_detail(who, cell_force)
+            self.require_recorded(who, cell)
         elif res == PUBLIC_H3_RESOLUTION:
             table = self._count_table(res, force)
             public = self.view.frame(table)
@@ -476,24 +498,31 @@ class Layers:
         hit = cells[cells["h3_cell"] == cell] if not cells.empty else cells
         if hit.empty:
             raise NotFound(f"cell {cell} is not in the study area")
-        self.require_detail(who, str(hit["force"].iloc[0]))
+        # Access follows the force that recorded each incident, not the cell's force: an analyst sees their own
+        # force's records wherever they are (a station British Transport Police polices inside a territorial
+        # force's cell), and never another force's; auditors and admins see every force's.
+        scope = who.force if who.role == "analyst" else None
+        self.require_detail(who, scope)
+        self.require_recorded(who, cell)
         month = self.check_month(month)
         if group != "any":
             self.check_group(group)
         incidents = self.view.dataset("gold/fct_incidents")
         if incidents is None:
             raise NotFound("no incidents table yet: run the pipeline first")
-        columns = ["incident_id", "month", "occurred_date", "category_name", "source", "knife_enabled",
+        columns = ["incident_id", "force", "month", "occurred_date", "category_name", "source", "knife_enabled",
                    "police_discovered"]
         where = (pc.field("h3_cell") == cell) & (pc.field("month") == month)
+        if scope is not None:
+            where = where & (pc.field("force") == scope)
         if group != "any":
             where = where & pc.field(f"in_{group}")
         table = incidents.to_table(columns=columns, filter=where)
         rows = table.sort_by([("occurred_date", "ascending"), ("incident_id", "ascending")]).to_pylist()
         items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                  for r in rows[offset:offset + limit]]
-        return {"h3_cell": cell, "month": month, "group": group, "items": items, "numberMatched": len(rows),
-                "numberReturned": len(items)}
+        return {"h3_cell": cell, "month": month, "group": group, "force": scope, "items": items,
+                "numberMatched": len(rows), "numberReturned": len(items)}
 
     def force_totals(self, *, group: str = "all_crime", force: str | None = None) -> dict:
         group, force = self.check_group(group), self.check_force(force)
