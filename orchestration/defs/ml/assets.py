@@ -29,7 +29,9 @@ GOLD_DEPS = [dg.AssetDep(dg.AssetKey(["gold", name]), partition_mapping=dg.AllPa
                     "method beats it by a one-sided paired test on PEI* at 5% over the same backtest months. Warns "
                     "when no method passed the fairness gate and the champion's older version still serves; fails, "
                     "blocking predictions, when the group has no champion at all.")],
-    description="Per forecast group (partition): a rolling-origin backtest over the last 12 months of the model and "
+    description="Per forecast group (partition): a rolling-origin backtest over the last 12 months, at the forecast "
+                "horizon (CRIMELAKE_HORIZON; 2 months ahead of the last complete month for data.police.uk timing), "
+                "of the model and "
                 "every baseline (last month, rolling 3 and 12, EWMA, kernel density, prospective hotspotting), each a "
                 "run in MLflow experiment crimelake-forecast-<group>; the model retrained on all months and registered "
                 "as crimelake-hotspots-<group>, and the champion alias given to the backtest's winner (a baseline "
@@ -78,12 +80,14 @@ def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
             "champion_changed": d.changed,
             "promotion_reasons": dg.MetadataValue.json(d.reasons),
             "promotion": dg.MetadataValue.json(decision),
+            "horizon": result.horizon,
             "pei_star_5_model": float(summary.loc["model", "pei_star_5"]),
+            "coverage_90_model": float(summary.loc["model", "coverage_90"]),
             "pei_star_5_best_baseline": float(others.max()) if len(others) else float("nan"),
             "best_baseline": best_baseline,
             "backtest": dg.MetadataValue.md(result.to_markdown(
                 columns=["pai_1", "pai_5", "pai_10", "pei_star_1", "pei_star_5", "pei_star_10", "hit_rate_5",
-                         "deviance", "calibration"])),
+                         "deviance", "calibration", "coverage_90"])),
             "feature_table_versions": dg.MetadataValue.json(gold.versions),
             "fairness": dg.MetadataValue.md(tracked.fairness_markdown or "no deprivation table: audit not run"),
             "staged_forecast": dg.MetadataValue.path(str(staged)),
@@ -107,9 +111,10 @@ def hotspot_model(context: dg.AssetExecutionContext, lake: LakeResource):
     pool="ml_predictions",
     kinds={"deltalake", "mlflow"},
     automation_condition=dg.AutomationCondition.eager(),
-    description="Next month's forecast for every cell of the study area, appended to the Delta table "
+    description="The forecast for every cell of the study area, the horizon's months after the last complete one, "
+                "appended to the Delta table "
                 "`lake/ml/predictions` (earlier forecasts are kept): prediction_id, cell, force, group, target month, "
-                "predicted count, rank, percentile, hotspot flags at 1% and 5%, model name, version, alias, MLflow run "
+                "horizon, predicted count with its 90% interval (lower_90, upper_90), rank, percentile, hotspot flags at 1% and 5%, model name, version, alias, MLflow run "
                 "and the Delta versions of the feature tables. Made by the group's champion, model or baseline.",
 )
 def predictions(context: dg.AssetExecutionContext, lake: LakeResource):
