@@ -21,14 +21,14 @@ _DAGSTER_YAML = """\
 telemetry:
   enabled: false
 # Runs the daemon launches (`crimelake ui`: the sensors, the UI) wait in a queue: two at a time, of which one ingest
-# run (tagged crimelake/source), so a landing folder full of months loads one month after another beside at most
-# one downstream run, on a machine with two cores. Assets that open the DuckDB warehouse share the `warehouse`
+# run of the landing sensor (tagged with its month's fingerprint), so a landing folder full of months loads one
+# month after another beside at most one downstream run, on a machine with two cores. Assets that open the DuckDB warehouse share the `warehouse`
 # pool (every pool one slot), whatever launched them.
 concurrency:
   runs:
     max_concurrent_runs: 2
     tag_concurrency_limits:
-      - key: crimelake/source
+      - key: crimelake/landing_fingerprint
         limit: 1
   pools:
     default_limit: 1

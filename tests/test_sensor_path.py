@@ -81,3 +81,19 @@ def test_automation_carries_a_new_month_to_the_release_and_nothing_else(settings
     assert {"staging", "marts", "gold", "public", "lake"} <= layers
     assert _months(settings.gold("fct_cell_month_counts")) == {"2024-01", NEW}
     assert NEW in _months(settings.lake / "public" / "cell_month_counts")
+
+
+def test_a_month_dropped_under_the_running_ui_reaches_the_map(tmp_path):
+    """End to end through `crimelake ui` (dagster dev: the daemon, its sensors and run queue) and `crimelake
+    serve`, on the smallest home: the dropped month is served, and no run touches a month already loaded."""
+    from benchmarks.landing_to_map import LandingToMapError, measure
+
+    try:
+        result = measure(tmp_path, forces=["city-of-london"], months=2, incidents=60, timeout=900)
+    except LandingToMapError as e:
+        pytest.fail(str(e))
+    assert result["month_dropped"] == NEW
+    assert result["runs_before_drop"] == []
+    assert result["runs_for_loaded_months"] == []
+    ingest = [r for r in result["runs_after_drop"] if r["job"] == "ingest_landing_job"]
+    assert ingest and {r["month"] for r in ingest} == {NEW}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import dagster as dg
 
 from crimelake.config import Settings
@@ -60,59 +62,72 @@ def stale_partitions(instance: dg.DagsterInstance, settings: Settings) -> list[t
     return out
 
 
-SOURCE_TAG = "crimelake/source"
+# Every ingest run the sensor launches carries the landing fingerprint of its month (all sources): the run queue
+# lets one such run go at a time, and a failed run is counted against the files it tried.
 FINGERPRINT_TAG = "crimelake/landing_fingerprint"
 _IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def attempts_per_delivery() -> int:
-    """Runs the sensor launches for one delivery (source, month, fingerprint) before it waits for the files to
-    change: `CRIMELAKE_INGEST_ATTEMPTS`, default 3. A run that fails (a worker killed, a disk full) is tried again
-    on a later tick; one that fails every time is not launched every 30 seconds forever."""
+    """Runs the sensor launches for one delivery (a month's files as they are now) before it waits for the files
+    to change: `CRIMELAKE_INGEST_ATTEMPTS`, default 3. A run that fails (a worker killed, a disk full, the UI
+    stopped mid-run) is tried again on a later tick; one that fails every time is not launched every 30 seconds
+    forever."""
     from crimelake.config import env_count
 
     return env_count("CRIMELAKE_INGEST_ATTEMPTS", 3)
 
 
-def in_flight(instance: dg.DagsterInstance) -> set[tuple[str, str | None]]:
-    """(month, source) of every ingest run queued or in progress; source None for a run of every source of the
-    month (a `crimelake run`)."""
+def in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Months with an ingest run queued or in progress (launched by the sensor, the UI or `crimelake run`)."""
     runs = instance.get_runs(dg.RunsFilter(job_name=ingest_landing_job.name, statuses=_IN_FLIGHT))
-    return {(r.tags.get("dagster/partition"), r.tags.get(SOURCE_TAG)) for r in runs}
+    return {r.tags.get("dagster/partition") for r in runs}
 
 
-def failed_attempts(instance: dg.DagsterInstance, source: str, month: str, fp: str) -> int:
+def failed_attempts(instance: dg.DagsterInstance, month: str, fp: str) -> int:
     """Ingest runs of this delivery that failed (a cancelled run is not tried again: someone stopped it)."""
     return instance.get_runs_count(dg.RunsFilter(
         job_name=ingest_landing_job.name, statuses=[dg.DagsterRunStatus.FAILURE],
-        tags={"dagster/partition": month, SOURCE_TAG: source, FINGERPRINT_TAG: fp}))
+        tags={"dagster/partition": month, FINGERPRINT_TAG: fp}))
+
+
+def month_fingerprint(parts: list[tuple[str, str]]) -> str:
+    """One fingerprint for a month's delivery from its sources' (source, fingerprint) pairs."""
+    return hashlib.sha256("\n".join(f"{s}={fp}" for s, fp in sorted(parts)).encode()).hexdigest()[:16]
 
 
 def landing_requests(instance: dg.DagsterInstance, settings: Settings) -> tuple[list[dg.RunRequest], list[str]]:
-    """The runs to launch for what changed in the landing folder, and why anything changed was left alone.
+    """The runs to launch for what changed in the landing folder (one per month, every changed source in it, as
+    `crimelake run` loads them), and why a changed month was left alone.
 
     Loaded means the same thing here as for `crimelake run`: the latest materialization of each asset of the
-    month records the fingerprint of the files now landed. A delivery with a run queued or in progress is not
-    requested again; one whose runs failed is requested again under a new run key (its attempt number), up to
+    month records the fingerprint of the files now landed. A month with an ingest run queued or in progress is
+    not requested again; one whose runs failed is requested again under a new run key (its attempt number), up to
     `attempts_per_delivery()`."""
+    months: dict[str, tuple[list[tuple[str, str]], list[dg.AssetKey]]] = {}
+    for source, month, fp, keys in stale_partitions(instance, settings):
+        parts, selected = months.setdefault(month, ([], []))
+        parts.append((source, fp))
+        selected.extend(keys)
     busy = in_flight(instance)
     limit = attempts_per_delivery()
     requests, waiting = [], []
-    for source, month, fp, keys in stale_partitions(instance, settings):
-        if (month, source) in busy or (month, None) in busy:
-            waiting.append(f"{source} {month}: a run is queued or in progress")
+    for month, (parts, keys) in sorted(months.items()):
+        if month in busy:
+            waiting.append(f"{month}: an ingest run is queued or in progress")
             continue
-        failed = failed_attempts(instance, source, month, fp)
+        fp = month_fingerprint(parts)
+        failed = failed_attempts(instance, month, fp)
         if failed >= limit:
-            waiting.append(f"{source} {month}: {failed} runs failed on these files; change or re-deliver them "
-                           f"(or run `crimelake run --month {month}`) to try again")
+            waiting.append(f"{month}: {failed} runs failed on these files; change or re-deliver them (or run "
+                           f"`crimelake run --month {month}`) to try again")
             continue
         requests.append(dg.RunRequest(
-            run_key=f"{source}:{month}:{fp}:attempt-{failed + 1}",
+            run_key=f"{month}:{fp}:attempt-{failed + 1}",
             partition_key=month,
             asset_selection=keys,
-            tags={SOURCE_TAG: source, FINGERPRINT_TAG: fp},
+            tags={FINGERPRINT_TAG: fp, "crimelake/sources": ",".join(sorted(s for s, _ in parts))},
         ))
     return requests, waiting
 
