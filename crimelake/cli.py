@@ -538,6 +538,9 @@ def ui(
     console.print(f"Dagster UI for {settings.home} at http://{host}:{port} (Ctrl-C to stop)")
     # Under `dagster dev` dagster-dbt looks for `dbt` on PATH: put this environment's tools first.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from orchestration.lib.dbt import ensure_manifest
+
+    ensure_manifest()  # parsed here if stale, so the code server and run workers read it as it is
     os.chdir(root)
     os.execv(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"), "-h", host, "-p", str(port)])
 
