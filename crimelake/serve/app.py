@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from crimelake import audit
 from crimelake.config import Settings
 from crimelake.serve.access import PUBLIC, AccessError, KeyRing, Principal
+from crimelake.serve.geography import geography_router
 from crimelake.serve.layers import (
     DETAIL_BBOX_MAX_KM2,
     DETAIL_H3_RESOLUTION,
@@ -184,6 +185,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
               name="leaflet")
     app.mount("/static/vendor/swagger",
               StaticFiles(packages=[("swagger_ui", "static")]), name="swagger")
+    app.include_router(geography_router(settings))
 
     # ----- API -----------------------------------------------------------------------------------------------
     @app.get("/api/meta", responses=_errors(401),
