@@ -46,9 +46,13 @@ def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "CRIMELAKE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
 
 
-def _cli(home: Path, *args: str, log: Path) -> None:
+def _cli(home: Path, *args: str, log: Path, timeout: float = 1800) -> None:
     with log.open("a") as out:
-        proc = subprocess.run([CRIMELAKE, *args], env=_env(home), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            proc = subprocess.run([CRIMELAKE, *args], env=_env(home), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LandingToMapError(f"`crimelake {' '.join(args)}` still running after {timeout:.0f} s; see {log}") from None
     if proc.returncode != 0:
         raise LandingToMapError(f"`crimelake {' '.join(args)}` exited {proc.returncode}; see {log}")
 
