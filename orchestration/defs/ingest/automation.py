@@ -37,6 +37,9 @@ def source_assets() -> dict[str, list[dg.AssetKey]]:
 
 
 def recorded_fingerprint(instance: dg.DagsterInstance, key: dg.AssetKey, month: str) -> str | None:
+    """The record of what is loaded, read alike by `crimelake run` (crimelake.pipeline.pending) and the landing
+    sensor: the landing fingerprint in the latest materialization of the asset's month, whichever launched it. A
+    run that failed before writing left none, so its month stays to be loaded."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[month]), limit=1
     ).records
