@@ -101,7 +101,8 @@ def backtest(
     Each target month is scored on the study area as of its origin: the cells with any crime in the months the
     forecast could read (a cell first seen later was not on anyone's map yet), observed in the scored month.
     Besides the ranking and count metrics, each method's 90% interval is scored: ``coverage_90`` is the share of
-    observed counts inside it, ``width_90`` its mean width. With ``cache``,
+    observed counts inside it, ``width_90`` its mean width, ``coverage_90_busy`` the share among cells forecast at
+    one or more (on quiet cells a whole-number interval is [0, 0] and covers more than 90% by construction). With ``cache``,
     an origin whose inputs are unchanged since an earlier run is read back rather than recomputed (the final origin
     is always computed, for its per-cell predictions). ``feature_cache`` (a caller-owned dict) keeps the feature
     rows of the last training window afterwards, for a ``forecast`` from the same panel.
@@ -152,6 +153,9 @@ def backtest(
                 origin_rows.append({"method": name, "month": panel.months[t],
                                     **score(pred[scored], observed, area),
                                     "coverage_90": coverage(lower, upper, observed),
+                                    # Where a whole-number interval is not [0, 0] by construction.
+                                    "coverage_90_busy": coverage(*(a[busy] for a in (lower, upper, observed)))
+                                    if (busy := pred[scored] >= 1).any() else float("nan"),
                                     "width_90": float(np.mean(upper - lower))})
                 if t == origins[-1]:
                     last_preds[name] = pred[scored]

@@ -45,7 +45,9 @@ def test_models_are_tracked_gated_and_forecast(gold):
     assert method in BASELINES and not md["promoted"], md["promotion_reasons"]
     decision = md["promotion"]
     assert decision["champion"] == method and decision["previous"] is None and decision["new_version"]
-    assert decision["means"][method] >= decision["means"]["model"]
+    # The champion has the best mean of the methods that passed every gate.
+    eligible = [m for m, v in decision["means"].items() if all(decision["gates"].get(m, {}).values())]
+    assert decision["means"][method] == max(decision["means"][m] for m in eligible)
     assert "no current champion: the best mean pei_star_5 wins outright" in md["promotion_reasons"]
     assert any(r.startswith("gate fairness:") for r in md["promotion_reasons"])
 
@@ -61,6 +63,10 @@ def test_models_are_tracked_gated_and_forecast(gold):
     model_run = next(r for r in runs if r.data.tags["method"] == "model")
     assert model_run.info.run_id == md["mlflow_run_id"]
     assert "pei_star_5" in model_run.data.metrics
+    # City of London has only data.police.uk: two months ahead of the last complete month, with 90% intervals.
+    assert md["horizon"] == 2 and all(r.data.params["horizon"] == "2" for r in runs)
+    assert all(0 < r.data.metrics["coverage_90"] <= 1 for r in runs)
+    assert float(model_run.data.params["dispersion"]) >= 0
     inputs = model_run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name.startswith("fct_cell_month_counts@v")
     artifacts = {a.path for a in client.list_artifacts(model_run.info.run_id)}
@@ -94,7 +100,8 @@ def test_models_are_tracked_gated_and_forecast(gold):
     preds = lake.read(settings.lake / "ml" / "predictions").to_pandas()
     cells = lake.read(settings.gold("dim_cells")).num_rows
     assert len(preds) == cells and preds["prediction_id"].is_unique
-    assert preds["target_month"].unique().tolist() == ["2025-05"]
+    assert preds["target_month"].unique().tolist() == ["2025-06"] and (preds["horizon"] == 2).all()
+    assert (preds["lower_90"] <= preds["upper_90"]).all() and (preds["upper_90"] >= 0).all()
     assert preds["hotspot_5pct"].sum() == max(1, -(-cells * 5 // 100))
     assert (preds["model_alias"] == "champion").all() and set(preds["model_version"]) == {version}
     assert run.metadata["ml/predictions"]["champion_method"] == method
@@ -124,12 +131,20 @@ def test_forecast_command_uses_only_earlier_data(gold, tmp_path):
     assert r.exit_code == 0, r.output
     frame = pd.read_csv(out)
     assert {"h3_cell", "h3_resolution", "forecast_group", "predicted_count", "rank", "prediction_id"} <= set(frame)
-    assert frame["data_months"].iloc[0].endswith("..2025-02")
+    # Two months ahead by default here (City of London has only data.police.uk): data up to 2025-01.
+    assert frame["data_months"].iloc[0].endswith("..2025-01") and (frame["horizon"] == 2).all()
     assert sorted(frame["rank"]) == list(range(1, len(frame) + 1))
+    assert {"lower_90", "upper_90"} <= set(frame) and (frame["lower_90"] <= frame["upper_90"]).all()
+    one = tmp_path / "f1.csv"
+    r1 = CliRunner().invoke(app, ["forecast", "--as-of", "2025-03", "--group", "theft", "--horizon", "1", "--out",
+                                  str(one), "--home", str(settings.home)])
+    assert r1.exit_code == 0, r1.output
+    frame1 = pd.read_csv(one)
+    assert frame1["data_months"].iloc[0].endswith("..2025-02") and (frame1["horizon"] == 1).all()
     bad = CliRunner().invoke(app, ["forecast", "--as-of", "2030-01", "--out", str(out), "--home", str(settings.home)])
     assert bad.exit_code == 2 and "data before it ends at 2025-04" in bad.output
     preds = lake.read(settings.lake / "ml" / "predictions").to_pandas()
-    assert set(preds["prediction_id"]) == set(frame["prediction_id"])
+    assert set(preds["prediction_id"]) == set(frame["prediction_id"]) | set(frame1["prediction_id"])
 
     bt = CliRunner().invoke(app, ["backtest", "--group", "asb", "--force", "bedfordshire", "--home",
                                   str(settings.home)])
@@ -157,7 +172,8 @@ def test_trace_reaches_the_raw_extract_lines_and_reports_a_broken_link(gold, tmp
     assert hops["model"]["data"]["run_id"] == frame["mlflow_run_id"].iloc[0]
     assert "fct_cell_month_counts" in hops["feature tables"]["data"]
     counts = hops["feature rows"]["data"]["counts"]
-    assert max(counts) == "2025-04" and min(counts) <= "2024-05"
+    # Forecast two months ahead: the features read up to 2025-03.
+    assert max(counts) == "2025-03" and min(counts) <= "2024-05"
     assert "int_incidents_deduplicated" in hops["dbt models"]["data"]["models"]
     files = hops["extract files"]["data"]["files"]
     assert files and all(f["status"] == "verified" for f in files.values())

@@ -69,7 +69,8 @@ def test_backtest_reports_interval_coverage_per_method():
     counts = {"all_crime": rng.poisson(rate * rng.gamma(2.0, 0.5, size=(len(cells), 18))).astype(float)}
     result = backtest(make_panel(counts, cells), "all_crime", months=6, methods=["model", "ewma", "rolling_12"])
     s = result.summary
-    assert {"coverage_90", "width_90"} <= set(s.columns)
+    assert {"coverage_90", "coverage_90_busy", "width_90"} <= set(s.columns)
+    assert ((s["coverage_90_busy"] > 0.5) & (s["coverage_90_busy"] <= 1)).all()
     assert ((s["coverage_90"] > 0.5) & (s["coverage_90"] <= 1)).all()
     # Counts here are overdispersed around any fixed rate: every method found a positive dispersion.
     assert all(a > 0 for a in result.dispersion.values())
