@@ -61,5 +61,48 @@ def main(group: str = "all_crime") -> dict:
             "baseline_median_ms": round(base_ms, 1), "baseline_over_app": round(base_ms / app_ms, 2)}
 
 
+def refusal_flood(settings, flood_requests: int = 300, samples: int = 40) -> dict:
+    """A public request's latency while another client sends `flood_requests` unknown keys, against its latency
+    with the server idle, through a real HTTP server (uvicorn, loopback) started in this process."""
+    import threading
+
+    import httpx
+
+    from crimelake.serve.app import serving
+
+    def timed(client: httpx.Client) -> float:
+        t = time.perf_counter()
+        assert client.get("/api/meta").status_code == 200
+        return time.perf_counter() - t
+
+    log = settings.lake / "audit" / "log"
+    before = lake.version(log) if lake.table_exists(log) else -1
+    with serving(settings) as url, httpx.Client(base_url=url) as public, httpx.Client(base_url=url) as bad:
+        timed(public)
+        idle = [timed(public) for _ in range(samples)]
+        statuses: list[int] = []
+
+        def flood() -> None:
+            for _ in range(flood_requests):
+                statuses.append(bad.get("/api/meta", headers={"Authorization": "Bearer ck_guess"}).status_code)
+
+        thread = threading.Thread(target=flood)
+        t0 = time.perf_counter()
+        thread.start()
+        during = []
+        while thread.is_alive() and len(during) < 10 * samples:
+            during.append(timed(public))
+        thread.join()
+        flood_s = time.perf_counter() - t0
+    idle_ms, during_ms = statistics.median(idle) * 1000, statistics.median(during) * 1000
+    return {"flood_requests": flood_requests, "flood_seconds": round(flood_s, 2),
+            "refused_401": statuses.count(401), "limited_429": statuses.count(429),
+            "audit_commits": (lake.version(log) if lake.table_exists(log) else -1) - before,
+            "public_idle_median_ms": round(idle_ms, 1), "public_during_flood_median_ms": round(during_ms, 1),
+            "public_requests_during_flood": len(during), "during_over_idle": round(during_ms / idle_ms, 2)}
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2))
+    result = main()
+    result["refusal_flood"] = refusal_flood(demo_home())
+    print(json.dumps(result, indent=2))

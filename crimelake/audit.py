@@ -32,14 +32,23 @@ def actor() -> str:
     return os.environ.get("CRIMELAKE_ACTOR") or getpass.getuser()
 
 
-def record(settings: Settings, action: str, target: str, detail: dict | None = None, *,
-           who: str | None = None) -> int:
-    """Append one entry; `who` names the actor when it is not this process's user (a map API key, say)."""
+def entry(action: str, target: str, detail: dict | None = None, *, who: str | None = None) -> dict:
+    """One audit row, timed now; `who` names the actor when it is not this process's user (a map API key, say)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: one of {sorted(ACTIONS)}")
-    row = {"at": datetime.now(UTC), "actor": who or actor(), "action": action, "target": target,
-           "detail": json.dumps(detail or {}, sort_keys=True, default=str)}
-    return lake.append(settings.lake / "audit" / "log", pa.Table.from_pylist([row], schema=AUDIT_SCHEMA)).version
+    return {"at": datetime.now(UTC), "actor": who or actor(), "action": action, "target": target,
+            "detail": json.dumps(detail or {}, sort_keys=True, default=str)}
+
+
+def append(settings: Settings, rows: list[dict]) -> int:
+    """Append rows made by `entry` in one commit; the log's new version."""
+    return lake.append(settings.lake / "audit" / "log", pa.Table.from_pylist(rows, schema=AUDIT_SCHEMA)).version
+
+
+def record(settings: Settings, action: str, target: str, detail: dict | None = None, *,
+           who: str | None = None) -> int:
+    """Append one entry now (see `entry`)."""
+    return append(settings, [entry(action, target, detail, who=who)])
 
 
 def entries(settings: Settings) -> list[dict]:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,40 +80,16 @@ def map_keys(map_home) -> dict[str, str]:
             "admin": add_key(map_home, "admin", "admin")}
 
 
-@contextlib.contextmanager
-def _serving(settings: Settings):
-    """The map app over `settings`' lake, served by uvicorn on a free loopback port; yields its base URL."""
-    import socket
-    import threading
-    import time
+def serving(settings: Settings):
+    from crimelake.serve.app import serving as serve_in_thread
 
-    import uvicorn
-
-    from crimelake.serve.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, refresh_seconds=0), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the map server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_in_thread(settings)
 
 
 @pytest.fixture(scope="session")
 def map_server(map_home, map_keys) -> MapServer:
     """The map app over `map_home`, served by uvicorn on a free loopback port, with a key for each role."""
-    with _serving(map_home) as url:
+    with serving(map_home) as url:
         yield MapServer(url, map_home, map_keys)
 
 
@@ -175,5 +150,5 @@ def map_home_with_gaps(map_home, tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def map_server_with_gaps(map_home_with_gaps) -> MapServer:
     """The map app over `map_home_with_gaps` (public view only), on a free loopback port."""
-    with _serving(map_home_with_gaps) as url:
+    with serving(map_home_with_gaps) as url:
         yield MapServer(url, map_home_with_gaps, {})

@@ -50,8 +50,14 @@ def _assert_protected(values) -> None:
         assert v == 0 or (v >= 5 and v % 5 == 0), f"unprotected public count {v}"
 
 
-def _refusals(settings, path: str) -> list[dict]:
-    return [e for e in audit.entries(settings) if e["action"] == "refused" and e["target"] == path]
+def _entries(client: TestClient, settings) -> list[dict]:
+    """The audit log once the app has written what it queued (it writes in batches off the request path)."""
+    client.app.state.audits.flush()
+    return audit.entries(settings)
+
+
+def _refusals(client: TestClient, settings, path: str) -> list[dict]:
+    return [e for e in _entries(client, settings) if e["action"] == "refused" and e["target"] == path]
 
 
 # ----- meta and freshness ------------------------------------------------------------------------------------
@@ -133,7 +139,8 @@ def test_analyst_sees_exact_street_level_counts_of_their_force_only(client, as_r
     # Elsewhere the analyst gets the public view, as anyone does.
     other = client.get("/api/layers/counts", params={"force": "city-of-london"}, headers=as_role("analyst")).json()
     assert other["resolution"] == PUBLIC_H3_RESOLUTION
-    assert any(e["detail"] and "city-of-london" in e["detail"] for e in _refusals(map_home, "/api/layers/counts"))
+    refused = _refusals(client, map_home, "/api/layers/counts")
+    assert any(e["detail"] and "city-of-london" in e["detail"] for e in refused)
 
 
 def test_density_and_fixed_breaks(client, as_role):
@@ -146,10 +153,10 @@ def test_density_and_fixed_breaks(client, as_role):
 
 
 def test_public_is_refused_street_level_and_the_refusal_is_logged(client, map_home):
-    before = len(_refusals(map_home, "/api/layers/counts"))
+    before = len(_refusals(client, map_home, "/api/layers/counts"))
     r = client.get("/api/layers/counts", params={"resolution": 9, "force": "bedfordshire"})
     assert r.status_code == 403 and "analyst, auditor or admin key" in r.json()["detail"]
-    after = _refusals(map_home, "/api/layers/counts")
+    after = _refusals(client, map_home, "/api/layers/counts")
     assert len(after) == before + 1
     entry = json.loads(after[-1]["detail"])
     assert entry["status"] == 403 and entry["role"] == "public" and "resolution=9" in entry["query"]
@@ -268,6 +275,8 @@ def test_street_level_cell_for_analyst_and_auditor(client, as_role, gold_counts,
 
 @pytest.mark.parametrize(("cell", "status"), [
     ("not-a-cell", 422),
+    ("8" * 17, 422),  # more hex digits than an H3 index holds
+    ("", 404),
     (h3.latlng_to_cell(52.1, -0.45, 8), 422),
     (h3.latlng_to_cell(53.5, -2.2, 9), 404),
 ])
@@ -293,7 +302,7 @@ def test_incidents_are_per_cell_paged_audited_and_match_the_count(client, as_rol
     assert body["numberMatched"] == count
     every = client.get(url, params={"month": month, "group": "any"}, headers=as_role("analyst")).json()
     assert every["numberMatched"] == int(((beds["h3_cell"] == cell) & (beds["month"] == month)).sum())
-    views = [e for e in audit.entries(map_home) if e["action"] == "view" and e["target"] == cell]
+    views = [e for e in _entries(client, map_home) if e["action"] == "view" and e["target"] == cell]
     assert views and views[-1]["actor"] == "beds-analyst" and json.loads(views[-1]["detail"])["month"] == month
     assert client.get(url, params={"limit": 201}, headers=as_role("analyst")).status_code == 422
     r7 = h3.cell_to_parent(cell, 7)
@@ -346,7 +355,7 @@ def test_unknown_and_revoked_keys_are_refused(client, map_home):
     assert client.get("/api/meta", headers={"X-API-Key": key}).json()["role"] == "auditor"
     revoke_key(map_home, "short-lived")
     assert client.get("/api/meta", headers={"X-API-Key": key}).status_code == 401
-    assert len(_refusals(map_home, "/api/meta")) >= 3
+    assert len(_refusals(client, map_home, "/api/meta")) >= 3
 
 
 # ----- the page and the docs ---------------------------------------------------------------------------------

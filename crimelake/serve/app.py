@@ -1,12 +1,13 @@
 """The crime map: a FastAPI app serving the map page and its GeoJSON/JSON API over the lake.
 
-Every request is checked against the caller's role (crimelake.serve.access); refused requests are written to the
-audit log, as are views of record-level incidents and prediction traces. The page and everything it loads
+Every request is checked against the caller's role (crimelake.serve.access) and the rate limits
+(crimelake.serve.guards); refused requests are written to the audit log in batches off the request path, as are
+views of record-level incidents and prediction traces. The page and everything it loads
 (Leaflet, Swagger UI for /docs) are served from installed packages: the map works with no internet.
 """
 
+import contextlib
 import logging
-import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +24,7 @@ from crimelake import audit
 from crimelake.config import Settings
 from crimelake.serve.access import PUBLIC, AccessError, KeyRing, Principal
 from crimelake.serve.geography import geography_router
+from crimelake.serve.guards import AuditBuffer, Limits, TooManyRequests
 from crimelake.serve.layers import (
     DETAIL_BBOX_MAX_KM2,
     DETAIL_H3_RESOLUTION,
@@ -76,9 +78,16 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     layers = Layers(view)
     keys = KeyRing(settings)
     tiles: TileServer | None = tile_server()
-    audit_lock = threading.Lock()
+    audits = AuditBuffer(settings)
+    limits = Limits.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        audits.close()  # what is queued reaches the log before the server stops
 
     app = FastAPI(
+        lifespan=lifespan,
         title="crimelake map API",
         version="1",
         summary="Where recorded crime concentrates, how it moves and where it is forecast next, by role.",
@@ -90,12 +99,14 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         docs_url=None, redoc_url=None,
     )
 
+    app.state.audits = audits
+
     def record(who: Principal, action: str, target: str, detail: dict) -> None:
-        with audit_lock:
-            try:
-                audit.record(settings, action, target, detail, who=who.name or "public")
-            except OSError as e:  # a read-only lake must not take the map down; the refusal is still logged here
-                log.error("could not write the audit log: %s", e)
+        # Queued and written in batches off the request path (crimelake.serve.guards.AuditBuffer).
+        audits.add(action, target, detail, who=who.name or "public")
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
 
     # Declared as security schemes so /docs offers an Authorize button; neither refuses a missing key itself.
     bearer = HTTPBearer(auto_error=False, description="an API key from `crimelake access add`")
@@ -109,6 +120,10 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
             raise RequestError("the Authorization header must be `Bearer <key>`", 401)
         if not key:
             return PUBLIC
+        wait = limits.refusals.peek(f"refused:{address(request)}")
+        if wait is not None:
+            raise TooManyRequests("too many refused requests from this address: keys are not checked for now",
+                                  wait)
         try:
             who = keys.resolve(key)
         except AccessError as e:
@@ -117,6 +132,9 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         if who is None:
             raise RequestError("unknown or revoked API key; send no key for the public view", 401)
         request.state.principal = who
+        wait = limits.requests.take(f"key:{who.name}")
+        if wait is not None:
+            raise TooManyRequests(f"too many requests with the key {who.name}", wait)
         return who
 
     Who = Annotated[Principal, Depends(principal)]
@@ -125,8 +143,10 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     async def _request_error(request: Request, exc: RequestError):
         if exc.status in (401, 403):
             _log_refusal(request, exc.status, str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status,
-                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -142,6 +162,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     def _log_refusal(request: Request, status: int, reason: str) -> None:
+        if status == 401:  # an unknown key: what guessing keys looks like (a 403 is a known key asking too much)
+            limits.refusals.take(f"refused:{address(request)}")
         who = getattr(request.state, "principal", PUBLIC)
         log.warning("refused %s %s for %s: %s", request.method, request.url.path, who.describe(), reason)
         record(who, "refused", request.url.path, {
@@ -150,6 +172,12 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):
+        if request.url.path.startswith("/api/"):
+            wait = limits.requests.take(f"address:{address(request)}")
+            if wait is not None:
+                limited = TooManyRequests("too many requests from this address", wait)
+                return JSONResponse({"detail": str(limited)}, status_code=429,
+                                    headers={"Retry-After": str(limited.retry_after), "Cache-Control": "no-store"})
         response = await call_next(request)
         img = "'self' data:" + (f" {tiles.origin}" if tiles else "")
         script = "'self' 'unsafe-inline'" if request.url.path == "/docs" else "'self'"
@@ -307,6 +335,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
             raise Forbidden(f"the audit log needs an auditor or admin key (caller: {who.describe()})")
         if action is not None and action not in audit.ACTIONS:
             raise RequestError(f"action {action!r}: one of {', '.join(sorted(audit.ACTIONS))}", 422)
+        audits.flush()  # entries still queued belong in the answer
         rows = [r for r in reversed(audit.entries(settings)) if action is None or r["action"] == action]
         items = [{**r, "at": r["at"].isoformat()} for r in rows[offset:offset + limit]]
         return paged(request, {"items": items, "numberMatched": len(rows), "numberReturned": len(items)},
@@ -327,6 +356,35 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
 
 def _missing_assets() -> list[str]:
     return [name for name in ("index.html", "app.js", "app.css") if not (STATIC / name).is_file()]
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, refresh_seconds: float = 0):
+    """The map app over `settings`' lake, served by uvicorn in a thread on a free loopback port (for tests and
+    benchmarks); yields its base URL and stops the server on exit."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, refresh_seconds=refresh_seconds), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the map server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -124,6 +124,11 @@ def _clean(value):
     return value
 
 
+def _is_cell(text: str) -> bool:
+    """Whether `text` is an H3 cell index: at most 16 hex digits (h3 overflows on longer ones) naming a cell."""
+    return 0 < len(text) <= 16 and all(ch in "0123456789abcdefABCDEF" for ch in text) and h3.is_valid_cell(text)
+
+
 class Layers:
     """Every layer and lookup of the map for one lake."""
 
@@ -409,7 +414,7 @@ class Layers:
     def cell(self, who: Principal, cell: str, *, group: str = "all_crime", force: str | None = None) -> dict:
         """A cell's monthly history, its forecast and (at street level) its emerging class and trace link."""
         group, force = self.check_group(group), self.check_force(force)
-        if not h3.is_valid_cell(cell):
+        if not _is_cell(cell):
             raise RequestError(f"{cell!r} is not an H3 cell index", 422)
         res = h3.get_resolution(cell)
         if res == DETAIL_H3_RESOLUTION:
@@ -487,7 +492,7 @@ class Layers:
         `any` lists every recorded incident, police-discovered offences included."""
         import pyarrow.compute as pc
 
-        if not h3.is_valid_cell(cell):
+        if not _is_cell(cell):
             raise RequestError(f"{cell!r} is not an H3 cell index", 422)
         if h3.get_resolution(cell) != DETAIL_H3_RESOLUTION:
             raise RequestError(f"incidents are listed per street-level cell (resolution {DETAIL_H3_RESOLUTION}); "
