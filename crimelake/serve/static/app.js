@@ -50,8 +50,14 @@
     layerCounts: $("layer-counts"), layerForecast: $("layer-forecast"), layerEmerging: $("layer-emerging"),
     layerEmergingLabel: $("layer-emerging-label"), layerTiles: $("layer-tiles"), layerTilesLabel: $("layer-tiles-label"),
     resolutionNote: $("resolution-note"), panel: $("cell-panel"), panelTitle: $("cell-title"), panelBody: $("cell-body"),
-    panelClose: $("cell-close"),
+    panelClose: $("cell-close"), controls: $("controls"), controlsToggle: $("controls-toggle"),
+    legendToggle: $("legend-toggle"), legendBody: $("legend-body"),
   };
+
+  // Below this width the controls fold into a drawer, the cell panel becomes a sheet over the map and the
+  // legend starts folded (app.css has the same breakpoint).
+  const narrowQuery = window.matchMedia("(max-width: 760px)");
+  const narrow = () => narrowQuery.matches;
 
   const state = {
     meta: null,
@@ -72,7 +78,16 @@
     seq: { counts: 0, forecast: 0, emerging: 0, cell: 0 },
     aborts: {},
     tiles: null,
+    initialView: viewFromHash(),
   };
+
+  // `#zoom/lat/lon` in the address names a view (the page keeps it current, so a link opens the same place).
+  function viewFromHash() {
+    const m = /^#(\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)$/.exec(window.location.hash);
+    if (!m) return null;
+    const [zoom, lat, lon] = m.slice(1).map(Number);
+    return zoom >= 5 && zoom <= 17 && Math.abs(lat) <= 90 && Math.abs(lon) <= 180 ? { zoom, lat, lon } : null;
+  }
 
   // ---------------------------------------------------------------- formatting
 
@@ -322,11 +337,36 @@
     "Crime data: <a href=\"https://data.police.uk/\" rel=\"noopener\">data.police.uk</a>, Open Government Licence v3.0");
   L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
 
-  // Panes fix the stacking: counts at the bottom, emerging classes over them, hot spot outlines on top.
-  for (const [name, z] of [["counts", 410], ["emerging", 420], ["forecast", 430], ["labels", 440]]) {
+  // Panes fix the stacking: land and force boundaries beneath everything (geography.js), counts over them,
+  // emerging classes over those, hot spot outlines, the selected cell's outline, then names on top.
+  for (const [name, z] of [["counts", 410], ["emerging", 420], ["forecast", 430], ["selected", 435], ["labels", 440]]) {
     map.createPane(name).style.zIndex = String(z);
   }
   map.getPane("labels").style.pointerEvents = "none";
+  map.getPane("selected").style.pointerEvents = "none";
+
+  const geography = window.CrimelakeGeography
+    ? window.CrimelakeGeography.attach(map, { onError: (text) => setStatus("geography", "note", text) })
+    : null;
+
+  // The chosen cell's outline is drawn in a pane of its own, so neither its neighbours' edges nor the hot spot
+  // outlines cover it.
+  const selectedLayer = L.geoJSON(null, {
+    pane: "selected", interactive: false,
+    style: { className: "selected-cell", color: "#111827", weight: 3.2, opacity: 1, fill: false, lineJoin: "round" },
+  }).addTo(map);
+
+  function drawSelected() {
+    selectedLayer.clearLayers();
+    if (!state.selectedCell) return;
+    for (const layer of [countsLayer, forecastLayer, emergingLayer]) {
+      const found = layer.getLayers().find((l) => l.feature.properties.h3_cell === state.selectedCell);
+      if (found) {
+        selectedLayer.addData(found.feature.geometry);
+        return;
+      }
+    }
+  }
 
   const countsLayer = L.geoJSON(null, {
     pane: "counts",
@@ -469,6 +509,7 @@
     if (show && !map.hasLayer(labelsLayer)) labelsLayer.addTo(map);
     if (!show && map.hasLayer(labelsLayer)) map.removeLayer(labelsLayer);
     if (show) declutterLabels();
+    if (geography) geography.refresh();
   }
 
   // At national zoom neighbouring forces' labels overlap into an unreadable pile: a label that would cover one
@@ -571,8 +612,16 @@
     const b = forceBounds(force());
     // The legend sits over the map's lower right corner; keep the cells clear of it, also on the first load,
     // before the legend has anything to show and so any width.
-    const right = Math.max(el.legend.hidden ? 0 : el.legend.offsetWidth, 230) + 24;
-    if (b) map.fitBounds(b, { paddingTopLeft: [24, 24], paddingBottomRight: [right, 24], animate: false });
+    const right = narrow() ? 12 : Math.max(el.legend.hidden ? 0 : el.legend.offsetWidth, 230) + 24;
+    if (geography) geography.highlightForce(force());
+    if (state.initialView) {
+      // A link with a view (#zoom/lat/lon) opens there once; later fits follow the force filter.
+      const v = state.initialView;
+      state.initialView = null;
+      map.setView([v.lat, v.lon], v.zoom, { animate: false });
+      return;
+    }
+    if (b) map.fitBounds(b, { paddingTopLeft: [12, 12], paddingBottomRight: [right, 24], animate: false });
   }
 
   // ---------------------------------------------------------------- loading bookkeeping
@@ -636,6 +685,7 @@
       state.countIndex.clear();
       for (const f of features) indexAdd(state.countIndex, f.properties);
       countsLayer.addData(features);
+      drawSelected();
       drawForceLabels(features);
       syncLabels();
       el.map.dataset.cells = String(features.length);
@@ -855,7 +905,7 @@
         h("ul", { class: "legend-list" }, state.emergingClasses.map((c) => h("li", {},
           h("span", { class: "swatch", style: `background:${emergingColour(c)}` }), h("span", {}, c)))));
     }
-    el.legend.replaceChildren(...parts);
+    el.legendBody.replaceChildren(...parts);
     el.legend.hidden = parts.length === 0;
   }
 
@@ -999,6 +1049,7 @@
     state.seq.cell += 1;
     el.panel.hidden = true;
     countsLayer.setStyle(countStyle);
+    drawSelected();
     map.invalidateSize({ pan: false });
   }
 
@@ -1007,6 +1058,7 @@
     state.selectedCell = cell;
     state.selectedForce = cellForce || null;
     countsLayer.setStyle(countStyle);
+    drawSelected();
     const seq = ++state.seq.cell;
     el.panelTitle.textContent = "Cell";
     el.panelBody.replaceChildren(h("p", { class: "muted" }, "Loading cell…"));
@@ -1393,6 +1445,37 @@
     countsLayer.setStyle(countStyle);
   });
   el.panelClose.addEventListener("click", closePanel);
+  map.on("moveend", () => {
+    if (el.map.dataset.state !== "ready") return;
+    const c = map.getCenter();
+    const z = Math.round(map.getZoom() * 100) / 100;
+    history.replaceState(null, "", `#${z}/${c.lat.toFixed(5)}/${c.lng.toFixed(5)}`);
+  });
+
+  // ---------------------------------------------------------------- narrow screens
+
+  function setControlsOpen(open) {
+    el.controls.classList.toggle("open", open);
+    el.controlsToggle.setAttribute("aria-expanded", String(open));
+  }
+  el.controlsToggle.addEventListener("click", () => setControlsOpen(!el.controls.classList.contains("open")));
+  map.on("click", () => {
+    if (narrow()) setControlsOpen(false);
+  });
+
+  function setLegendFolded(folded) {
+    el.legend.classList.toggle("folded", folded);
+    el.legendToggle.setAttribute("aria-expanded", String(!folded));
+    el.legendToggle.textContent = folded ? "Legend ▸" : "Legend ▾";
+  }
+  el.legendToggle.addEventListener("click", () => setLegendFolded(!el.legend.classList.contains("folded")));
+  setLegendFolded(narrow());
+  narrowQuery.addEventListener("change", () => {
+    setLegendFolded(narrow());
+    setControlsOpen(false);
+    map.invalidateSize({ pan: false });
+  });
+
   map.on("zoomend", () => {
     countsLayer.setStyle(countStyle);
     forecastLayer.setStyle(forecastStyle);
@@ -1400,7 +1483,8 @@
     syncLabels();
   });
   document.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && !el.panel.hidden) closePanel();
+    if (ev.key === "Escape" && el.controls.classList.contains("open")) setControlsOpen(false);
+    else if (ev.key === "Escape" && !el.panel.hidden) closePanel();
   });
 
   function tableVersions(meta) {
