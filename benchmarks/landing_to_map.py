@@ -5,7 +5,7 @@ conditions, the run queue) and `crimelake serve` (the map and its API) run on a 
 `python -m benchmarks.landing_to_map [--forces a,b] [--months N] [--incidents N] [--timeout S]`: builds the home
 with `crimelake generate` and `crimelake run` (the last month's files set aside), starts both servers on free
 loopback ports, drops the month, polls /api/meta until it lists the month, stops both servers (their process
-groups) and writes bench-results/landing_to_map.json with the seconds and each run Dagster recorded (what it
+groups, as Ctrl-C would) and writes bench-results/landing_to_map.json with the seconds and each run Dagster recorded (what it
 built, queued, started, ended, relative to the drop). Target: within 5 minutes on 2 cores.
 """
 
@@ -71,33 +71,37 @@ def build_home(home: Path, forces: list[str], months: int, incidents: int) -> tu
 
 
 @contextlib.contextmanager
-def server(home: Path, args: list[str], log: Path) -> Iterator[subprocess.Popen]:
-    """A `crimelake` server in its own process group, stopped with SIGTERM to the group (SIGKILL after 60 s)."""
+def server(home: Path, args: list[str], log: Path, stops: list[dict]) -> Iterator[subprocess.Popen]:
+    """A `crimelake` server in its own process group, stopped as Ctrl-C stops it (SIGINT to the group: `dagster dev`
+    shuts its webserver, daemon and code server down on SIGINT, but not on SIGTERM), SIGKILL for whatever is left
+    of the group after 60 s; how it stopped is appended to `stops`."""
     with log.open("ab") as out:
         proc = subprocess.Popen([CRIMELAKE, *args], env=_env(home), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                 start_new_session=True)
     try:
         yield proc
     finally:
+        t, signal_used = time.monotonic(), "SIGINT"
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        # The group may outlive its leader (dagster dev's webserver, daemon and code server).
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
+            os.killpg(proc.pid, signal.SIGINT)
+        # The group outlives its leader while dagster dev's webserver, daemon and code server shut down.
+        while time.monotonic() - t < 60 and _group_alive(proc):
             time.sleep(0.5)
-        else:
+        if _group_alive(proc):
+            signal_used = "SIGKILL"
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stops.append({"server": args[0], "stopped_by": signal_used, "seconds": round(time.monotonic() - t, 1)})
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    proc.poll()  # reap the leader once it exits, or the group looks alive through it
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _get(url: str) -> dict | None:
@@ -169,8 +173,9 @@ def measure(work: Path, *, forces: list[str], months: int, incidents: int, timeo
     ui_log, map_log = work / "ui.log", work / "serve.log"
     started = datetime.now(UTC)
     meta_url = f"http://127.0.0.1:{map_port}/api/meta"
-    with server(home, ["ui", "--port", str(ui_port)], ui_log) as ui, \
-            server(home, ["serve", "--port", str(map_port)], map_log) as serve:
+    stops: list[dict] = []
+    with server(home, ["ui", "--port", str(ui_port)], ui_log, stops) as ui, \
+            server(home, ["serve", "--port", str(map_port)], map_log, stops) as serve:
         procs, logs = [ui, serve], [ui_log, map_log]
         wait_for("the Dagster UI", lambda: _get(f"http://127.0.0.1:{ui_port}/server_info"), 180, procs, logs)
         before = wait_for("the map API", lambda: _get(meta_url), 120, procs, logs)["months"]
@@ -203,6 +208,7 @@ def measure(work: Path, *, forces: list[str], months: int, incidents: int, timeo
         "home_built_by_crimelake_run_s": round(built_s, 1),
         "drop_to_visible_s": round(seconds, 1), "target_s": TARGET_SECONDS,
         "stages": stages(after),
+        "servers_stopped": stops,
         "runs_before_drop": [r for r in runs if r["created_s"] < offset],
         "runs_for_loaded_months": [r for r in runs if r["month"] and r["month"] != new and r["month"][:2] == "20"],
         "runs_after_drop": after,
