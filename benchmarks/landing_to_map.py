@@ -5,8 +5,8 @@ conditions, the run queue) and `crimelake serve` (the map and its API) run on a 
 `python -m benchmarks.landing_to_map [--forces a,b] [--months N] [--incidents N] [--timeout S]`: builds the home
 with `crimelake generate` and `crimelake run` (the last month's files set aside), starts both servers on free
 loopback ports, drops the month, polls /api/meta until it lists the month, stops both servers (their process
-groups, as Ctrl-C would) and writes bench-results/landing_to_map.json with the seconds and each run Dagster recorded (what it
-built, queued, started, ended, relative to the drop). Target: within 5 minutes on 2 cores.
+groups, as Ctrl-C would) and writes bench-results/landing_to_map.json with the seconds and each run Dagster
+recorded (what it built, queued, started, ended, relative to the drop). Target: within 5 minutes on 2 cores.
 """
 
 from __future__ import annotations
