@@ -254,3 +254,117 @@ def test_the_page_says_which_forces_have_no_data(map_server_with_gaps, page_and_
     expect(notice).to_be_hidden()
     expect(page.locator("#force option[value=city-of-london]")).to_have_text(london)
     assert not errors, errors
+
+
+# Rectangles of the place and street names shown (not hidden by decluttering), as [left, top, right, bottom, text].
+SHOWN_LABELS = """(selector) => [...document.querySelectorAll(selector)]
+  .filter((el) => getComputedStyle(el).visibility !== 'hidden' && getComputedStyle(el.parentElement).visibility !== 'hidden')
+  .map((el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, el.textContent]; })"""
+
+
+def _overlapping(rects: list) -> list:
+    return [(a[4], b[4]) for i, a in enumerate(rects) for b in rects[i + 1:]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_geography_beneath_the_cells_at_desktop_and_phone_widths(map_server, browser, tmp_path, width):
+    """Outline, force boundaries and place names drawn from the server alone, beneath (or, for names, above but
+    click-through) the cells, with the attribution on the map; at 375 px the controls fold into a drawer."""
+    expect = sync_api.expect
+    context = browser.new_context(viewport={"width": width, "height": 800 if width > 600 else 740})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    elsewhere: list[str] = []
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    page.on("request", lambda r: None if r.url.startswith((map_server.url, "data:")) else elsewhere.append(r.url))
+    try:
+        page.goto(f"{map_server.url}/")
+        _wait_ready(page)
+        page.wait_for_selector("#map[data-geography=ready]", state="attached")
+
+        assert page.locator(".leaflet-land-pane path.land").count() == 1
+        # A coastline, not a box (Leaflet clips the path to the view, so the whole outline is never drawn).
+        assert (page.get_attribute(".leaflet-land-pane path.land", "d") or "").count("L") > 30
+        assert page.locator(".leaflet-boundaries-pane path.force-boundary").count() == 43
+        assert _map_attr(page, "force-areas") == "43"
+        z = page.evaluate("""() => Object.fromEntries(['land', 'boundaries', 'counts', 'forecast', 'selected', 'places']
+            .map((p) => [p, Number(getComputedStyle(document.querySelector(`.leaflet-${p}-pane`)).zIndex)]))""")
+        assert z["land"] < z["boundaries"] < z["counts"] < z["forecast"] < z["selected"] < z["places"], z
+        assert page.evaluate("() => getComputedStyle(document.querySelector('.leaflet-places-pane')).pointerEvents") \
+            == "none"
+
+        labels = page.evaluate(SHOWN_LABELS, ".leaflet-places-pane .place-label span")
+        assert len(labels) >= 3, labels
+        assert int(_map_attr(page, "places")) == len(labels)
+        assert not _overlapping(labels), _overlapping(labels)
+        names = {r[4] for r in labels}
+        assert names & {"London", "Luton", "Bedford", "Milton Keynes", "Cambridge", "Watford"}, names
+        expect(page.locator(".leaflet-control-attribution")).to_contain_text("Martin Chorley")
+        expect(page.locator(".leaflet-control-attribution")).to_contain_text("data.police.uk")
+
+        if width < 600:
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+            toggle = page.locator("#controls-toggle")
+            expect(toggle).to_be_visible()
+            assert page.locator("#controls").bounding_box()["x"] + page.locator("#controls").bounding_box()["width"] <= 1
+            expect(page.locator("#signin-key")).to_be_in_viewport()
+            expect(page.locator("#legend-body")).to_be_hidden()
+            page.click("#legend-toggle")
+            expect(page.locator("#legend-body")).to_be_visible()
+            page.click("#legend-toggle")
+            toggle.click()
+            expect(page.locator("#force")).to_be_in_viewport()
+            page.select_option("#force", "bedfordshire")
+            _wait_ready(page, force="bedfordshire")
+            page.keyboard.press("Escape")
+            expect(toggle).to_have_attribute("aria-expanded", "false")
+        else:
+            page.select_option("#force", "bedfordshire")
+            _wait_ready(page, force="bedfordshire")
+        chosen = page.locator(".leaflet-boundaries-pane path.force-bedfordshire")
+        assert chosen.get_attribute("stroke") == "#1f2933" and chosen.get_attribute("stroke-dasharray") is None
+
+        _click_path(page, "counts")
+        expect(page.locator("#cell-history svg circle").first).to_be_visible()
+        assert page.locator(".leaflet-selected-pane path.selected-cell").count() == 1
+        if width < 600:
+            panel = page.locator("#cell-panel").bounding_box()
+            assert panel["width"] <= width and panel["y"] > 100  # a sheet over the lower map, not a column
+        _screenshot(page, tmp_path, f"map-geography-{width}.png")
+        page.click("#cell-close")
+        assert page.locator(".leaflet-selected-pane path.selected-cell").count() == 0
+        assert not elsewhere, f"the page asked another host: {elsewhere}"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_street_names_at_street_zoom(map_server, page_and_errors, tmp_path):
+    expect = sync_api.expect
+    page, errors = page_and_errors
+    page.goto(f"{map_server.url}/")
+    _wait_ready(page)
+    # A named map point near Bedford's centre, from the server's own gazetteer of data.police.uk map points.
+    streets = page.evaluate("() => fetch('/api/geography/streets?bbox=-0.50,52.11,-0.43,52.16').then(r => r.json())")
+    assert streets["features"], "no named map points near Bedford in the demo lake"
+    lon, lat = streets["features"][0]["geometry"]["coordinates"]
+    page.goto(f"{map_server.url}/#16/{lat}/{lon}")
+    page.reload()
+    _wait_ready(page)
+    assert page.evaluate("() => location.hash").startswith("#16/")
+    labels = page.locator(".leaflet-streets-pane .street-label")
+    expect(labels.first).to_be_attached()
+    shown = page.evaluate(SHOWN_LABELS, ".leaflet-streets-pane .street-label span")
+    assert shown and not _overlapping(shown), shown
+    assert streets["features"][0]["properties"]["name"] in {r[4] for r in shown}
+    _screenshot(page, tmp_path, "map-streets.png")
+
+    # Zoomed out past street zoom, the names go.
+    for zoom in (15, 14):
+        page.click(".leaflet-control-zoom-out")
+        page.wait_for_function("(z) => location.hash.startsWith(`#${z}/`)", arg=zoom)
+    expect(labels).to_have_count(0)
+    assert not errors, errors
