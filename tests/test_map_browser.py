@@ -202,7 +202,7 @@ def _month_name(ym: str) -> str:
 
 
 def test_an_open_page_follows_new_table_versions(map_server, page_and_errors):
-    from crimelake import lake
+    from crimelake import lake, release
 
     expect = sync_api.expect
     page, errors = page_and_errors
@@ -211,8 +211,13 @@ def test_an_open_page_follows_new_table_versions(map_server, page_and_errors):
     before = page.get_attribute("#freshness", "title")
     path = map_server.settings.lake / "public" / "cell_month_counts"
     old = lake.version(path)
-    # The same rows written again: a new Delta version, as a pipeline run leaves, with nothing else changed.
+    # The same rows written again: a new Delta version, as a pipeline run leaves, with nothing else changed. The
+    # map reads released versions: the new one is not shown until a release names it, as a run's last step does.
     lake.replace_table(path, lake.read(path))
+    served = page.evaluate("() => fetch('/api/meta').then(r => r.json()).then(m => m.freshness.tables)")
+    assert {"table": "public/cell_month_counts", "version": old} in [
+        {"table": t["table"], "version": t["version"]} for t in served]
+    release.publish(map_server.settings, "test")
     expect(page.locator("#status")).to_contain_text("New data loaded", timeout=30_000)
     after = page.get_attribute("#freshness", "title")
     assert after != before and f"public/cell_month_counts v{old + 1}" in after

@@ -185,7 +185,8 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
             f"default-src 'self'; script-src {script}; style-src 'self' 'unsafe-inline'; img-src {img}; "
             "connect-src 'self'; frame-ancestors 'none'")
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if request.url.path.startswith("/api/"):
+        # Layers change with every release: never cached. Reference geography is fixed: its own cache headers.
+        if request.url.path.startswith("/api/") and not request.url.path.startswith("/api/geography/"):
             response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -355,7 +356,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
 
 
 def _missing_assets() -> list[str]:
-    return [name for name in ("index.html", "app.js", "app.css") if not (STATIC / name).is_file()]
+    return [name for name in ("index.html", "app.js", "app.css", "geography.js") if not (STATIC / name).is_file()]
 
 
 @contextlib.contextmanager
