@@ -5,8 +5,9 @@
     suppressed (null, with the number of suppressed values counted). -#}
 
 with incidents as (
-    -- The source's LSOA, else the cell's (learned from data.police.uk rows of every month; this mart is rebuilt
-    -- whole, so it always uses the latest).
+    -- The source's LSOA, else the cell's as it was known in the incident's month (int_cells_lsoas.lsoa_month):
+    -- an LSOA first named later never reaches back into an earlier quarter, so a quarter's figures do not move
+    -- as months arrive (no hindsight for a forecast made then, and backtest origins stay reusable).
     select
         coalesce(facts.lsoa_code, cell_lsoas.lsoa_code) as lsoa_code,
         {{ crimelake.quarter_of('facts.month') }} as quarter,
@@ -16,7 +17,8 @@ with incidents as (
         sum(case when facts.in_theft then 1 else 0 end) as incidents_theft,
         sum(case when facts.in_weapons then 1 else 0 end) as incidents_weapons
     from {{ ref('fct_incidents') }} as facts
-    left join {{ ref('int_cells_lsoas') }} as cell_lsoas on facts.h3_cell = cell_lsoas.h3_cell
+    left join {{ ref('int_cells_lsoas') }} as cell_lsoas
+        on facts.h3_cell = cell_lsoas.h3_cell and cell_lsoas.lsoa_month <= facts.month
     where coalesce(facts.lsoa_code, cell_lsoas.lsoa_code) is not null
     group by 1, 2
 ),
@@ -30,7 +32,9 @@ reports as (
         sum(case when reports.report_kind = 'nuisance' then 1 else 0 end) as council_reports_nuisance,
         sum(case when reports.report_kind = 'personal' then 1 else 0 end) as council_reports_personal
     from {{ ref('stg_la_reports__reports') }} as reports
-    inner join {{ ref('int_cells_lsoas') }} as cell_lsoas on reports.h3_cell = cell_lsoas.h3_cell
+    -- A report's area is its cell's LSOA as known in the report's month (as for incidents above).
+    inner join {{ ref('int_cells_lsoas') }} as cell_lsoas
+        on reports.h3_cell = cell_lsoas.h3_cell and cell_lsoas.lsoa_month <= reports.month
     group by 1, 2
 ),
 
