@@ -541,8 +541,13 @@ def ui(
     from orchestration.lib.dbt import ensure_manifest
 
     ensure_manifest()  # parsed here if stale, so the code server and run workers read it as it is
-    os.chdir(root)
-    os.execv(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"), "-h", host, "-p", str(port)])
+    from crimelake.supervise import run_supervised
+
+    # A child rather than exec: `dagster dev` ignores SIGTERM, so this process turns Ctrl-C and SIGTERM into the
+    # SIGINT it obeys, for its webserver and daemon alike, and kills what is left after a grace period.
+    code = run_supervised([dagster, "dev", "-w", str(root / "workspace.yaml"), "-h", host, "-p", str(port)],
+                          cwd=root, say=console.print)
+    raise typer.Exit(code)
 
 
 def _register_map_commands() -> None:
