@@ -84,7 +84,7 @@ def test_models_are_tracked_gated_and_forecast(gold):
     champ = client.get_model_version_by_alias(name, "champion")
     version = str(champ.version)
     assert version == md["champion_version"] and champ.tags["method"] == method
-    assert champ.tags["promotion_decision"] == "champion" and champ.tags["runner_up"] == decision["runner_up"]
+    assert champ.tags["promotion_decision"] == "champion" and champ.tags["runner_up"] == str(decision["runner_up"])
     assert float(champ.tags["paired_test_p_value"]) == pytest.approx(decision["test"]["p_value"])
     assert champ.tags["months_compared"] == ",".join(decision["months_compared"])
     champ_run = client.get_run(champ.run_id)
@@ -98,16 +98,20 @@ def test_models_are_tracked_gated_and_forecast(gold):
 
     # The published forecast is the baseline's, computed from the same panel.
     preds = lake.read(settings.lake / "ml" / "predictions").to_pandas()
-    cells = lake.read(settings.gold("dim_cells")).num_rows
+    _, panel, _ = current_inputs(settings)
+    # The study area as of the forecast: every cell with any crime in the months read.
+    known = panel.known_before(panel.n_months)
+    cells = int(known.sum())
+    assert cells <= lake.read(settings.gold("dim_cells")).num_rows
     assert len(preds) == cells and preds["prediction_id"].is_unique
     assert preds["target_month"].unique().tolist() == ["2025-06"] and (preds["horizon"] == 2).all()
     assert (preds["lower_90"] <= preds["upper_90"]).all() and (preds["upper_90"] >= 0).all()
     assert preds["hotspot_5pct"].sum() == max(1, -(-cells * 5 // 100))
     assert (preds["model_alias"] == "champion").all() and set(preds["model_version"]) == {version}
     assert run.metadata["ml/predictions"]["champion_method"] == method
-    _, panel, _ = current_inputs(settings)
-    expected = pd.Series(BASELINES[method](panel, "all_crime", panel.n_months), index=panel.cells)
-    np.testing.assert_allclose(preds.set_index("h3_cell")["predicted_count"].loc[panel.cells], expected, rtol=1e-6)
+    expected = pd.Series(BASELINES[method](panel, "all_crime", panel.n_months)[known], index=panel.cells[known])
+    np.testing.assert_allclose(preds.set_index("h3_cell")["predicted_count"].loc[expected.index], expected,
+                               rtol=1e-6)
 
     # Again on the same data: the champion's method is re-scored on the same months; it keeps the alias unless a
     # challenger wins the paired test, and the alias moves to this run's version either way.
