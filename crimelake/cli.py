@@ -466,6 +466,8 @@ def trace(
     prediction_id: Annotated[str, typer.Argument(help="A prediction_id from the predictions table or a forecast file.")],
     home: HomeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole chain as JSON.")] = False,
+    rehash: Annotated[bool, typer.Option(help="Read every extract file again rather than trust a digest taken "
+                                              "when its size and modification time were as they are now.")] = False,
 ) -> None:
     """Trace one prediction to the model, feature tables, dbt models, bronze rows and raw extract lines,
     verifying each hop; exits 1 when any link is broken."""
@@ -475,7 +477,7 @@ def trace(
 
     settings = _settings(home)
     try:
-        t = follow(settings, prediction_id)
+        t = follow(settings, prediction_id, rehash=rehash)
     except LookupError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 
 from crimelake import lake
 from crimelake.config import Settings
-from crimelake.ingest.landing import sha256_file
+from crimelake.hash_cache import sha256_of
 
 
 @dataclass
@@ -155,7 +155,7 @@ def _dbt_hop() -> Hop:
                {"models": models, "sources": sources})
 
 
-def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int]) -> tuple[Hop, Hop]:
+def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int], rehash: bool = False) -> tuple[Hop, Hop]:
     v = versions.get("fct_incidents")
     if v is None:
         none = Hop("bronze rows", False, "the prediction did not record a version of gold/fct_incidents")
@@ -185,8 +185,9 @@ def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int]) -> tuple[
             f["status"] = "missing"
             broken.append(f"{name}: file missing")
         else:
-            now = sha256_file(path)
+            now, read = sha256_of(settings, path, rehash=rehash)
             f["sha256_now"] = now
+            f["hashed"] = "read now" if read else "remembered (size and modification time unchanged)"
             f["status"] = "verified" if now == f["sha256_recorded"] else "changed"
             if now != f["sha256_recorded"]:
                 broken.append(f"{name}: SHA-256 now {now[:12]}..., recorded {f['sha256_recorded'][:12]}...")
@@ -194,10 +195,13 @@ def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int]) -> tuple[
     return bronze, Hop("extract files", not broken, detail, {"files": files})
 
 
-def trace(settings: Settings, prediction_id: str) -> Trace:
+def trace(settings: Settings, prediction_id: str, *, rehash: bool = False) -> Trace:
+    """Follow a prediction to its sources. Extract files are verified against their recorded SHA-256; a digest
+    is re-read only when the file's size or modification time changed since it was last read, or with
+    `rehash` (crimelake.hash_cache)."""
     p = find_prediction(settings, prediction_id)
     versions = json.loads(p["feature_tables"])
     hops = [_model_hop(settings, p), _tables_hop(settings, versions), _feature_rows_hop(settings, p, versions),
             _dbt_hop()]
-    hops.extend(_bronze_hop(settings, p, versions))
+    hops.extend(_bronze_hop(settings, p, versions, rehash))
     return Trace(prediction_id, {k: v for k, v in p.items() if k != "feature_tables"}, hops)

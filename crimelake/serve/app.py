@@ -312,7 +312,10 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
 
     @app.get("/api/trace/{prediction_id}", responses=_errors(401, 403, 404, 422), tags=["audit"],
              summary="Trace one prediction back to its model, tables, rows and files (auditor, admin)")
-    def trace(prediction_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")], who: Who) -> dict:
+    def trace(prediction_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")], who: Who,
+              rehash: Annotated[bool, Query(description="read every extract file again rather than trust a digest "
+                                                        "taken when its size and modification time were as now")]
+              = False) -> dict:
         import json
 
         from crimelake.trace import trace as run_trace
@@ -320,10 +323,11 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
         if not who.can_trace:
             raise Forbidden(f"tracing predictions needs an auditor or admin key (caller: {who.describe()})")
         try:
-            result = run_trace(settings, prediction_id)
+            result = run_trace(settings, prediction_id, rehash=rehash)
         except LookupError as e:
             raise NotFound(str(e)) from None
-        record(who, "view", prediction_id, {"what": "trace", "verified": result.ok, "role": who.role})
+        record(who, "view", prediction_id, {"what": "trace", "verified": result.ok, "role": who.role,
+                                            "rehash": rehash})
         return json.loads(result.to_json())
 
     @app.get("/api/audit", responses=_errors(401, 403, 422),
