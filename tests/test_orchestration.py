@@ -270,3 +270,16 @@ def test_a_stale_manifest_is_prepared_under_dagster_dev_only(tmp_path, monkeypat
     monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
     assert dbt_lib.prepare_if_dev(manifest, tmp_path)
     assert parsed == [manifest]
+
+
+def test_every_check_says_what_it_guards_and_the_reconciliation_warning_says_where_to_look():
+    from orchestration.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    described = {k: graph.get_check_spec(k).description or "" for k in graph.asset_check_keys}
+    assert len(described) > 80
+    assert [k for k, d in described.items() if len(d) < 20] == []
+    unique = next(d for k, d in described.items() if k.name.startswith("unique_") and "record_id" in k.name)
+    assert "is unique" in unique and "blocks" in unique
+    [warning] = [d for k, d in described.items() if k.name == "assert_force_exports_match_police_uk"]
+    assert "WARN" in warning and "look for duplicated export rows" in warning

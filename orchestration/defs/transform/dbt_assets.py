@@ -15,6 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.automation import checked_eager
 from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project, prepare_if_dev
+from orchestration.lib.dbt_checks import describe
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
@@ -37,6 +38,13 @@ class CrimelakeDbtTranslator(DagsterDbtTranslator):
         if node.get("resource_type") == "model" and len(fqn) > 2:
             return spec.replace_attributes(group_name=fqn[1])
         return spec
+
+    def get_asset_check_spec(self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str,
+                             project) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return spec._replace(description=describe(manifest["nodes"][unique_id]))
 
 
 class DbtBuildConfig(dg.Config):
