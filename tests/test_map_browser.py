@@ -173,6 +173,17 @@ def test_analyst_and_auditor_sign_in(map_server, page_and_errors, tmp_path):
     expect(forecast).to_contain_text(re.compile(r"crimelake-hotspots-all_crime v\d+"))
     expect(page.locator("#cell-history svg circle").first).to_be_visible()
     assert page.locator("#cell-trace").count() == 0, "an analyst may not trace predictions"
+    # The rank says of how many cells; the incident list gives outcome, location and reference, and exports.
+    expect(forecast).to_contain_text(re.compile(r"\d+(st|nd|rd|th) of [\d,]+ cells"))
+    page.locator("#cell-incidents").click()
+    listed = page.locator("#cell-incidents-list")
+    expect(listed).to_contain_text("Incidents recorded in ")
+    expect(listed.locator("thead")).to_contain_text("Outcome")
+    expect(listed.locator("thead")).to_contain_text("Location")
+    with page.expect_download() as download:
+        page.locator("#incidents-csv").click()
+    assert download.value.suggested_filename.startswith("incidents-") and \
+        download.value.suggested_filename.endswith(".csv")
 
     _sign_in(page, map_server.keys["auditor"], "auditor")
     expect(page.locator("#role")).to_have_text("auditor")

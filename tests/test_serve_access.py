@@ -23,7 +23,8 @@ MONTH = "2025-03"
 def _incident(i: int, cell: str, force: str) -> dict:
     return {"incident_id": f"{force}-{i}", "h3_cell": cell, "force": force, "month": MONTH,
             "occurred_date": dt.date(2025, 3, 1 + i % 28), "category_name": "Theft from the person",
-            "source": "police_uk", "knife_enabled": False, "police_discovered": False, "in_all_crime": True}
+            "source": "police_uk", "knife_enabled": False, "police_discovered": False, "in_all_crime": True,
+            "longitude": -0.468, "latitude": 52.136}
 
 
 @pytest.fixture
@@ -68,3 +69,24 @@ def test_a_shared_cells_history_is_the_callers_force_only(layers):
         layers.cell(BTP, SHARED, force="bedfordshire")
     with pytest.raises(Forbidden):
         layers.cell(BTP, BEDS_ONLY)
+
+
+def test_the_csv_export_holds_only_the_callers_force(layers, settings, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from crimelake.serve.access import add_key
+    from crimelake.serve.app import create_app
+
+    key = add_key(settings, "btp-analyst", "analyst", "btp")
+    client = TestClient(create_app(settings, refresh_seconds=0))
+    r = client.get(f"/api/cells/{SHARED}/incidents", params={"month": MONTH, "format": "csv"},
+                   headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    rows = r.text.splitlines()
+    assert len(rows) == 1 + 5 and all(",btp," in line for line in rows[1:])
+    client.app.state.audits.flush()
+    from crimelake import audit
+
+    exported = [e for e in audit.entries(settings) if e["action"] == "export" and e["target"] == SHARED]
+    assert exported and exported[-1]["actor"] == "btp-analyst"
+

@@ -295,11 +295,20 @@ def test_incidents_are_per_cell_paged_audited_and_match_the_count(client, as_rol
     want = beds[(beds["h3_cell"] == cell) & (beds["month"] == month) & beds["in_all_crime"]]
     assert body["numberMatched"] == len(want) and body["numberReturned"] == min(2, len(want))
     assert {i["incident_id"] for i in body["items"]} <= set(want["incident_id"])
-    assert set(body["items"][0]) & RECORD_LEVEL_COLUMNS == {"incident_id"}
+    # Record-level for the analyst's own force: the reference and where it happened (no lineage columns).
+    assert set(body["items"][0]) & RECORD_LEVEL_COLUMNS == {"incident_id", "longitude", "latitude"}
+    assert {"recorded_month", "occurred_date", "outcome", "outcome_month"} <= set(body["items"][0])
+    assert {i["recorded_month"] for i in body["items"]} == {month} and "occurred_date" in body["dates"]
     # The list is what the cell's count on the map is made of.
     count = gold_counts[(gold_counts["h3_cell"] == cell) & (gold_counts["month"] == month)
                         & (gold_counts["forecast_group"] == "all_crime")]["incident_count"].item()
     assert body["numberMatched"] == count
+    export = client.get(url, params={"month": month, "format": "csv"}, headers=as_role("analyst"))
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert f'filename="incidents-{cell}-{month}-all_crime.csv"' in export.headers["content-disposition"]
+    lines = export.text.splitlines()
+    assert lines[0].startswith("incident_id,force,recorded_month,occurred_date") and len(lines) == len(want) + 1
+    assert client.get(url, params={"month": month, "format": "csv"}).status_code == 403
     every = client.get(url, params={"month": month, "group": "any"}, headers=as_role("analyst")).json()
     assert every["numberMatched"] == int(((beds["h3_cell"] == cell) & (beds["month"] == month)).sum())
     views = [e for e in _entries(client, map_home) if e["action"] == "view" and e["target"] == cell]

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -298,7 +298,15 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
                   group: Annotated[Literal["all_crime", "asb", "violence", "theft", "weapons", "any"], Query(
                       description="the incidents a group's count is made of, or any")] = "all_crime",
                   limit: Annotated[int, Query(ge=1, le=INCIDENTS_PAGE_MAX)] = 50,
-                  offset: Offset = 0) -> JSONResponse:
+                  offset: Offset = 0,
+                  format: Annotated[Literal["json", "csv"], Query(
+                      description="csv: every incident of the cell and month the caller may see, as a file")]
+                  = "json") -> Response:
+        if format == "csv":
+            body = layers.incidents(who, h3_cell, month=month, group=group, limit=INCIDENTS_EXPORT_MAX, offset=0)
+            record(who, "export", h3_cell, {"what": "incidents", "month": body["month"], "group": group,
+                                            "rows": body["numberReturned"], "role": who.role})
+            return _csv(body["items"], f"incidents-{h3_cell}-{body['month']}-{group}.csv")
         body = layers.incidents(who, h3_cell, month=month, group=group, limit=limit, offset=offset)
         record(who, "view", h3_cell, {"what": "incidents", "month": body["month"], "group": group,
                                       "rows": body["numberReturned"],
@@ -357,6 +365,23 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     if _missing_assets():
         raise RuntimeError(f"the map page is missing from the install: {', '.join(_missing_assets())}")
     return app
+
+
+INCIDENTS_EXPORT_MAX = 10_000  # rows in one cell-month export (a street-level cell holds far fewer)
+INCIDENT_CSV_COLUMNS = ["incident_id", "force", "recorded_month", "occurred_date", "category_name", "outcome",
+                        "outcome_month", "longitude", "latitude", "source", "knife_enabled", "police_discovered"]
+
+
+def _csv(items: list[dict], filename: str) -> Response:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=INCIDENT_CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(items)
+    return Response(out.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _missing_assets() -> list[str]:

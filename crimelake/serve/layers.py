@@ -464,9 +464,10 @@ class Layers:
         forecast = None
         rows = self._forecast_rows(res, group, scope)
         if not rows.empty:
+            ranked = len(rows)  # the group's forecast ranks every cell it holds: "5th of 4,217 cells"
             rows = rows[(rows["h3_cell"] == cell) & (rows["force"] == cell_force)]
             if len(rows):
-                forecast = _forecast_fields(rows.iloc[0].to_dict(), res, who)
+                forecast = _forecast_fields(rows.iloc[0].to_dict(), res, who) | {"ranked_cells": ranked}
         emerging = None
         if res == DETAIL_H3_RESOLUTION:
             eh = self.view.frame("ml/emerging_hotspots")
@@ -516,7 +517,7 @@ class Layers:
         if incidents is None:
             raise NotFound("no incidents table yet: run the pipeline first")
         columns = ["incident_id", "force", "month", "occurred_date", "category_name", "source", "knife_enabled",
-                   "police_discovered"]
+                   "police_discovered", "longitude", "latitude"]
         where = (pc.field("h3_cell") == cell) & (pc.field("month") == month)
         if scope is not None:
             where = where & (pc.field("force") == scope)
@@ -524,10 +525,34 @@ class Layers:
             where = where & pc.field(f"in_{group}")
         table = incidents.to_table(columns=columns, filter=where)
         rows = table.sort_by([("occurred_date", "ascending"), ("incident_id", "ascending")]).to_pylist()
-        items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
-                 for r in rows[offset:offset + limit]]
+        page = rows[offset:offset + limit]
+        outcomes = self._latest_outcomes([r["incident_id"] for r in page])
+        items = []
+        for r in page:
+            item = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items() if k != "month"}
+            item["recorded_month"] = r["month"]
+            item["outcome"], item["outcome_month"] = outcomes.get(r["incident_id"], (None, None))
+            items.append(item)
         return {"h3_cell": cell, "month": month, "group": group, "force": scope, "items": items,
-                "numberMatched": len(rows), "numberReturned": len(items)}
+                "numberMatched": len(rows), "numberReturned": len(items),
+                "dates": "recorded_month is the month the incident was published under; occurred_date (where the "
+                         "source gives one) is when it happened, which can be in an earlier month"}
+
+    def _latest_outcomes(self, incident_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """incident_id -> (latest outcome, its month) from gold/fct_outcomes, for the ids asked (one page)."""
+        import pyarrow.compute as pc
+
+        outcomes = self.view.dataset("gold/fct_outcomes")
+        if outcomes is None or not incident_ids:
+            return {}
+        if "incident_record_id" not in outcomes.schema.names:
+            return {}
+        table = outcomes.to_table(columns=["incident_record_id", "outcome_month", "outcome_type"],
+                                  filter=pc.field("incident_record_id").isin(incident_ids))
+        latest: dict[str, tuple[str, str]] = {}
+        for r in table.sort_by([("outcome_month", "ascending")]).to_pylist():
+            latest[r["incident_record_id"]] = (r["outcome_type"], r["outcome_month"])
+        return latest
 
     def force_totals(self, *, group: str = "all_crime", force: str | None = None) -> dict:
         group, force = self.check_group(group), self.check_force(force)

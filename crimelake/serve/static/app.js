@@ -1148,11 +1148,19 @@
     const pct = share == null ? null : `percentile ${share.toFixed(2).replace(/\.?0+$/, "")}`;
     section.append(h("dl", { class: "facts" },
       h("dt", {}, "Predicted"), h("dd", {}, predicted),
-      h("dt", {}, "Rank"), h("dd", {}, [f.rank != null ? `#${intFmt.format(f.rank)}` : "–", pct].filter(Boolean).join(" · ")),
+      h("dt", {}, "Rank"), h("dd", {}, [f.rank != null ? rankText(f.rank, f.ranked_cells) : "–", pct].filter(Boolean).join(" · ")),
       h("dt", {}, "Model"), h("dd", { class: "model" }, `${f.model_name} v${f.model_version}`),
       f.prediction_id ? h("dt", {}, "Prediction") : null,
       f.prediction_id ? h("dd", {}, h("code", { class: "small-code" }, f.prediction_id)) : null));
     return section;
+  }
+
+  // "5th of 4,217 cells": a rank means little without the number of cells ranked.
+  function rankText(rank, of) {
+    const mod100 = rank % 100, mod10 = rank % 10;
+    const suffix = mod100 >= 11 && mod100 <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[mod10] || "th");
+    const place = `${intFmt.format(rank)}${suffix}`;
+    return of ? `${place} of ${intFmt.format(of)} cells` : place;
   }
 
   function emergingSection(e) {
@@ -1286,7 +1294,7 @@
   }
 
   async function loadIncidents(d, nextUrl) {
-    const target = ensureSection("cell-incidents-list", `Incidents in ${monthLong(month())}`);
+    const target = ensureSection("cell-incidents-list", `Incidents recorded in ${monthLong(month())}`);
     // The group keeps the list to the incidents the cell's count is made of.
     const url = nextUrl || `${d.incidents_url}?${query({ month: month(), group: group(), limit: Math.min(50, state.meta.limits.incidents_page_max || 50) })}`;
     let table = target.body.querySelector("table");
@@ -1297,18 +1305,27 @@
     try {
       const page = await api(url);
       const rows = (page.items || []).map((it) => h("tr", {},
-        h("td", {}, it.occurred_date || it.month || ""),
-        h("td", {}, it.category_name || ""),
-        h("td", {}, [it.source, it.knife_enabled ? "knife" : null, it.police_discovered ? "police-found" : null]
-          .filter(Boolean).join(", "))));
+        h("td", {}, it.occurred_date || "–"),
+        h("td", {}, [it.category_name, it.knife_enabled ? "knife" : null, it.police_discovered ? "police-found" : null]
+          .filter(Boolean).join(", ")),
+        h("td", {}, it.outcome ? `${it.outcome}${it.outcome_month ? ` (${monthLong(it.outcome_month)})` : ""}` : "–"),
+        h("td", {}, it.latitude != null && it.longitude != null
+          ? `${Number(it.latitude).toFixed(5)}, ${Number(it.longitude).toFixed(5)}` : "–"),
+        h("td", {}, h("code", { class: "small-code", title: `${it.incident_id} (${it.source})` },
+          String(it.incident_id || "").slice(0, 10)))));
       if (!table) {
         if (!rows.length) {
           target.body.replaceChildren(h("p", { class: "muted" }, "No incidents recorded in this cell that month."));
           return;
         }
         table = h("table", { class: "incidents" },
-          h("thead", {}, h("tr", {}, h("th", {}, "Date"), h("th", {}, "Category"), h("th", {}, "Source"))), h("tbody"));
-        target.body.replaceChildren(h("p", { class: "muted small incidents-count" }), table);
+          h("thead", {}, h("tr", {}, h("th", { title: "when it happened, where the source says; the list is of incidents recorded in the month shown" }, "Occurred"),
+            h("th", {}, "Category"), h("th", {}, "Outcome"), h("th", {}, "Location"), h("th", {}, "Reference"))),
+          h("tbody"));
+        const download = h("button", { type: "button", class: "btn btn-secondary", id: "incidents-csv",
+          onclick: () => downloadIncidents(d) }, "Download CSV");
+        target.body.replaceChildren(h("p", { class: "muted small incidents-count" }),
+          h("p", { class: "muted small" }, "Recorded in this month; occurrence dates can be earlier."), table, download);
         target.section.scrollIntoView({ block: "start" });
       }
       table.tBodies[0].append(...rows);
@@ -1323,6 +1340,25 @@
     } catch (err) {
       target.body.append(h("p", { class: "error-text" }, `Incidents could not be loaded: ${err.message}`));
       setStatus("incidents", "error", `Incidents failed: ${err.message}`);
+    }
+  }
+
+  // The export needs the caller's key, which a plain link cannot send: fetched, then saved from a blob.
+  async function downloadIncidents(d) {
+    try {
+      const params = query({ month: month(), group: group(), format: "csv" });
+      const key = apiKey();
+      const res = await fetch(`${d.incidents_url}?${params}`, { headers: key ? { Authorization: `Bearer ${key}` } : {} });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const blob = await res.blob();
+      const name = (res.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || "incidents.csv";
+      const a = h("a", { href: URL.createObjectURL(blob), download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    } catch (err) {
+      setStatus("incidents", "error", `The export failed: ${err.message}`);
     }
   }
 
