@@ -181,3 +181,24 @@ def test_a_folder_inside_a_month_folder_is_rejected(settings):
     assert ingest_partition(settings, STREET, "2024-03").rows_loaded == 1
     [rej] = ingest_partition(settings, OUTCOMES, "2024-03").rejected
     assert rej.file == "landing/police_uk/2024-03/extra" and "folder inside a month folder" in rej.reason
+
+
+def test_a_publishers_repeated_rows_are_resolved_and_do_not_hold_the_month_back(settings, monkeypatch):
+    # Real data.police.uk months repeat some Crime IDs (Lancashire 2020-03: 1,148 of them, some whole lines):
+    # each is kept once and the repeats quarantined as duplicates, without counting against the share of rows a
+    # month may lose, so the month is committed.
+    from crimelake.ingest import engine
+    from orchestration.defs.ingest.assets import month_suite
+
+    rows = street_rows(100)
+    land(settings, STREET, "2024-03", "2024-03-bedfordshire-street.csv",
+         csv_text(STREET, rows + [dict(r) for r in rows[:12]]))
+    r = ingest_partition(settings, STREET, "2024-03", validate=month_suite(STREET))
+    assert not r.held_back and r.validation.passed
+    assert (r.rows_loaded, r.rows_quarantined, r.rows_duplicate) == (100, 12, 12) and r.counts_add_up
+    assert lake.read(settings.bronze("police_uk", "street")).num_rows == 100
+
+    # The suite checks the rows as resolved: a repeat the resolution missed fails its uniqueness expectation.
+    monkeypatch.setattr(engine, "split_duplicates", lambda table, contract, texts: (table, table.slice(0, 0)))
+    missed = ingest_partition(settings, STREET, "2024-03", validate=month_suite(STREET))
+    assert missed.held_back and not missed.validation.passed

@@ -24,6 +24,20 @@ BLOCKING_CHECKS = (CHECK_ACCOUNTED, CHECK_CONTRACT)
 HELD_BACK = "held_back_by"
 
 
+def month_suite(contract):
+    """The blocking check of a month before it is committed: the contract's suite on every parsed row, typed,
+    before ingest's rules set any aside (less the publisher's repeated rows, which ingest resolves, keeping each
+    once), with the share of rows set aside against the contract's limit."""
+    from data_contracts.expectations import validate_frame
+
+    def validate(r: IngestResult):
+        # Repeated rows are resolved, not lost: they do not count against the share ingest may set aside.
+        return validate_frame(contract, r.typed if r.typed is not None else r.table, rows_read=r.rows_counted,
+                              rows_quarantined=max(0, r.rows_counted - r.rows_loaded - r.rows_duplicate),
+                              before_filtering=True)
+
+    return validate
+
 def reported(done: int, total: int, steps: int = 4) -> bool:
     """Whether reading file `done` of `total` is worth a log line: each one is a write to the event log, so a
     month of 44 forces is reported by quarters, not file by file."""
@@ -92,14 +106,8 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             if reported(done, total):
                 context.log.info(f"{contract.source}/{contract.entity} {month}: read {done}/{total} files ({name})")
 
-        from data_contracts.expectations import validate_frame
-
-        def validate(r: IngestResult):
-            return validate_frame(contract, r.typed if r.typed is not None else r.table, rows_read=r.rows_counted,
-                                  rows_quarantined=max(0, r.rows_counted - r.rows_loaded), before_filtering=True)
-
         result = ingest_partition(settings, contract, month, run_id=context.run_id, progress=progress,
-                                  validate=validate)
+                                  validate=month_suite(contract))
         for f in result.rejected:
             context.log.error(f"rejected file {f.file}: {f.reason}")
         suite = result.validation
