@@ -191,8 +191,9 @@ class CellMonths:
             to_axis = np.array([position.get(m, -1) for m in labels], dtype=np.int64)
             t = to_axis[month] if labels else np.empty(0, dtype=np.int64)
             inside = t >= 0
+            # As floats even when the group has no rows at all (bincount of nothing is integer, which NaN cannot mark).
             m = np.bincount(row[inside] * n_months + t[inside], weights=vals[inside],
-                            minlength=n * n_months).reshape(n, n_months)
+                            minlength=n * n_months).reshape(n, n_months).astype(float)
             m[~observed] = np.nan
             mats[group] = m
         ring = frame["neighbours_ring1"].to_numpy(dtype=object) if "neighbours_ring1" in frame else None

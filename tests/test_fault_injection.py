@@ -136,3 +136,25 @@ def test_two_runs_at_once_take_turns_and_load_everything_once(settings):
     # One of them waited for the other's lock and said so.
     assert any("waiting" in o.lower() for o in outs), outs
     _assert_exactly_once(settings)
+
+
+def test_models_killed_while_writing_predictions_are_finished_by_the_next_run(settings):
+    from crimelake.pipeline import run_landed, run_transform
+
+    generate(settings.landing, seed=12, forces=["city-of-london"], months=18, incidents=80, defect_rate=0)
+    assert all(r.success for r in run_landed(settings)) and run_transform(settings).success
+    env = _env(settings, CRIMELAKE_FAIRNESS_MAX_RATIO="100")
+    argv = [sys.executable, "-m", "crimelake.cli", "models", "--group", "all_crime"]
+    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _kill_when(proc, settings, "ml__predictions", timeout=900)
+
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert "Recovered run" in out and "Summary: nothing failed" in out
+    predictions = lake.read(settings.lake / "ml" / "predictions").to_pandas()
+    champion = predictions[(predictions["forecast_group"] == "all_crime") & (predictions["model_alias"] == "champion")]
+    latest = champion[champion["created_at"] == champion["created_at"].max()]
+    # One complete forecast: every cell once, in one batch.
+    assert len(latest) > 0 and latest["h3_cell"].is_unique and latest["prediction_id"].is_unique

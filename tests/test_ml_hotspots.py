@@ -408,3 +408,8 @@ def test_cell_months_from_sparse_counts_and_the_coverage_ledger():
     assert covered.counts[GROUP][:, 1].sum() == 0  # delivered whole with no crime: zeros, not unknown
     with pytest.raises(ValueError, match="negative"):
         CellMonths.from_frames(counts.assign(incident_count=-1), cells, [GROUP])
+    # A group with no rows at all (no weapons offence in a small force) is all zeros where observed, unknown where
+    # not, rather than failing to mark the gaps.
+    both = CellMonths.from_frames(counts, cells, [GROUP, "weapons"], coverage=ledger)
+    weapons = both.counts["weapons"]
+    assert weapons.dtype == float and np.nansum(weapons) == 0 and np.isnan(weapons[:, 2]).all()
