@@ -50,9 +50,23 @@ def _read_frame(path: Path, name: str, version: int | None) -> pd.DataFrame:
     return table.to_pandas(strings_to_categorical=name in COLUMNS)
 
 
+def gold_version(settings: Settings, name: str, released: dict[str, int] | None = None) -> int | None:
+    """The version of gold table `name` forecasting reads: the newest release's (crimelake.release), else the
+    newest; None when there is no such table."""
+    from crimelake.release import gold_versions
+
+    released = gold_versions(settings) if released is None else released
+    if name in released:
+        return released[name]
+    return lake.version(settings.gold(name)) if lake.table_exists(settings.gold(name)) else None
+
+
 def load_gold(settings: Settings, version_of: dict[str, int] | None = None) -> GoldInputs:
     """Read the gold tables forecasting needs (and the coverage ledger when there is one), recording the Delta
-    version of each."""
+    version of each: `version_of`'s, else the released one, else the newest."""
+    from crimelake.release import gold_versions
+
+    version_of = {**gold_versions(settings), **(version_of or {})}
     frames, versions, uris = {}, {}, {}
     for name in GOLD_INPUTS:
         path = settings.gold(name)
@@ -113,10 +127,13 @@ _LOADED: dict[tuple, tuple] = {}
 
 
 def current_inputs(settings: Settings, force: str | None = None):
-    """(GoldInputs, Panel, Context) for the latest gold tables, reused within a process while no table changed."""
+    """(GoldInputs, Panel, Context) for the released gold tables (crimelake.release; the newest where no release
+    names them), reused within a process while no version changed."""
+    from crimelake.release import gold_versions
+
     names = [*GOLD_INPUTS, COVERAGE, *LINEAGE_ONLY]
-    key = (str(settings.home), force,
-           tuple((n, lake.version(settings.gold(n)) if lake.table_exists(settings.gold(n)) else None) for n in names))
+    released = gold_versions(settings)
+    key = (str(settings.home), force, tuple((n, gold_version(settings, n, released)) for n in names))
     if key not in _LOADED:
         _LOADED.clear()
         gold = load_gold(settings, {n: v for n, v in key[2] if v is not None})

@@ -144,6 +144,10 @@ def map_home_with_gaps(map_home, tmp_path_factory) -> Settings:
         keep = [not (f == force and m == gone) for f, m in zip(frame.column(column).to_pylist(),
                                                                frame.column("month").to_pylist(), strict=True)]
         lake.replace_table(path, frame.filter(pa.array(keep)))
+    # Readers see released versions: release the edited tables as a pipeline run's last step would.
+    from crimelake import release
+
+    release.publish(settings, "test: gaps")
     return settings
 
 

@@ -24,17 +24,24 @@ def _inputs(settings):
     """(CellMonths of every group, the Delta versions read) from the gold tables."""
     from deltalake import DeltaTable
 
+    from crimelake.forecasting import gold_version
+    from crimelake.release import gold_versions
     from ml.cell_months import CellMonths
 
-    counts = DeltaTable(str(settings.gold("fct_cell_month_counts")))
+    # The released versions (crimelake.release), as the map and the models read them.
+    released = gold_versions(settings)
+    counts = DeltaTable(str(settings.gold("fct_cell_month_counts")),
+                        version=gold_version(settings, "fct_cell_month_counts", released))
     cells_path, coverage_path = settings.gold("dim_cells"), settings.gold("coverage")
-    cells = delta.read(cells_path, columns=CELL_COLUMNS)
+    cells_v = gold_version(settings, "dim_cells", released)
+    cells = delta.read(cells_path, columns=CELL_COLUMNS, version=cells_v)
     ledger = delta.table_exists(coverage_path)
-    coverage = delta.read(coverage_path, columns=["force", "month", "status"]) if ledger else None
+    coverage_v = gold_version(settings, "coverage", released) if ledger else None
+    coverage = delta.read(coverage_path, columns=["force", "month", "status"], version=coverage_v) if ledger else None
     panel = CellMonths.from_arrow(counts.to_pyarrow_dataset(), cells, GROUPS, coverage)
-    versions = {"fct_cell_month_counts": counts.version(), "dim_cells": delta.version(cells_path)}
+    versions = {"fct_cell_month_counts": counts.version(), "dim_cells": cells_v}
     if ledger:
-        versions["coverage"] = delta.version(coverage_path)
+        versions["coverage"] = coverage_v
     return panel, versions
 
 
