@@ -79,7 +79,7 @@ def _kill_when(proc: subprocess.Popen, settings: Settings, prefix: str, timeout:
     deadline = time.monotonic() + timeout
     while not _step_started(settings, prefix):
         if proc.poll() is not None:
-            pytest.fail(f"`crimelake run` ended (exit {proc.returncode}) before a {prefix}* step started:\n"
+            pytest.fail(f"the command ended (exit {proc.returncode}) before a {prefix}* step started:\n"
                         + proc.stdout.read())
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -138,7 +138,7 @@ def test_two_runs_at_once_take_turns_and_load_everything_once(settings):
     _assert_exactly_once(settings)
 
 
-def test_models_killed_while_writing_predictions_are_finished_by_the_next_run(settings):
+def test_models_killed_while_training_are_finished_by_the_next_run(settings):
     from crimelake.pipeline import run_landed, run_transform
 
     generate(settings.landing, seed=12, forces=["city-of-london"], months=18, incidents=80, defect_rate=0)
@@ -147,7 +147,8 @@ def test_models_killed_while_writing_predictions_are_finished_by_the_next_run(se
     argv = [sys.executable, "-m", "crimelake.cli", "models", "--group", "all_crime"]
     proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    _kill_when(proc, settings, "ml__predictions", timeout=900)
+    # The training step (backtest, MLflow, gate) is the long one: a kill there is reliably mid-run.
+    _kill_when(proc, settings, "ml__hotspot_model", timeout=900)
 
     again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200)
     out = again.stdout + again.stderr
