@@ -70,9 +70,11 @@ def test_forecasting_masks_the_gaps_and_scores_around_them(gappy):
     scored = set(res.per_month["month"])
     assert {MISSING.month, PARTIAL.month} <= scored
     # The model asset's forecast (staged beside the registry whether or not the gate promoted it): every cell of
-    # both forces gets one, the force with the missing month included.
+    # the study area as of the forecast (a recorded crime in an observed month) gets one, the force with the
+    # missing month included.
     preds = pd.read_parquet(gappy.home / "mlflow" / "staged" / "all_crime.parquet")
-    assert len(preds) == panel.n_cells
+    known = panel.known_before(panel.n_months)
+    assert len(preds) == known.sum() and set(preds["h3_cell"]) == set(panel.cells[known])
     assert set(preds["force"]) == set(FORCES) and not preds["predicted_count"].isna().any()
 
 

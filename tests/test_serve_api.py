@@ -383,7 +383,8 @@ def test_page_assets_and_docs_are_served_locally(client):
     paths = set(spec["paths"])
     assert paths == {"/api/meta", "/api/layers/counts", "/api/layers/forecast", "/api/layers/emerging",
                      "/api/cells/{h3_cell}", "/api/cells/{h3_cell}/incidents", "/api/forces/totals",
-                     "/api/trace/{prediction_id}", "/api/audit", "/api/access"}
+                     "/api/trace/{prediction_id}", "/api/audit", "/api/access", "/api/geography/outline",
+                     "/api/geography/forces", "/api/geography/places", "/api/geography/streets"}
 
 
 # ----- the public view as a whole ----------------------------------------------------------------------------
