@@ -45,19 +45,29 @@ run_monitoring:
 _DAGSTER_YAML_MARK = "# Written by crimelake"
 
 
-def env_count(name: str, default: int, minimum: int = 1) -> int:
-    """A whole number of at least `minimum` from the environment variable `name` (else `default`); ValueError
-    naming the variable and the value otherwise."""
+def _env_setting(name: str, default, parse, kind: str, ok, bound: str):
+    """The environment variable `name` parsed by `parse` (else `default`); ValueError naming the variable and the
+    value when it is not `kind` or fails `ok` (`bound` says what it must be)."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        n = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if n < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {n}")
-    return n
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+    if not ok(value):
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def env_count(name: str, default: int, minimum: int = 1) -> int:
+    """A whole number of at least `minimum` from the environment variable `name` (else `default`)."""
+    return _env_setting(name, default, int, "a whole number", lambda n: n >= minimum, f"at least {minimum}")
+
+
+def env_rate(name: str, default: float) -> float:
+    """A number above 0 from the environment variable `name` (else `default`)."""
+    return _env_setting(name, default, float, "a number", lambda v: v > 0, "above 0")
 
 
 @dataclass(frozen=True)

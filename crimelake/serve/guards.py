@@ -16,29 +16,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 
 from crimelake import audit
-from crimelake.config import Settings
+from crimelake.config import Settings, env_rate
 from crimelake.serve.layers import RequestError
 
 log = logging.getLogger("crimelake.serve")
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be above 0, got {raw!r}")
-    return value
 
 
 class AuditBuffer:
@@ -164,6 +150,6 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        per_minute = _env_float("CRIMELAKE_REFUSALS_PER_MINUTE", 30)
-        return cls(RateLimiter(_env_float("CRIMELAKE_RATE_PER_SECOND", 50), _env_float("CRIMELAKE_RATE_BURST", 500)),
+        per_minute = env_rate("CRIMELAKE_REFUSALS_PER_MINUTE", 30)
+        return cls(RateLimiter(env_rate("CRIMELAKE_RATE_PER_SECOND", 50), env_rate("CRIMELAKE_RATE_BURST", 500)),
                    RateLimiter(per_minute / 60, per_minute))
