@@ -231,13 +231,10 @@ def recorded_versions(lake_root: Path) -> dict[Path, int]:
     read; crimelake.release)."""
     import json
 
-    oldest: dict[Path, int] = {}
-    releases = lake_root / "releases"
-    if table_exists(releases):
-        rows = DeltaTable(str(releases)).to_pyarrow_table(columns=["release_id", "table_name", "table_version"])
-        newest = rows.filter(pc.equal(rows["release_id"], pc.max(rows["release_id"])))
-        for name, v in zip(newest["table_name"].to_pylist(), newest["table_version"].to_pylist(), strict=True):
-            oldest[lake_root / name] = int(v)
+    from crimelake.release import latest_in  # release writes through this module
+
+    newest = latest_in(lake_root)
+    oldest: dict[Path, int] = {lake_root / name: v for name, v in newest.versions.items()} if newest else {}
     predictions = lake_root / "ml" / "predictions"
     if not table_exists(predictions):
         return oldest

@@ -48,7 +48,7 @@ class Release:
 
 
 def releases_path(settings: Settings) -> Path:
-    return settings.lake / "releases"
+    return settings.lake / "releases"  # as `_rows` reads it from a lake root
 
 
 def released_tables(settings: Settings) -> list[str]:
@@ -78,9 +78,9 @@ def publish(settings: Settings, run_id: str, months: str = "") -> Release:
     return Release(rid, now, run_id, months, versions)
 
 
-def _rows(settings: Settings, version: int | None = None) -> pa.Table | None:
+def _rows(lake_root: Path) -> pa.Table | None:
     try:
-        return DeltaTable(str(releases_path(settings)), version=version).to_pyarrow_table()
+        return DeltaTable(str(lake_root / "releases")).to_pyarrow_table()
     except TableNotFoundError:
         return None
 
@@ -94,7 +94,12 @@ def _release(rows: pa.Table, rid: int) -> Release:
 
 def latest(settings: Settings) -> Release | None:
     """The newest release, or None when the lake has none."""
-    rows = _rows(settings)
+    return latest_in(settings.lake)
+
+
+def latest_in(lake_root: Path) -> Release | None:
+    """The newest release of the lake at `lake_root`, or None when it has none."""
+    rows = _rows(lake_root)
     if rows is None or rows.num_rows == 0:
         return None
     return _release(rows, pc.max(rows["release_id"]).as_py())
@@ -102,7 +107,7 @@ def latest(settings: Settings) -> Release | None:
 
 def history(settings: Settings) -> list[Release]:
     """Every release, oldest first."""
-    rows = _rows(settings)
+    rows = _rows(settings.lake)
     if rows is None:
         return []
     return [_release(rows, rid) for rid in sorted(set(rows["release_id"].to_pylist()))]
