@@ -200,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[dim]{time.strftime('%H:%M:%S')} +{time.perf_counter() - t_start:6.0f}s[/dim] {msg}")
 
     records: list[dict] = []
+
+    def write(targets: list[dict] | None) -> None:
+        """The results so far; a run stopped part way leaves what it measured, marked incomplete."""
+        result = {"months": a.months, "forces": len(forces or FORCES), "compare_at": a.compare_at,
+                  "cpus": os.cpu_count(), "complete": targets is not None, "generate": gen, "stages": records,
+                  "targets": targets or [], "total_seconds": round(time.perf_counter() - t_start, 1)}
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2, default=str))
+
     try:
         if not a.generated:
             say(f"generating {len(forces or FORCES)} forces x {len(months)} months ({months[0]}..{months[-1]}) "
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 r = measure(stage, home, landed, logs) | {"phase": phase}
                 records.append(r)
+                write(None)
                 layers = "  " + ", ".join(f"{k} {v:.0f}s" for k, v in r["layers"].items()) if "layers" in r else ""
                 say(f"  {stage:<8} {r['seconds']:8.1f}s  peak {r['peak_rss_mb']:6,} MB  {r['rows']:>11,} rows{layers}")
             if incremental:
@@ -227,17 +237,14 @@ def main(argv: list[str] | None = None) -> int:
                 b["baseline_rows_per_s"] = round(b["rows"] / b["seconds_in_process"])
                 b["ingest_over_baseline"] = round(b["crimelake_street_rows_per_s"] / b["baseline_rows_per_s"], 3)
                 records.append(b)
+                write(None)
                 say(f"  baseline {b['seconds_in_process']:8.1f}s  {b['rows']:,} street rows; crimelake street step "
                     f"{ing['street_step_seconds']}s: ratio {b['ingest_over_baseline']}")
     except StageFailed as e:
         console.print(f"[red]{e}[/red]")
         return 1
     targets = evaluate(records, a.months, a.compare_at)
-    result = {"months": a.months, "forces": len(forces or FORCES), "compare_at": a.compare_at, "cpus": os.cpu_count(),
-              "generate": gen, "stages": records, "targets": targets,
-              "total_seconds": round(time.perf_counter() - t_start, 1)}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=str))
+    write(targets)
     _print_table(console, [r for r in records if r["stage"] != "baseline"], targets)
     console.print(f"Results written to {RESULTS}" + (f"; work folder kept at {work}" if a.keep else ""))
     if not a.keep:
