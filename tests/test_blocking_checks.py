@@ -205,6 +205,34 @@ def test_every_dbt_gold_and_public_asset_waits_for_blocking_checks():
         assert "all_deps_blocking_checks_passed" in str(spec.automation_condition), spec.key
 
 
+def _csv_line_num(data: bytes, encoding: str) -> int:
+    """The reference count: the line Python's csv module has reached at the end of the text."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(data.decode(encoding, errors="replace"), newline="\n"))
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            continue
+    return max(0, reader.line_num - 1)
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"h", b"h\n", b"h\na", b"h\na\n", b"h\na\n\n\n", b"h\r\na\r\nb\r\n", b"h\na\rb\nc\n",
+    b'h\na\n"b\nc"\n\n', b'h\n"unclosed\nx\ny', b"h\na\x00b\nc\n", b"h\n\xff\xfe\n\x81\n",
+    "h\ncaf\u00e9,\u00a3\n".encode("cp1252"),
+])
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_the_independent_line_count_is_the_csv_modules(data, encoding):
+    from crimelake.ingest import engine
+
+    assert engine.count_lines(data, encoding) == _csv_line_num(data, encoding)
+
+
 def test_rows_are_accounted_against_a_count_taken_apart_from_the_parser(settings, monkeypatch):
     from crimelake import lake
     from crimelake.ingest import engine

@@ -8,8 +8,6 @@ so re-running it gives the same tables.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -64,19 +62,15 @@ HELD_BACK = "month held back: "  # the quarantine reason of a held month's rows,
 
 
 def count_lines(data: bytes, encoding: str) -> int:
-    """Data lines of a delimited file (every line after the header) as Python's csv module reads them: a count
-    taken apart from the ingest parser, so the accounting of loaded and quarantined rows can be checked against
-    it. Lines end at LF (a CR alone is text), as the parser reads them; a quoted field running over several
-    lines counts each line, since each is quarantined on its own."""
-    reader = csv.reader(io.StringIO(data.decode(encoding, errors="replace"), newline="\n"))
-    while True:
-        try:
-            next(reader)
-        except StopIteration:
-            break
-        except csv.Error:
-            continue
-    return max(0, reader.line_num - 1)
+    """Data lines of a delimited file (every line after the header): a count taken apart from the ingest parser,
+    so the accounting of loaded and quarantined rows can be checked against it. Lines end at LF (a CR alone is
+    text), as the parser reads them; a quoted field running over several lines counts each line, since each is
+    quarantined on its own. That is the ``line_num`` Python's csv module reaches over the same text, counted
+    without parsing (about 1 s a national month less); a test holds the two equal on awkward files."""
+    text = data.decode(encoding, errors="replace")
+    if not text:
+        return 0
+    return max(0, text.count("\n") + (not text.endswith("\n")) - 1)
 # The rejected-files table of a source's landing folder itself (folders not named for a month, files outside every
 # month folder) is kept beside its entities' tables under this name.
 LANDING = "_landing"

@@ -182,9 +182,10 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
         derived["h3_cell"] = h3_cells(lat_for_h3, lon_for_h3, h3_resolution)
 
     kept = np.ones(n, dtype=bool)
+    columns = {name: arr for name, arr in {**typed, **derived}.items() if name != "month"}
+    columns["month"] = derived["month"]
     if reasons.by_row:
         kept[list(reasons.by_row)] = False
-    kept_arr = pa.array(kept)
-    columns = {name: arr.filter(kept_arr) for name, arr in {**typed, **derived}.items() if name != "month"}
-    columns["month"] = derived["month"].filter(kept_arr)
+        kept_arr = pa.array(kept)
+        columns = {name: arr.filter(kept_arr) for name, arr in columns.items()}
     return Checked(table=pa.table(columns), kept=np.flatnonzero(kept), failed=reasons.by_row)
