@@ -68,7 +68,9 @@ def pending(settings: Settings, *, months: list[str] | None = None, everything: 
             if month not in valid:
                 raise ValueError(f"landing/{source}/{month}: not a month the pipeline partitions "
                                  f"({monthly_partitions.get_first_partition_key()} to "
-                                 f"{monthly_partitions.get_last_partition_key()})")
+                                 f"{monthly_partitions.get_last_partition_key()}); a month after the last "
+                                 f"complete month waits for it to end, and CRIMELAKE_FIRST_MONTH, when set, "
+                                 f"must not be later than the first landed month")
             fp = fingerprint(settings, source, month)
             stale = keys if everything else [k for k in keys if recorded_fingerprint(instance, k, month) != fp]
             todo.setdefault(month, []).extend(stale)

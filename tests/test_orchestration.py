@@ -283,3 +283,72 @@ def test_every_check_says_what_it_guards_and_the_reconciliation_warning_says_whe
     assert "is unique" in unique and "blocks" in unique
     [warning] = [d for k, d in described.items() if k.name == "assert_force_exports_match_police_uk"]
     assert "WARN" in warning and "look for duplicated export rows" in warning
+
+
+def _definitions_in_a_fresh_process(home, script: str, **env_extra):
+    """Load the definitions in a new interpreter for `home` (the partitions are read once per process)."""
+    import os
+    import subprocess
+    import sys
+
+    from orchestration.lib.dbt import dbt_project
+
+    env = {k: v for k, v in os.environ.items() if k != "CRIMELAKE_FIRST_MONTH"}
+    env |= {"CRIMELAKE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **env_extra}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          cwd=dbt_project.project_dir.parent)
+
+
+FIRST_AND_LAST = """
+import dagster as dg
+from orchestration.definitions import defs
+from orchestration.lib.partitions import last_complete_month
+graph = defs().resolve_asset_graph()
+firsts = {graph.get(k).partitions_def.get_first_partition_key() for k in graph.get_all_asset_keys()
+          if isinstance(graph.get(k).partitions_def, dg.TimeWindowPartitionsDefinition)}
+lasts = {graph.get(k).partitions_def.get_last_partition_key() for k in graph.get_all_asset_keys()
+         if isinstance(graph.get(k).partitions_def, dg.TimeWindowPartitionsDefinition)}
+assert lasts == {last_complete_month()}, lasts
+print(",".join(sorted(firsts)))
+"""
+
+
+def test_partitions_start_at_the_first_landed_month(tmp_path):
+    home = tmp_path / "home"
+    for source, month in (("police_uk", "2024-05"), ("la_reports", "2024-03"), ("police_uk", "2024-04")):
+        (home / "landing" / source / month).mkdir(parents=True)
+    (home / "landing" / "police_uk" / "not-a-month").mkdir()
+    proc = _definitions_in_a_fresh_process(home, FIRST_AND_LAST)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "2024-03"
+
+    # Nothing landed: one month, the last complete one.
+    empty = tmp_path / "empty"
+    proc = _definitions_in_a_fresh_process(empty, FIRST_AND_LAST + "print(last_complete_month())\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, last = proc.stdout.split()
+    assert first == last
+
+    # A deployment expecting older history fixes the first month; a bad value is named.
+    proc = _definitions_in_a_fresh_process(home, FIRST_AND_LAST, CRIMELAKE_FIRST_MONTH="2019-01")
+    assert proc.stdout.strip() == "2019-01"
+    proc = _definitions_in_a_fresh_process(home, FIRST_AND_LAST, CRIMELAKE_FIRST_MONTH="2019-13")
+    assert proc.returncode != 0 and "CRIMELAKE_FIRST_MONTH must be a month as YYYY-MM" in proc.stderr
+
+
+def test_a_month_landed_before_the_first_partition_waits_for_a_reload(tmp_path):
+    home = tmp_path / "home"
+    (home / "landing" / "police_uk" / "2024-03").mkdir(parents=True)
+    script = """
+import os
+from pathlib import Path
+from crimelake.config import Settings
+from orchestration.defs.ingest.automation import before_first_partition
+settings = Settings.from_env()
+assert before_first_partition(settings) == []
+(settings.landing / "police_uk" / "2023-11").mkdir()
+print(before_first_partition(settings)[0])
+"""
+    proc = _definitions_in_a_fresh_process(home, script)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("landing/police_uk/2023-11: before 2024-03") and "reload" in proc.stdout

@@ -65,6 +65,15 @@ def stale_partitions(instance: dg.DagsterInstance, settings: Settings) -> list[t
     return out
 
 
+def before_first_partition(settings: Settings) -> list[str]:
+    """Months landed before the first month the loaded definitions partition (they landed after the code location
+    loaded): they wait for a reload, which moves the first partition back to them."""
+    first = monthly_partitions.get_first_partition_key()
+    return [f"landing/{source}/{month}: before {first}, the first month the loaded definitions partition; reload "
+            f"the code location (Dagster UI, Deployment, Reload) to take it in"
+            for source in source_assets() for month in landed_months(settings, source) if month < first]
+
+
 # Every ingest run the sensor launches carries the landing fingerprint of its month (all sources): the run queue
 # lets one such run go at a time, and a failed run is counted against the files it tried.
 FINGERPRINT_TAG = "crimelake/landing_fingerprint"
@@ -115,7 +124,7 @@ def landing_requests(instance: dg.DagsterInstance, settings: Settings) -> tuple[
         selected.extend(keys)
     busy = in_flight(instance)
     limit = attempts_per_delivery()
-    requests, waiting = [], []
+    requests, waiting = [], before_first_partition(settings)
     for month, (parts, keys) in sorted(months.items()):
         if month in busy:
             waiting.append(f"{month}: an ingest run is queued or in progress")
