@@ -109,6 +109,10 @@ def test_public_map_months_groups_and_cell_panel(map_server, page_and_errors, tm
     expect(page.locator("#role")).to_have_text("public")
     expect(page.locator("#freshness")).to_contain_text("Data to ")
     expect(page.locator("#layer-emerging")).to_be_disabled()
+    expect(page.locator("#layer-emerging")).not_to_be_checked()
+    # Why it is off, on hover and in the legend, in the API's own terms.
+    expect(page.locator("#layer-emerging-label")).to_have_attribute("title", re.compile("analysts for their own force"))
+    expect(page.locator("#legend-emerging-note")).to_contain_text("analysts for their own force")
     expect(page.locator("#legend")).to_contain_text("fewer than 5 (suppressed)")
     expect(page.locator("#legend")).to_contain_text("Forecast for ")
 
@@ -141,6 +145,13 @@ def test_public_map_months_groups_and_cell_panel(map_server, page_and_errors, tm
         if row["suppressed"]:
             assert any(t.startswith(_month_name(row["month"])) and "fewer than 5" in t for t in titles), row
     assert not any(SMALL_COUNT.search(t) for t in titles), titles
+    # The public forecast is drawn as its protected value, without an interval (one is published at street
+    # level only).
+    if detail["forecast"]:
+        forecast_point = page.locator("#cell-history svg .forecast-point")
+        expect(forecast_point).to_have_count(1)
+        assert not SMALL_COUNT.search(forecast_point.text_content())
+        assert page.locator("#cell-history svg .forecast-interval").count() == 0
 
     _screenshot(page, tmp_path, "map-public.png")
     page.click("#cell-close")
@@ -172,6 +183,9 @@ def test_analyst_and_auditor_sign_in(map_server, page_and_errors, tmp_path):
     expect(forecast).to_contain_text("Forecast for ")
     expect(forecast).to_contain_text(re.compile(r"crimelake-hotspots-all_crime v\d+"))
     expect(page.locator("#cell-history svg circle").first).to_be_visible()
+    _assert_forecast_drawn(page, map_server.keys["analyst"])
+    expect(forecast).to_contain_text("90% interval")
+    _screenshot(page, tmp_path, "map-analyst-forecast.png")
     assert page.locator("#cell-trace").count() == 0, "an analyst may not trace predictions"
     # The rank says of how many cells; the incident list gives outcome, location and reference, and exports.
     expect(forecast).to_contain_text(re.compile(r"\d+(st|nd|rd|th) of [\d,]+ cells"))
@@ -184,6 +198,8 @@ def test_analyst_and_auditor_sign_in(map_server, page_and_errors, tmp_path):
         page.locator("#incidents-csv").click()
     assert download.value.suggested_filename.startswith("incidents-") and \
         download.value.suggested_filename.endswith(".csv")
+
+    _assert_emerging_follows_reach(page, map_server.keys["analyst"])
 
     _sign_in(page, map_server.keys["auditor"], "auditor")
     expect(page.locator("#role")).to_have_text("auditor")
@@ -203,6 +219,84 @@ def test_analyst_and_auditor_sign_in(map_server, page_and_errors, tmp_path):
 
     _screenshot(page, tmp_path, "map-auditor.png")
     assert not errors, errors
+
+
+# Where the chart drew the forecast against the recorded months, read from the SVG itself.
+FORECAST_GEOMETRY = """() => {
+  const svg = document.querySelector('#cell-history svg');
+  const centre = (el) => { const b = el.getBBox(); return [b.x + b.width / 2, b.y + b.height / 2]; };
+  const band = svg.querySelector('.forecast-interval');
+  const b = band ? band.getBBox() : null;
+  return {
+    point: centre(svg.querySelector('.forecast-point')),
+    band: b && { x: b.x + b.width / 2, top: b.y, bottom: b.y + b.height,
+                 lower: Number(band.dataset.lower), upper: Number(band.dataset.upper) },
+    recorded: [...svg.querySelectorAll('circle.point')].map((c) => Number(c.getAttribute('cx'))),
+    pointStroke: getComputedStyle(svg.querySelector('.forecast-point')).stroke,
+    lineStroke: getComputedStyle(svg.querySelector('.history-line')).stroke,
+    label: svg.querySelector('.forecast-label').textContent,
+    title: svg.querySelector('.forecast-point title').textContent,
+  };
+}"""
+
+
+def _assert_forecast_drawn(page, key: str) -> None:
+    """The open cell's forecast is on its chart: a point beyond the last recorded month, labelled, in another
+    colour than the recorded line, with the cell endpoint's 90% interval around it."""
+    cell = page.locator("#cell-panel .cell-id").inner_text().strip()
+    detail = page.evaluate("""([cell, key]) => fetch(`/api/cells/${cell}`, {headers: {Authorization: `Bearer ${key}`}})
+        .then(r => r.json())""", [cell, key])
+    fc = detail["forecast"]
+    assert fc and fc["lower_90"] is not None and fc["upper_90"] is not None, fc
+    drawn = page.evaluate(FORECAST_GEOMETRY)
+    assert len(drawn["recorded"]) == len(detail["history"])  # the forecast is not one more recorded circle
+    assert drawn["point"][0] > max(drawn["recorded"]), drawn
+    assert drawn["label"] == "Forecast"
+    assert drawn["pointStroke"] != drawn["lineStroke"], drawn
+    assert drawn["title"].startswith(f"Forecast for {_month_name(fc['target_month'])}") and "90% interval" in drawn["title"]
+    band = drawn["band"]
+    assert band["lower"] == pytest.approx(fc["lower_90"]) and band["upper"] == pytest.approx(fc["upper_90"])
+    assert band["x"] == pytest.approx(drawn["point"][0], abs=0.5)
+    assert band["top"] <= band["bottom"]
+    if fc["upper_90"] > fc["lower_90"]:
+        assert band["bottom"] - band["top"] > 1, band
+    if fc["lower_90"] <= fc["predicted_count"] <= fc["upper_90"]:
+        assert band["top"] - 0.5 <= drawn["point"][1] <= band["bottom"] + 0.5, drawn
+
+
+def _assert_emerging_follows_reach(page, key: str) -> None:
+    """An analyst's emerging layer: drawn for their own force, switched off and disabled with the reason for
+    another force, and back on when they return to their own."""
+    expect = sync_api.expect
+    box = page.locator("#layer-emerging")
+    page.select_option("#force", "bedfordshire")
+    _wait_ready(page, force="bedfordshire")
+    expect(box).to_be_enabled()
+    box.check()
+    _wait_ready(page, force="bedfordshire")
+    served = page.evaluate("""(key) => fetch('/api/layers/emerging?force=bedfordshire',
+        {headers: {Authorization: `Bearer ${key}`}}).then(r => r.json())""", key)
+    drawn = page.locator(".leaflet-emerging-pane path.leaflet-interactive")
+    expect(drawn).to_have_count(min(served["numberMatched"], served["numberReturned"]))
+    if served["numberReturned"]:
+        swatches = page.locator("#legend .legend-emerging li")
+        expect(swatches.first).to_be_visible()
+        assert {li.get_attribute("data-category") for li in swatches.all()} == \
+            {f["properties"]["category"] for f in served["features"]}
+
+    page.select_option("#force", "city-of-london")
+    _wait_ready(page, force="city-of-london")
+    expect(box).to_be_disabled()
+    expect(box).not_to_be_checked()
+    expect(page.locator("#layer-emerging-label")).to_have_attribute("title", re.compile("own force only"))
+    expect(page.locator("#legend-emerging-note")).to_contain_text("own force only")
+    expect(drawn).to_have_count(0)
+
+    page.select_option("#force", "bedfordshire")
+    _wait_ready(page, force="bedfordshire")
+    expect(box).to_be_enabled()
+    expect(box).to_be_checked()
+    expect(page.locator("#legend-emerging-note")).to_have_count(0)
 
 
 def _month_name(ym: str) -> str:

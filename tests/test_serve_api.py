@@ -3,6 +3,7 @@ requests and the disclosure rules of the public view."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 
@@ -273,6 +274,26 @@ def test_street_level_cell_for_analyst_and_auditor(client, as_role, gold_counts,
     assert client.get(f"/api/cells/{cell}").status_code == 403
 
 
+def test_cell_forecast_carries_its_90pct_interval_where_the_forecast_is_exact(client, as_role, map_home):
+    preds = lake.read(map_home.lake / "ml" / "predictions").to_pandas()
+    row = preds[(preds["force"] == "bedfordshire") & (preds["forecast_group"] == "all_crime")
+                & (preds["model_alias"] == "champion")].sort_values("rank").iloc[0]
+    body = client.get(f"/api/cells/{row['h3_cell']}", headers=as_role("analyst")).json()
+    fc = body["forecast"]
+    assert fc["lower_90"] == pytest.approx(row["lower_90"], abs=1e-3)
+    assert fc["upper_90"] == pytest.approx(row["upper_90"], abs=1e-3)
+    assert fc["interval_level"] == 0.9 and 0 <= fc["lower_90"] <= fc["upper_90"]
+    # The forecast month lies beyond the last month of the history it is drawn after.
+    assert fc["target_month"] > body["history"][-1]["month"]
+    # The public grid sums street-level forecasts: no interval there (a sum of bounds is not one), and the
+    # published count stays protected.
+    public_cell = h3.cell_to_parent(row["h3_cell"], PUBLIC_H3_RESOLUTION)
+    public = client.get(f"/api/cells/{public_cell}").json()["forecast"]
+    assert public is not None and public["lower_90"] is None and public["upper_90"] is None
+    assert public["interval_level"] is None
+    _assert_protected([public["predicted_count"]])
+
+
 @pytest.mark.parametrize(("cell", "status"), [
     ("not-a-cell", 422),
     ("8" * 17, 422),  # more hex digits than an H3 index holds
@@ -385,6 +406,67 @@ def test_page_assets_and_docs_are_served_locally(client):
                      "/api/cells/{h3_cell}", "/api/cells/{h3_cell}/incidents", "/api/forces/totals",
                      "/api/trace/{prediction_id}", "/api/audit", "/api/access", "/api/geography/outline",
                      "/api/geography/forces", "/api/geography/places", "/api/geography/streets"}
+
+
+def test_geography_is_gzipped_for_clients_that_accept_it(client):
+    from crimelake.reference import build_geography
+    from crimelake.serve.app import GZIP_MIN_BYTES
+
+    for name, path in (("forces", build_geography.FORCE_AREAS), ("outline", build_geography.OUTLINE),
+                       ("places", build_geography.PLACES)):
+        with client.stream("GET", f"/api/geography/{name}", headers={"Accept-Encoding": "gzip"}) as r:
+            raw = b"".join(r.iter_raw())
+        assert r.status_code == 200 and r.headers["content-encoding"] == "gzip", name
+        assert "accept-encoding" in r.headers["vary"].lower()
+        decoded = gzip.decompress(raw)
+        assert len(raw) < len(decoded) / 2, (name, len(raw), len(decoded))
+        assert json.loads(decoded) == json.loads(path.read_bytes())
+        # The cache validators still work through the compression.
+        again = client.get(f"/api/geography/{name}", headers={"Accept-Encoding": "gzip",
+                                                               "If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304 and not again.content
+    plain = client.get("/api/geography/forces", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == build_geography.FORCE_AREAS.read_bytes()
+    # A small answer (no streets in a corner of Wales the demo does not cover) is not worth compressing.
+    small = client.get("/api/geography/streets", params={"bbox": "-4.01,52.0,-4.0,52.01"},
+                       headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 200 and small.json()["features"] == []
+    assert len(small.content) < GZIP_MIN_BYTES and "content-encoding" not in small.headers
+    # Only geography is compressed: the layers and lookups go as they are.
+    meta = client.get("/api/meta", headers={"Accept-Encoding": "gzip"})
+    assert len(meta.content) > GZIP_MIN_BYTES and "content-encoding" not in meta.headers
+
+
+def _hls(colour: str) -> tuple[float, float, float]:
+    import colorsys
+
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    h, lightness, s = colorsys.rgb_to_hls(r, g, b)
+    return h * 360, lightness, s
+
+
+def test_emerging_palette_hot_in_reds_cold_in_blues_none_grey(client):
+    """Every class ml.emerging can produce has a colour on the page: hot ones red to orange, cold ones blue,
+    none grey (grey reads as no data), no two alike."""
+    import re
+
+    from ml.emerging import COLD_CATEGORIES, HOT_CATEGORIES
+
+    script = client.get("/static/app/app.js").text
+    block = re.search(r"const EMERGING_COLOURS = \{(.*?)\};", script, re.S).group(1)
+    colours = dict(re.findall(r'"([^"]+)": "(#[0-9a-fA-F]{6})"', block))
+    assert set(colours) == set(HOT_CATEGORIES) | set(COLD_CATEGORIES)
+    assert len(set(colours.values())) == len(colours)
+    for category, colour in colours.items():
+        hue, lightness, saturation = _hls(colour)
+        assert saturation > 0.35, f"{category} {colour} is greyish (saturation {saturation:.2f})"
+        if category in HOT_CATEGORIES:
+            assert hue <= 45 or hue >= 340, f"{category} {colour}: hue {hue:.0f} is not red or orange"
+        else:
+            assert 185 <= hue <= 235, f"{category} {colour}: hue {hue:.0f} is not blue"
+    hue, lightness, saturation = _hls(colours["Sporadic Hot Spot"])
+    assert lightness > 0.4 and saturation > 0.8, colours["Sporadic Hot Spot"]
 
 
 # ----- the public view as a whole ----------------------------------------------------------------------------

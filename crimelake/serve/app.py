@@ -19,6 +19,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crimelake import audit
 from crimelake.config import Settings
@@ -72,6 +74,28 @@ GEOJSON = {200: {"description": "a GeoJSON FeatureCollection of H3 cell polygons
                  "content": {"application/geo+json": {}}}}
 
 
+# Reference geography is large, repetitive GeoJSON: the force areas are 432 KB, 117 KB gzipped. Level 6 gives within 1%
+# of level 9's size at a third of its time (50 ms against 171 ms for the force areas). Below about one TCP segment
+# compressing saves no round trip and only costs CPU, so small answers go as they are.
+GZIP_PREFIX = "/api/geography/"
+GZIP_MIN_BYTES = 1400
+GZIP_LEVEL = 6
+
+
+class GZipUnder:
+    """Starlette's GZipMiddleware for requests under one path prefix only, the rest passed through untouched."""
+
+    def __init__(self, app: ASGIApp, prefix: str, **options) -> None:
+        self.app, self.prefix = app, prefix
+        self.gzip = GZipMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> FastAPI:
     """The map app over one crimelake home."""
     view = LakeView(settings, refresh_seconds)
@@ -100,6 +124,9 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     )
 
     app.state.audits = audits
+    # Added before the header middleware below, so it sits inside it and sees each answer whole: outside it, every
+    # body arrives as a stream and would be compressed whatever its size.
+    app.add_middleware(GZipUnder, prefix=GZIP_PREFIX, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
 
     def record(who: Principal, action: str, target: str, detail: dict) -> None:
         # Queued and written in batches off the request path (crimelake.serve.guards.AuditBuffer).

@@ -467,7 +467,9 @@ class Layers:
             ranked = len(rows)  # the group's forecast ranks every cell it holds: "5th of 4,217 cells"
             rows = rows[(rows["h3_cell"] == cell) & (rows["force"] == cell_force)]
             if len(rows):
-                forecast = _forecast_fields(rows.iloc[0].to_dict(), res, who) | {"ranked_cells": ranked}
+                row = rows.iloc[0].to_dict()
+                forecast = (_forecast_fields(row, res, who) | _forecast_interval(row, res)
+                            | {"ranked_cells": ranked})
         emerging = None
         if res == DETAIL_H3_RESOLUTION:
             eh = self.view.frame("ml/emerging_hotspots")
@@ -581,6 +583,17 @@ def _forecast_fields(r: dict, res: int, who: Principal) -> dict:
     if who.can_trace and not public:
         out["prediction_id"] = r["prediction_id"]
     return out
+
+
+def _forecast_interval(r: dict, res: int) -> dict:
+    """The 90% prediction interval, at street level only: the public grid sums street-level forecasts, and the sum
+    of their bounds is not an interval of the sum (nor protected as a published count is)."""
+    if res != DETAIL_H3_RESOLUTION:
+        return {"lower_90": None, "upper_90": None, "interval_level": None}
+    lower, upper = _clean(r.get("lower_90")), _clean(r.get("upper_90"))
+    if lower is None or upper is None:
+        return {"lower_90": None, "upper_90": None, "interval_level": None}
+    return {"lower_90": round(float(lower), 3), "upper_90": round(float(upper), 3), "interval_level": 0.9}
 
 
 def force_names(forces: str) -> str:

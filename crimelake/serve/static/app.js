@@ -15,29 +15,31 @@
   const SUPPRESSED_FILL = "url(#hatch-suppressed)";
   const HOTSPOT_STROKE = "#08306b";
 
-  // Hot patterns in magentas, purples and greys and cold patterns in blues and greens, so neither family
-  // can be mistaken for the yellow-to-red count ramp underneath.
+  // Esri's emerging hot spot classes: hot in reds and oranges, cold in blues, the strongest patterns darkest
+  // (intensifying, persistent), fading ones palest (historical). No class is grey: grey reads as no data. The
+  // count ramp beneath is faded while the classes are drawn (countStyle), so its reds are not read as classes.
   const EMERGING_COLOURS = {
-    "New Hot Spot": "#f768a1",
-    "Consecutive Hot Spot": "#dd3497",
-    "Intensifying Hot Spot": "#7a0177",
-    "Persistent Hot Spot": "#54278f",
-    "Diminishing Hot Spot": "#9e9ac8",
-    "Sporadic Hot Spot": "#525252",
-    "Oscillating Hot Spot": "#969696",
-    "Historical Hot Spot": "#d4b9da",
-    "New Cold Spot": "#9ecae1",
-    "Consecutive Cold Spot": "#4292c6",
-    "Intensifying Cold Spot": "#084594",
-    "Persistent Cold Spot": "#01665e",
-    "Diminishing Cold Spot": "#a1d99b",
-    "Sporadic Cold Spot": "#41ab5d",
-    "Oscillating Cold Spot": "#80cdc1",
-    "Historical Cold Spot": "#d9d9d9",
+    "New Hot Spot": "#fc4e2a",
+    "Consecutive Hot Spot": "#e31a1c",
+    "Intensifying Hot Spot": "#800026",
+    "Persistent Hot Spot": "#bd0026",
+    "Diminishing Hot Spot": "#fb9a99",
+    "Sporadic Hot Spot": "#fd8d3c",
+    "Oscillating Hot Spot": "#feb24c",
+    "Historical Hot Spot": "#fed9a6",
+    "New Cold Spot": "#6baed6",
+    "Consecutive Cold Spot": "#3182bd",
+    "Intensifying Cold Spot": "#08306b",
+    "Persistent Cold Spot": "#08519c",
+    "Diminishing Cold Spot": "#9ecae1",
+    "Sporadic Cold Spot": "#4eb3d3",
+    "Oscillating Cold Spot": "#a6bddb",
+    "Historical Cold Spot": "#deebf7",
   };
   const EMERGING_ORDER = Object.keys(EMERGING_COLOURS);
   const NO_PATTERN = "No Pattern Detected";
-  const EMERGING_FALLBACK = ["#636363", "#35978f", "#c51b7d", "#4d9221"];
+  // For a class this page does not know: still a colour, never grey.
+  const EMERGING_FALLBACK = ["#8c6bb1", "#35978f", "#c51b7d", "#4d9221"];
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -69,6 +71,8 @@
     forecast: null,
     forecastIndex: new Map(),
     emergingClasses: [],
+    // The emerging layer as the user last ticked it: restored when the view comes back within their reach.
+    emergingWanted: false,
     selectedCell: null,
     selectedForce: null,
     cellDetail: null,
@@ -421,6 +425,7 @@
     const p = feature.properties;
     const selected = p.h3_cell === state.selectedCell;
     const dimmed = el.layerEmerging.checked || el.layerTiles.checked;
+    const underClasses = el.layerEmerging.checked && state.emergingClasses.length > 0;
     const px = cellPixels(state.counts && state.counts.resolution);
     // Big cells get a thin white edge so neighbours separate; cells only a few pixels wide get a halo in their
     // own colour instead, or a zoomed-out street-level map would be specks.
@@ -436,7 +441,7 @@
     const fill = YLORRD_6[classOf(p.value, breaks)];
     return {
       fillColor: fill,
-      fillOpacity: dimmed ? 0.55 : 0.9,
+      fillOpacity: underClasses ? 0.3 : dimmed ? 0.55 : 0.9,
       color: selected ? "#111827" : small ? fill : "#ffffff",
       weight: selected ? 3 : small ? halo : 0.6,
       opacity: selected ? 1 : small ? (dimmed ? 0.5 : 0.9) : 0.8,
@@ -900,13 +905,30 @@
           h("li", {}, outlineSwatch(false), h("span", {}, "top 1% of cells predicted")),
           h("li", {}, outlineSwatch(true), h("span", {}, "top 5% of cells predicted"))));
     }
-    if (state.meta && el.layerEmerging.checked && state.meta.can_see_emerging && state.emergingClasses.length) {
+    const blocked = state.meta ? emergingBlocked() : null;
+    if (blocked) {
+      parts.push(h("div", { class: "legend-title legend-section" }, "Emerging hot spots: off"),
+        h("p", { id: "legend-emerging-note", class: "legend-note" }, blocked));
+    } else if (state.meta && el.layerEmerging.checked && state.emergingClasses.length) {
       parts.push(h("div", { class: "legend-title legend-section" }, "Emerging hot spots"),
-        h("ul", { class: "legend-list" }, state.emergingClasses.map((c) => h("li", {},
-          h("span", { class: "swatch", style: `background:${emergingColour(c)}` }), h("span", {}, c)))));
+        ...emergingLegend(state.emergingClasses));
     }
     el.legendBody.replaceChildren(...parts);
     el.legend.hidden = parts.length === 0;
+  }
+
+  // Hot classes and cold classes in two lists, each in the palette's order, so the reds and the blues read as
+  // two families.
+  function emergingLegend(classes) {
+    const lists = [];
+    for (const [kind, test] of [["hot", (c) => !/Cold Spot$/.test(c)], ["cold", (c) => /Cold Spot$/.test(c)]]) {
+      const members = classes.filter(test);
+      if (!members.length) continue;
+      lists.push(h("ul", { class: `legend-list legend-emerging ${kind}` }, members.map((c) => h("li", { "data-category": c },
+        h("span", { class: "swatch", style: `background:${emergingColour(c)}`, "data-colour": emergingColour(c) }),
+        h("span", {}, c)))));
+    }
+    return lists;
   }
 
   function outlineSwatch(dashed) {
@@ -977,13 +999,36 @@
     el.monthLast.textContent = m.months.length ? monthShort(m.months[m.months.length - 1]) : "";
     renderMonth();
 
-    el.layerEmerging.disabled = !m.can_see_emerging;
-    if (!m.can_see_emerging) el.layerEmerging.checked = false;
-    const why = m.can_see_emerging ? "" : "Emerging hot spots are street-level: sign in as an analyst, auditor or admin to see them.";
-    el.layerEmergingLabel.title = why;
-    el.layerEmerging.title = why;
-    el.layerEmergingLabel.classList.toggle("disabled", !m.can_see_emerging);
+    syncEmergingReach();
     syncTiles();
+  }
+
+  // Why the emerging layer is out of the caller's reach for the current view (null when it is within it). It
+  // restates the API's rule: street-level classes, for an analyst of their own force only, for auditors and
+  // admins of every force, never for the public.
+  function emergingBlocked() {
+    const m = state.meta;
+    if (!m || m.role === "public") {
+      return "Emerging hot spots are street-level: shown to analysts for their own force and to auditors and "
+        + "admins. Sign in with a key to see them.";
+    }
+    if (m.role === "analyst" && force() && force() !== m.analyst_force) {
+      return `Emerging hot spots are shown to analysts for their own force only: choose ${forceName(m.analyst_force)} `
+        + "to see them.";
+    }
+    if (!m.can_see_emerging) return "Emerging hot spots are not available to this key.";
+    return null;
+  }
+
+  // Out of reach the layer is switched off and its box disabled, saying why, rather than left ticked and empty.
+  function syncEmergingReach() {
+    const why = emergingBlocked();
+    el.layerEmerging.disabled = Boolean(why);
+    el.layerEmerging.checked = !why && state.emergingWanted;
+    el.layerEmergingLabel.title = why || "";
+    el.layerEmerging.title = why || "";
+    el.layerEmergingLabel.classList.toggle("disabled", Boolean(why));
+    toggleLayer(el.layerEmerging, emergingLayer);
   }
 
   function renderMonth() {
@@ -1108,10 +1153,12 @@
 
     const rows = d.history || [];
     const history = h("section", { id: "cell-history", class: "panel-section" },
-      h("h3", {}, "Recorded offences by month"), historyChart(rows, month()),
+      h("h3", {}, d.forecast ? "Recorded offences by month, and the forecast" : "Recorded offences by month"),
+      historyChart(rows, month(), d.forecast),
       rows.some((r) => r.suppressed) ? h("p", { class: "chart-key" },
         h("span", { class: "key-hollow", "aria-hidden": "true" }), "fewer than 5 (suppressed)")
         : null,
+      forecastKey(d.forecast),
       h("p", { class: "chart-hint" }, "Click a point to show that month on the map."));
 
     const sections = [facts, history, forecastSection(d.forecast)];
@@ -1148,6 +1195,8 @@
     const pct = share == null ? null : `percentile ${share.toFixed(2).replace(/\.?0+$/, "")}`;
     section.append(h("dl", { class: "facts" },
       h("dt", {}, "Predicted"), h("dd", {}, predicted),
+      hasInterval(f) ? h("dt", {}, "90% interval") : null,
+      hasInterval(f) ? h("dd", { class: "forecast-range" }, intervalText(f)) : null,
       h("dt", {}, "Rank"), h("dd", {}, [f.rank != null ? rankText(f.rank, f.ranked_cells) : "–", pct].filter(Boolean).join(" · ")),
       h("dt", {}, "Model"), h("dd", { class: "model" }, `${f.model_name} v${f.model_version}`),
       f.prediction_id ? h("dt", {}, "Prediction") : null,
@@ -1176,6 +1225,35 @@
         e.end_month ? h("dt", {}, "Up to") : null, e.end_month ? h("dd", {}, monthLong(e.end_month)) : null));
   }
 
+  const hasInterval = (f) => Boolean(f) && f.lower_90 != null && f.upper_90 != null;
+
+  function intervalText(f) {
+    return `${fmtNumber(f.lower_90)} – ${fmtNumber(f.upper_90)} offences`;
+  }
+
+  // What the forecast on the chart says, in words: its month, value and (at street level) its interval.
+  function forecastPointText(f) {
+    const value = f.suppressed ? "fewer than 5 predicted" : `about ${fmtNumber(f.predicted_count)} predicted`;
+    return `Forecast for ${monthLong(f.target_month)}: ${value}`
+      + (hasInterval(f) ? ` (90% interval ${intervalText(f)})` : "");
+  }
+
+  const chartForecast = (f) => Boolean(f) && f.target_month && (f.suppressed || f.predicted_count != null);
+
+  function forecastKey(f) {
+    if (!chartForecast(f)) return null;
+    return h("p", { class: "chart-key forecast-key" },
+      h("span", { class: "key-line", "aria-hidden": "true" }), "recorded",
+      h("span", { class: "key-forecast", "aria-hidden": "true" }),
+      hasInterval(f) ? "forecast with its 90% interval" : "forecast");
+  }
+
+  function monthsBetween(a, b) {
+    const [ya, ma] = a.split("-").map(Number);
+    const [yb, mb] = b.split("-").map(Number);
+    return (yb - ya) * 12 + (mb - ma);
+  }
+
   function niceStep(max, ticks) {
     const raw = max / ticks;
     const mag = 10 ** Math.floor(Math.log10(raw));
@@ -1184,22 +1262,29 @@
     return Math.max(step * mag, 1);
   }
 
-  function historyChart(history, selected) {
+  function historyChart(history, selected, forecast) {
     const rows = [...history].sort((a, b) => (a.month < b.month ? -1 : 1));
     const W = 320, H = 150, M = { l: 38, r: 10, t: 12, b: 26 };
     const iw = W - M.l - M.r, ih = H - M.t - M.b;
     const counts = rows.map((r) => r.count).filter((c) => c != null);
     const anySuppressed = rows.some((r) => r.suppressed);
-    const top = Math.max(5, ...counts);
+    // The forecast sits beyond the last observed month, as many steps on as its horizon.
+    const last = rows.length ? rows[rows.length - 1] : null;
+    const fc = last && chartForecast(forecast) ? forecast : null;
+    const ahead = fc ? Math.max(1, monthsBetween(last.month, fc.target_month)) : 0;
+    const fcValues = fc && !fc.suppressed ? [fc.predicted_count, hasInterval(fc) ? fc.upper_90 : 0] : [];
+    const top = Math.max(5, ...counts, ...fcValues);
     // Public counts are multiples of 5 above a threshold of 5; finer gridlines would only suggest hidden values.
     const step = Math.max(niceStep(top, 4), anySuppressed || counts.every((c) => c % 5 === 0) ? 5 : 1);
     const yMax = Math.ceil(top / step) * step;
-    const x = (i) => M.l + (rows.length <= 1 ? iw / 2 : (i * iw) / (rows.length - 1));
-    const y = (v) => M.t + ih - (v / yMax) * ih;
+    const slots = rows.length + ahead;
+    const x = (i) => M.l + (slots <= 1 ? iw / 2 : (i * iw) / (slots - 1));
+    const y = (v) => M.t + ih - (Math.min(v, yMax) / yMax) * ih;
 
+    const span = rows.length ? `${monthLong(rows[0].month)} to ${monthLong(rows[rows.length - 1].month)}` : "no history";
     const chart = svg("svg", {
       class: "history-chart", viewBox: `0 0 ${W} ${H}`, role: "img",
-      "aria-label": `Recorded offences per month, ${rows.length ? `${monthLong(rows[0].month)} to ${monthLong(rows[rows.length - 1].month)}` : "no history"}`,
+      "aria-label": `Recorded offences per month, ${span}${fc ? `; ${forecastPointText(fc)}` : ""}`,
     });
     if (!rows.length) {
       chart.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "axis-label", text: "No history" }));
@@ -1220,12 +1305,20 @@
     });
     if (selIndex >= 0) labelIdx.add(selIndex);
     const placed = [];
+    const fcIndex = fc ? rows.length - 1 + ahead : -1;
+    // The forecast month's label is placed first: it is the one month the chart cannot do without.
+    if (fc) {
+      placed.push(fcIndex);
+      chart.append(svg("line", { x1: x(fcIndex), x2: x(fcIndex), y1: M.t + ih, y2: M.t + ih + 3, class: "axis" }),
+        svg("text", { x: x(fcIndex), y: H - 8, "text-anchor": "end", class: "axis-label forecast-month",
+          text: monthShort(fc.target_month) }));
+    }
     for (const i of [...labelIdx].sort((a, b) => (a === selIndex ? -1 : b === selIndex ? 1 : a - b))) {
       // Neighbouring labels would overprint; the selected month wins, then the earlier one.
       if (placed.some((j) => Math.abs(x(i) - x(j)) < 40)) continue;
       placed.push(i);
       chart.append(svg("line", { x1: x(i), x2: x(i), y1: M.t + ih, y2: M.t + ih + 3, class: "axis" }));
-      const anchor = i === 0 ? "start" : i === rows.length - 1 ? "end" : "middle";
+      const anchor = i === 0 ? "start" : i === slots - 1 ? "end" : "middle";
       chart.append(svg("text", {
         x: x(i), y: H - 8, "text-anchor": anchor, class: `axis-label${i === selIndex ? " selected" : ""}`,
         text: monthShort(rows[i].month),
@@ -1245,6 +1338,7 @@
       pen = true;
     });
     if (path) chart.append(svg("path", { d: path, class: "history-line" }));
+    if (fc) drawForecast(chart, fc, { x, y, i: fcIndex, lastIndex: rows.length - 1, last, top: M.t, bottom: M.t + ih });
     rows.forEach((r, i) => {
       const hidden = r.suppressed || r.count == null;
       // A month the cell's force did not deliver is unknown: drawn on the axis, hollow and dashed, never as 0.
@@ -1266,6 +1360,40 @@
       chart.append(point);
     });
     return chart;
+  }
+
+  // The forecast beyond the observed months: a dashed divider where observation ends, a dashed link from the last
+  // recorded month, the 90% interval as a shaded bar with whiskers, and a hollow diamond labelled "Forecast", so
+  // it cannot be read as one more recorded month.
+  function drawForecast(chart, f, { x, y, i, lastIndex, last, top, bottom }) {
+    const cx = x(i);
+    const cy = f.suppressed ? y(2.5) : y(f.predicted_count);
+    const divider = (x(lastIndex) + cx) / 2;
+    const g = svg("g", { class: "forecast", "data-month": f.target_month });
+    g.append(svg("line", { x1: divider, x2: divider, y1: top, y2: bottom, class: "forecast-divider" }));
+    if (last.count != null && !last.suppressed && !f.suppressed) {
+      g.append(svg("line", { x1: x(lastIndex), y1: y(last.count), x2: cx, y2: cy, class: "forecast-link" }));
+    }
+    if (hasInterval(f)) {
+      const yHi = y(f.upper_90), yLo = y(f.lower_90);
+      g.append(
+        svg("rect", { x: cx - 4, y: yHi, width: 8, height: Math.max(1, yLo - yHi), class: "forecast-interval",
+          "data-lower": f.lower_90, "data-upper": f.upper_90 },
+        svg("title", { text: `90% interval: ${intervalText(f)}` })),
+        svg("line", { x1: cx - 5, x2: cx + 5, y1: yHi, y2: yHi, class: "forecast-whisker" }),
+        svg("line", { x1: cx - 5, x2: cx + 5, y1: yLo, y2: yLo, class: "forecast-whisker" }),
+        svg("line", { x1: cx, x2: cx, y1: yHi, y2: yLo, class: "forecast-whisker" }));
+    }
+    const r = 4.5;
+    g.append(svg("path", {
+      d: `M${cx},${cy - r}L${cx + r},${cy}L${cx},${cy + r}L${cx - r},${cy}Z`,
+      class: `forecast-point${f.suppressed ? " hidden-value" : ""}`, tabindex: "0",
+      "data-predicted": f.suppressed ? "" : f.predicted_count,
+    }, svg("title", { text: forecastPointText(f) })));
+    const labelY = hasInterval(f) ? y(f.upper_90) - 5 : cy - 8;
+    g.append(svg("text", { x: cx, y: Math.max(top + 2, labelY), "text-anchor": "end", class: "forecast-label",
+      text: "Forecast" }));
+    chart.append(g);
   }
 
   function jumpToMonth(ym) {
@@ -1446,6 +1574,7 @@
   el.force.addEventListener("change", () => {
     fitToForce();
     renderNoData();
+    syncEmergingReach();
     loadCounts();
     loadForecast();
     loadEmerging();
@@ -1473,6 +1602,7 @@
     loadForecast();
   });
   el.layerEmerging.addEventListener("change", () => {
+    state.emergingWanted = el.layerEmerging.checked;
     toggleLayer(el.layerEmerging, emergingLayer);
     loadEmerging();
   });
