@@ -36,13 +36,14 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --no-cache-dir --quiet uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --extra spark --python $(PYTHON)
 	@touch $@
 
 # The dbt manifest is built at install time, never when the Dagster definitions are imported.
 dbt_project/target/manifest.json: $(VENV)/.synced $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) dbt_project/dbt_project.yml
 	cd dbt_project && $(VENV)/bin/dbt parse --quiet --profiles-dir .
 
+# The spark extra (dbt-spark, Sail) lets the tests build the dbt project on Spark as well as DuckDB.
 install: $(VENV)/.synced dbt_project/target/manifest.json
 
 demo: install
