@@ -270,9 +270,8 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     for method, (_, verdict) in audits.items():
         per_method.setdefault(method, {})["fairness"] = verdict.passed
     audit, verdict = audits.get("model", (None, None))
-    # A few rows of each kind of input give the registered versions their signatures.
-    model_example = cached_features(panel, group, panel.n_months + h - 1, context, features, h).reindex(
-        columns=nxt.model.feature_names).head(50)
+    # A few rows of each kind of input give the registered versions their signatures and input examples.
+    model_example = cached_features(panel, group, panel.n_months + h - 1, context, features, h).head(50)
     tracked = log_backtest(result, nxt.model, group=group, scope=force or "all forces", dataset=dataset,
                            feature_tables=gold.versions, gates=per_method, register=register, fairness=audit,
                            fairness_gate=verdict, model_example=model_example,
@@ -358,10 +357,10 @@ def append_predictions(settings: Settings, frame: pd.DataFrame) -> int:
 
 
 def as_of_forecast(gold: GoldInputs, as_of: str, group: str, *, force: str | None = None,
-                   horizon: int | None = None):
+                   horizon: int | None = None, feature_cache: dict | None = None):
     """The ml.backtest.Forecast of month `as_of` at `horizon` (default ``horizon_for``) from the gold tables'
     data up to `horizon` months before it, as if made then: later months, and cells first seen in them, change
-    nothing. Nothing is written."""
+    nothing. Nothing is written; `feature_cache` (ml.model.cached_features) keeps the feature rows built."""
     from ml.backtest import forecast
     from ml.panel import month_add
 
@@ -378,7 +377,7 @@ def as_of_forecast(gold: GoldInputs, as_of: str, group: str, *, force: str | Non
     if panel.months[-1] != last:
         raise ValueError(f"cannot forecast {as_of} at horizon {h}: the data before it ends at {panel.months[-1]}, "
                          f"not {last}")
-    return forecast(panel, group, context=context, horizon=h)
+    return forecast(panel, group, context=context, horizon=h, feature_cache=feature_cache)
 
 
 def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | None = None,
@@ -389,19 +388,21 @@ def forecast_as_of(settings: Settings, as_of: str, group: str, *, force: str | N
     import mlflow
 
     from ml.predictions import ModelRef
-    from ml.tracking import _experiment_id, model_requirements, registered_name
+    from ml.tracking import experiment_id, log_regressor, registered_name
 
     check_group(group)
     settings.prepare()
     setup_mlflow(settings)
     gold = load_gold(settings)
-    nxt = as_of_forecast(gold, as_of, group, force=force, horizon=horizon)
-    with mlflow.start_run(experiment_id=_experiment_id(group), run_name=f"forecast-{as_of}") as run:
+    features: dict = {}
+    nxt = as_of_forecast(gold, as_of, group, force=force, horizon=horizon, feature_cache=features)
+    with mlflow.start_run(experiment_id=experiment_id(group), run_name=f"forecast-{as_of}") as run:
         mlflow.set_tags({"kind": "forecast", "forecast_group": group, "target_month": as_of,
                          "scope": force or "all forces"})
         mlflow.log_params({"train_months": f"{nxt.model.train_months[0]}..{nxt.model.train_months[-1]}",
                            "horizon": nxt.horizon, "dispersion": nxt.model.dispersion})
-        mlflow.xgboost.log_model(nxt.model.regressor, name="model", pip_requirements=model_requirements())
+        # The feature rows of the forecast month, built last: the logged model's signature and input example.
+        log_regressor(nxt.model.regressor, list(features.values())[-1])
         run_id = run.info.run_id
     frame = predictions_frame(nxt, group, gold, ModelRef(registered_name(group), None, None, run_id))
     append_predictions(settings, frame)

@@ -6,6 +6,7 @@ A model owner opens the MLflow UI and compares, per group, the model beside ever
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -68,6 +69,23 @@ def model_requirements() -> list[str]:
     return [f"xgboost=={xgboost.__version__}", f"pandas=={pd.__version__}"]
 
 
+# Rows logged as a version's input example: enough to show the shape, few enough to read.
+EXAMPLE_ROWS = 5
+EXAMPLE_CELLS = 2
+
+
+def log_regressor(regressor, features: pd.DataFrame, registered_model_name: str | None = None):
+    """Log the XGBoost regressor as the active run's model, with its signature inferred from feature rows (the
+    columns it reads, in its order) and the first of them as input example: features only, no cell or place."""
+    from mlflow.models import infer_signature
+
+    features = features.reindex(columns=list(regressor.get_booster().feature_names))
+    return mlflow.xgboost.log_model(regressor, name="model", pip_requirements=model_requirements(),
+                                    signature=infer_signature(features, regressor.predict(features)),
+                                    input_example=features.head(EXAMPLE_ROWS),
+                                    registered_model_name=registered_model_name)
+
+
 def configure(tracking_uri: str, artifact_root: Path) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # Counts are whole numbers and never missing in the tables logged as datasets; MLflow's hint about integer
@@ -79,14 +97,75 @@ def configure(tracking_uri: str, artifact_root: Path) -> None:
     os.environ["CRIMELAKE_MLFLOW_ARTIFACTS"] = str(artifact_root)
 
 
-def _experiment_id(group: str) -> str:
+# MLflow 3's UI picks an experiment's layout from this tag; without it an experiment it cannot classify (no runs
+# yet, or runs it does not recognise) opens in the GenAI layout of traces and prompts. "custom_model_development"
+# is the UI's value for training and comparing one's own models.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+# The experiment's description in the UI (markdown); the digest tells the text written here from one a person
+# wrote in the UI, which is kept.
+NOTE_TAG = "mlflow.note.content"
+NOTE_DIGEST_TAG = "crimelake.note_sha256"
+# MLflow's own tag naming the metric an experiment is judged on: here the one the champion is chosen by.
+PRIMARY_METRIC_TAGS = {"mlflow.experiment.primaryMetric.name": METRIC,
+                       "mlflow.experiment.primaryMetric.greaterIsBetter": "True"}
+# Read first: logged under the same keys by the model and every baseline, so the compare view lines them up.
+HEADLINE_METRICS = {
+    "pei_star_5": "PEI* at 5%: crime in the flagged 5% of cells over the most any 5% of cells held (1 = perfect).",
+    "pai_5": "PAI at 5%: share of crime in the flagged cells over their share of the area (1 = no better than "
+             "chance).",
+    "hit_rate_5": "hit rate at 5%: share of the month's crime that fell in the flagged 5% of cells.",
+}
+# The backtest months one by one (step i: the i-th month), beside the means; MLflow's chart view gives the prefix a
+# section of its own.
+BY_MONTH = "by_month/"
+MODEL_RUN = "xgboost-poisson"
+MODEL_CARD = "model_card.md"
+
+
+def experiment_description(group: str) -> str:
+    metrics = "\n".join(f"- `{k}`: {v}" for k, v in HEADLINE_METRICS.items())
+    return f"""Hot spot forecasts for forecast group **{group}**: which H3 cells will hold the most {group} incidents.
+
+**Runs.** A backtest writes one run per method, all scored on the same rolling-origin months (tag
+`backtest_months`): `{MODEL_RUN}` (tag `kind=model`) and `baseline-<method>` (tag `kind=baseline`). Metrics are
+the backtest means, under the same keys in every run; `{BY_MONTH}<metric>` holds each month (step i: the i-th
+month). A run named `forecast-<YYYY-MM>` (tag `kind=forecast`) is the model trained on data up to that month's
+origin only, forecasting that month. The champion is chosen by `{METRIC}` (registered model
+`{registered_name(group)}`, alias `{CHAMPION}`).
+
+**Headline metrics** (cells ranked by forecast, top 5% flagged):
+{metrics}
+
+**Model card**: `{MODEL_CARD}` in the artifacts of each `{MODEL_RUN}` run (use and misuse, data, metrics against
+every baseline, champion decision, fairness audit).
+"""
+
+
+def experiment_tags(group: str) -> dict[str, str]:
+    note = experiment_description(group)
+    return {EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT, NOTE_TAG: note,
+            NOTE_DIGEST_TAG: hashlib.sha256(note.encode()).hexdigest(), **PRIMARY_METRIC_TAGS}
+
+
+def experiment_id(group: str) -> str:
+    """The group's experiment, created on first use. Its kind and description are brought up to date whenever it
+    is used, except a description a person has edited in the UI."""
     name = experiment_name(group)
+    wanted = experiment_tags(group)
     exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    root = Path(os.environ.get("CRIMELAKE_MLFLOW_ARTIFACTS", tempfile.gettempdir())) / name
-    return mlflow.create_experiment(name, artifact_location=root.as_uri(),
-                                    tags={"forecast_group": group, "crimelake": "forecast"})
+    if exp is None:
+        root = Path(os.environ.get("CRIMELAKE_MLFLOW_ARTIFACTS", tempfile.gettempdir())) / name
+        return mlflow.create_experiment(name, artifact_location=root.as_uri(),
+                                        tags={"forecast_group": group, "crimelake": "forecast", **wanted})
+    note = exp.tags.get(NOTE_TAG)
+    if note is not None and hashlib.sha256(note.encode()).hexdigest() != exp.tags.get(NOTE_DIGEST_TAG):
+        wanted = {k: v for k, v in wanted.items() if k not in (NOTE_TAG, NOTE_DIGEST_TAG)}
+    client = MlflowClient()
+    for key, value in wanted.items():
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
 
 
 def champion_info(group: str) -> Champion | None:
@@ -214,19 +293,20 @@ def log_backtest(
     register: bool = True,
     fairness=None,
     fairness_gate=None,
-    model_example: pd.DataFrame | None = None,
-    history_example: pd.DataFrame | None = None,
+    model_example: pd.DataFrame,
+    history_example: pd.DataFrame,
 ) -> TrackedBacktest:
     """Log the backtest (model and baselines as sibling runs), register the model, decide the champion (see
     ml.promotion) and register the winning baseline when a baseline wins.
 
     ``gates`` maps each method to its gates ({"fairness": passed}). ``model_example`` (feature rows) and
-    ``history_example`` (a baseline's input, ml.baseline_model) give the registered versions their signatures."""
+    ``history_example`` (a baseline's input, ml.baseline_model) give the logged models their signatures and input
+    examples."""
     from mlflow.models import infer_signature
 
     from ml.baseline_model import BaselineForecaster, requirements
 
-    exp_id = _experiment_id(group)
+    exp_id = experiment_id(group)
     summary = result.summary
     per_month = result.per_month
     months = sorted(per_month["month"].unique())
@@ -248,11 +328,14 @@ def log_backtest(
         mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
         if method in getattr(result, "dispersion", {}):
             mlflow.log_metric("interval_dispersion", float(result.dispersion[method]))
-        mlflow.log_param("horizon", horizon)
+        # Every run carries the same two params beside its own (the model's hyperparameters): the compare view's
+        # parameter axes then hold only what a method really has.
+        mlflow.log_params({"method": method, "horizon": horizon})
+        # Under keys of their own: on the means' keys the last month would be the value the UI shows (MLflow shows
+        # a metric's value at its highest step).
         rows = per_month[per_month["method"] == method].sort_values("month")
         for step, (_, r) in enumerate(rows.iterrows()):
-            mlflow.log_metrics({k: float(r[k]) for k in ("pai_5", "pei_star_5", "hit_rate_5", "deviance",
-                                                         "coverage_90")
+            mlflow.log_metrics({f"{BY_MONTH}{k}": float(r[k]) for k in (*HEADLINE_METRICS, "deviance", "coverage_90")
                                 if k in r and pd.notna(r[k])}, step=step)
         mlflow.log_input(ds, context="backtest")
         for gate, passed in (gates or {}).get(method, {}).items():
@@ -266,7 +349,6 @@ def log_backtest(
             continue
         with mlflow.start_run(experiment_id=exp_id, run_name=f"baseline-{method}") as run:
             mlflow.set_tags({**common_tags, "method": method, "kind": "baseline"})
-            mlflow.log_param("method", method)
             log_method(run, method)
             baseline_runs[method] = run.info.run_id
             # The winning baseline becomes a version of the group's registered model, so the alias always points
@@ -274,16 +356,18 @@ def log_backtest(
             if register and decision.new_version and decision.champion == method:
                 mlflow.log_text(promotion_json, "promotion.json")
                 python_model = BaselineForecaster(method, group)
-                signature = (infer_signature(history_example, python_model.predict(None, history_example))
-                             if history_example is not None else None)
+                signature = infer_signature(history_example, python_model.predict(None, history_example))
+                # A baseline reads every month of a cell: the example is the whole history of a few cells.
+                first = history_example["h3_cell"].drop_duplicates().head(EXAMPLE_CELLS)
                 info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
-                                               input_example=history_example, pip_requirements=requirements(),
+                                               input_example=history_example[history_example["h3_cell"].isin(first)],
+                                               pip_requirements=requirements(),
                                                registered_model_name=registered_name(group))
                 version = str(info.registered_model_version)
                 _register(client, group, version, decision, method, horizon)
                 champion = Champion(version, run.info.run_id, method)
     version = None
-    with mlflow.start_run(experiment_id=exp_id, run_name="xgboost-poisson") as run:
+    with mlflow.start_run(experiment_id=exp_id, run_name=MODEL_RUN) as run:
         mlflow.set_tags({**common_tags, "method": MODEL, "kind": "model", "delta_version": dataset.delta_version,
                          "table_uri": dataset.table_uri})
         mlflow.log_params({k: v for k, v in trained.params.items() if v is not None})
@@ -304,16 +388,12 @@ def log_backtest(
                     {"audit": fairness.to_dict(), "gate": fairness_gate.to_dict()}, indent=2))
                 if fairness_gate.worst_ratio == fairness_gate.worst_ratio:
                     mlflow.log_metric("fairness_worst_flag_to_crime_ratio", float(fairness_gate.worst_ratio))
-            (tmpd / "model_card.md").write_text(model_card(
+            (tmpd / MODEL_CARD).write_text(model_card(
                 group=group, scope=common_tags["scope"], months=months, summary=summary, decision=decision,
                 trained=trained, dataset=dataset, fairness=fairness, fairness_gate=fairness_gate))
             for f in tmpd.iterdir():
                 mlflow.log_artifact(str(f))
-        signature = (infer_signature(model_example, trained.regressor.predict(model_example))
-                     if model_example is not None else None)
-        info = mlflow.xgboost.log_model(trained.regressor, name="model", pip_requirements=model_requirements(),
-                                        signature=signature, input_example=model_example,
-                                        registered_model_name=registered_name(group) if register else None)
+        info = log_regressor(trained.regressor, model_example, registered_name(group) if register else None)
         if register:
             version = str(info.registered_model_version)
             _register(client, group, version, decision, MODEL, horizon)
