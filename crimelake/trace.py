@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -17,7 +18,11 @@ from deltalake import DeltaTable
 
 from crimelake import lake
 from crimelake.config import Settings
-from crimelake.hash_cache import sha256_of
+from crimelake.hash_cache import remember, remembered, sha256_of, stamp
+
+# Where orchestration.lib.dbt's DbtProject builds the manifest. Named here, not imported from there: that module
+# imports dagster_dbt, which took 5 of a command-line trace's 13 seconds (a test holds the two paths equal).
+DBT_MANIFEST = Path(__file__).resolve().parents[1] / "dbt_project" / "target" / "manifest.json"
 
 
 @dataclass
@@ -54,7 +59,35 @@ def find_prediction(settings: Settings, prediction_id: str) -> dict:
     return rows[0]
 
 
-def _model_hop(settings: Settings, p: dict) -> Hop:
+def _sqlite_store(uri: str) -> Path | None:
+    """The file behind a `sqlite:///` MLflow tracking URI; None for any other store (always asked)."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def _model_hop(settings: Settings, p: dict, rehash: bool = False) -> Hop:
+    """The model hop, asked of MLflow, or remembered while the tracking store's SQLite file (and its journal) has
+    the size and modification time it had when MLflow last verified this prediction's run and version: starting
+    MLflow costs a command-line trace seconds of imports. `rehash` asks MLflow again."""
+    store = _sqlite_store(settings.mlflow_uri)
+    if store is None:
+        return _ask_mlflow(settings, p)
+    before = stamp([store, store.with_name(store.name + "-journal"), store.with_name(store.name + "-wal")])
+    key = "model hop " + json.dumps([p["mlflow_run_id"], p["model_name"], p["model_version"], p["model_alias"]])
+    kept = None if rehash else remembered(settings, key, before)
+    if kept:
+        answer, at = kept
+        return Hop("model", True, answer["detail"],
+                   {**answer["data"], "checked": f"remembered: MLflow store unchanged since it was read at "
+                                                 f"{datetime.fromtimestamp(at, UTC).isoformat(timespec='seconds')}"})
+    hop = _ask_mlflow(settings, p)
+    if hop.ok:  # a broken link is asked again every time, never remembered
+        remember(settings, key, before, {"detail": hop.detail, "data": hop.data})
+    hop.data["checked"] = "read now"
+    return hop
+
+
+def _ask_mlflow(settings: Settings, p: dict) -> Hop:
     import mlflow
     from mlflow import MlflowClient
 
@@ -133,10 +166,7 @@ def _feature_rows_hop(settings: Settings, p: dict, versions: dict[str, int]) -> 
                                     f"{first}..{last})", {"counts": series})
 
 
-def _dbt_hop() -> Hop:
-    from orchestration.lib.dbt import dbt_project
-
-    manifest = dbt_project.manifest_path
+def _dbt_hop(manifest: Path = DBT_MANIFEST) -> Hop:
     if not manifest.exists():
         return Hop("dbt models", False, f"{manifest} missing: cannot show the models between bronze and gold")
     m = json.loads(manifest.read_text())
@@ -198,10 +228,10 @@ def _bronze_hop(settings: Settings, p: dict, versions: dict[str, int], rehash: b
 def trace(settings: Settings, prediction_id: str, *, rehash: bool = False) -> Trace:
     """Follow a prediction to its sources. Extract files are verified against their recorded SHA-256; a digest
     is re-read only when the file's size or modification time changed since it was last read, or with
-    `rehash` (crimelake.hash_cache)."""
+    `rehash` (crimelake.hash_cache). The model hop is remembered the same way, against the MLflow store's file."""
     p = find_prediction(settings, prediction_id)
     versions = json.loads(p["feature_tables"])
-    hops = [_model_hop(settings, p), _tables_hop(settings, versions), _feature_rows_hop(settings, p, versions),
+    hops = [_model_hop(settings, p, rehash), _tables_hop(settings, versions), _feature_rows_hop(settings, p, versions),
             _dbt_hop()]
     hops.extend(_bronze_hop(settings, p, versions, rehash))
     return Trace(prediction_id, {k: v for k, v in p.items() if k != "feature_tables"}, hops)
