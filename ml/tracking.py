@@ -116,9 +116,11 @@ HEADLINE_METRICS = {
              "chance).",
     "hit_rate_5": "hit rate at 5%: share of the month's crime that fell in the flagged 5% of cells.",
 }
-# The backtest months one by one (step i: the i-th month), beside the means; MLflow's chart view gives the prefix a
-# section of its own.
-BY_MONTH = "by_month/"
+# The backtest months one by one (step i: the i-th month), beside the means. MLflow's chart view gives each key
+# prefix a section of its own, sections in name order ahead of the unprefixed means: the headline metrics' section
+# comes first.
+BY_MONTH = "at_5pct_by_month/"
+COUNTS_BY_MONTH = "counts_by_month/"
 MODEL_RUN = "xgboost-poisson"
 MODEL_CARD = "model_card.md"
 
@@ -129,8 +131,8 @@ def experiment_description(group: str) -> str:
 
 **Runs.** A backtest writes one run per method, all scored on the same rolling-origin months (tag
 `backtest_months`): `{MODEL_RUN}` (tag `kind=model`) and `baseline-<method>` (tag `kind=baseline`). Metrics are
-the backtest means, under the same keys in every run; `{BY_MONTH}<metric>` holds each month (step i: the i-th
-month). A run named `forecast-<YYYY-MM>` (tag `kind=forecast`) is the model trained on data up to that month's
+the backtest means, under the same keys in every run; `{BY_MONTH}<metric>` and `{COUNTS_BY_MONTH}<metric>` hold
+each month (step i: the i-th month). A run named `forecast-<YYYY-MM>` (tag `kind=forecast`) is the model trained on data up to that month's
 origin only, forecasting that month. The champion is chosen by `{METRIC}` (registered model
 `{registered_name(group)}`, alias `{CHAMPION}`).
 
@@ -333,10 +335,11 @@ def log_backtest(
         mlflow.log_params({"method": method, "horizon": horizon})
         # Under keys of their own: on the means' keys the last month would be the value the UI shows (MLflow shows
         # a metric's value at its highest step).
+        keys = {**{k: BY_MONTH + k for k in HEADLINE_METRICS},
+                **{k: COUNTS_BY_MONTH + k for k in ("deviance", "coverage_90")}}
         rows = per_month[per_month["method"] == method].sort_values("month")
         for step, (_, r) in enumerate(rows.iterrows()):
-            mlflow.log_metrics({f"{BY_MONTH}{k}": float(r[k]) for k in (*HEADLINE_METRICS, "deviance", "coverage_90")
-                                if k in r and pd.notna(r[k])}, step=step)
+            mlflow.log_metrics({key: float(r[k]) for k, key in keys.items() if k in r and pd.notna(r[k])}, step=step)
         mlflow.log_input(ds, context="backtest")
         for gate, passed in (gates or {}).get(method, {}).items():
             mlflow.set_tag(f"{gate}_gate", "passed" if passed else "failed")

@@ -18,6 +18,7 @@ from ml.baseline_model import COLUMNS as BASELINE_INPUTS
 from ml.panel import month_add
 from ml.tracking import (
     BY_MONTH,
+    COUNTS_BY_MONTH,
     CUSTOM_MODEL_DEVELOPMENT,
     EXAMPLE_CELLS,
     EXAMPLE_ROWS,
@@ -90,9 +91,13 @@ def test_backtest_runs_read_back_as_a_model_owner_needs_them(settings, small_gol
         assert run.data.params["method"] == method
     # The value the UI shows is the backtest mean; the months are a series of their own.
     assert model.data.metrics["pei_star_5"] == pytest.approx(result.summary.loc["model", "pei_star_5"])
-    history = client.get_metric_history(model.info.run_id, f"{BY_MONTH}pei_star_5")
     months = result.per_month[result.per_month["method"] == "model"].sort_values("month")
-    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(months["pei_star_5"].tolist())
+    for key, metric in ((f"{BY_MONTH}pei_star_5", "pei_star_5"), (f"{COUNTS_BY_MONTH}deviance", "deviance")):
+        history = sorted(client.get_metric_history(model.info.run_id, key), key=lambda m: m.step)
+        assert [m.value for m in history] == pytest.approx(months[metric].tolist()), key
+    # The chart view's first section (prefixes in name order) holds the headline metrics and nothing else.
+    sections = sorted({k.split("/")[0] for k in model.data.metrics if "/" in k})
+    assert {k.split("/")[1] for k in model.data.metrics if k.startswith(sections[0] + "/")} == set(HEADLINE_METRICS)
     assert "model_card.md" in {a.path for a in client.list_artifacts(model.info.run_id)}
 
     # The model's version: inputs named as the features, a few feature rows as its example.
