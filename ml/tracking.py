@@ -144,6 +144,12 @@ every baseline, champion decision, fairness audit).
 """
 
 
+def experiment_link(ui: str, exp_id: str) -> str:
+    """The experiment's page in the MLflow UI at `ui`, on its runs. MLflow 3.17's UI lays an experiment out by the
+    browser's GenAI / Model training switch (GenAI until switched), not by the kind tag; the link sets it."""
+    return f"{ui.rstrip('/')}/#/experiments/{exp_id}?workflowType=machine_learning"
+
+
 def experiment_tags(group: str) -> dict[str, str]:
     note = experiment_description(group)
     return {EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT, NOTE_TAG: note,

@@ -27,6 +27,7 @@ from ml.tracking import (
     NOTE_TAG,
     experiment_description,
     experiment_id,
+    experiment_link,
     experiment_name,
     registered_name,
 )
@@ -79,6 +80,9 @@ def test_backtest_runs_read_back_as_a_model_owner_needs_them(settings, small_gol
     for words in (GROUP, "backtest", "forecast-<YYYY-MM>", "baseline-<method>", "model_card.md", "PEI*", "PAI",
                   "hit rate", *HEADLINE_METRICS):
         assert words in note, words
+
+    assert experiment_link("http://127.0.0.1:5000/", exp.experiment_id) == (
+        f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}?workflowType=machine_learning")
 
     # The model and every baseline: the same headline keys, and a baseline has no hyperparameters.
     runs = {r.data.tags["method"]: r for r in client.search_runs([tracked.experiment_id])}
