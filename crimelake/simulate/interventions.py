@@ -69,7 +69,7 @@ def simulate_interventions(seed: int, n_interventions: int = 8, *, effect: float
     and targeted group). ``effect`` is the multiplicative change (-0.2: a fifth fewer crimes; 0: none).
     ``diverging_trend`` gives each treated area a trend of its own in the targeted group (log rate per month, over
     the whole panel, on top of the effect): the case the pre-trend check must catch."""
-    if not -1 < effect:
+    if not effect > -1:
         raise ValueError(f"effect must be above -1 (a multiplicative change), not {effect}")
     if not 0 <= displacement <= 1:
         raise ValueError(f"displacement is a share of the prevented crimes, in [0, 1], not {displacement}")
