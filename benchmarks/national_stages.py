@@ -184,7 +184,7 @@ def measure(stage: str, home: Path, months: list[str], logs: Path, extra: dict |
     out, log = logs / f"{name}.json", logs / f"{name}.log"
     cmd = [sys.executable, "-m", "benchmarks.national_stages", "--stage", stage, "--home", str(home),
            "--months", ",".join(months), "--out", str(out), "--extra", json.dumps(extra or {})]
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DAGSTER_HOME", "CRIMELAKE_HOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DAGSTER_HOME", "CRIMELAKE_HOME")}
     t0 = time.perf_counter()
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)

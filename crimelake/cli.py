@@ -518,9 +518,28 @@ def mlflow(
 
     settings = _settings(home)
     exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
-    console.print(f"MLflow UI for {settings.home} at http://{host}:{port} (Ctrl-C to stop)")
+    ui = f"http://{host}:{port}"
+    console.print(f"MLflow UI for {settings.home} at {ui} (Ctrl-C to stop)")
+    _print_experiment_links(settings, ui)
     os.execv(exe, [exe, "ui", "--backend-store-uri", settings.mlflow_uri, "--default-artifact-root",
                    settings.mlflow_artifacts.as_uri(), "--host", host, "--port", str(port)])
+
+
+def _print_experiment_links(settings: Settings, ui: str) -> None:
+    """Each forecast group's experiment, linked on its runs: MLflow 3.17 opens experiments in its GenAI layout until
+    the browser's "Model training" switch is clicked once."""
+    from mlflow.tracking import MlflowClient
+
+    from ml.tracking import experiment_link, experiment_name
+
+    experiments = [e for e in MlflowClient(settings.mlflow_uri).search_experiments()
+                   if e.name.startswith(experiment_name(""))]
+    if not experiments:
+        console.print("No forecast experiments yet: run `crimelake models` first.")
+        return
+    for e in sorted(experiments, key=lambda e: e.name):
+        console.print(f"  {e.name}: {experiment_link(ui, e.experiment_id)}")
+    console.print('Or click "Model training" at the top left once; the browser remembers it.')
 
 
 @app.command()

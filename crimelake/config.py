@@ -145,6 +145,8 @@ class Settings:
         os.environ["CRIMELAKE_HOME"] = str(self.home)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("MLFLOW_TRACKING_URI", self.mlflow_uri)
+        # The registry lives with the runs (MLflow would otherwise ask an active Spark session for one).
+        os.environ.setdefault("MLFLOW_REGISTRY_URI", os.environ["MLFLOW_TRACKING_URI"])
         os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
         os.environ["DO_NOT_TRACK"] = "1"
         os.environ["GX_ANALYTICS_ENABLED"] = "false"

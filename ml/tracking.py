@@ -93,6 +93,9 @@ def configure(tracking_uri: str, artifact_root: Path) -> None:
     # logging the input) does not apply and only floods the console.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
     mlflow.set_tracking_uri(tracking_uri)
+    # The registry lives with the runs. Left unset, MLflow looks for an active Spark session to ask for one, and
+    # with the Spark Connect client installed (the spark extra) that lookup can end the process.
+    mlflow.set_registry_uri(tracking_uri)
     artifact_root.mkdir(parents=True, exist_ok=True)
     os.environ["CRIMELAKE_MLFLOW_ARTIFACTS"] = str(artifact_root)
 

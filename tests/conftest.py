@@ -20,11 +20,11 @@ REAL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "police_
 def settings(tmp_path, monkeypatch) -> Settings:
     """A fresh crimelake home in a temporary folder, with every tool's state pointed into it."""
     home = tmp_path / "home"
-    for var in ("CRIMELAKE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"):
+    for var in ("CRIMELAKE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(var, raising=False)
     s = Settings.from_env(home).prepare()
     yield s
-    for var in ("CRIMELAKE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"):
+    for var in ("CRIMELAKE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         os.environ.pop(var, None)
 
 

@@ -32,7 +32,7 @@ MONTHS = ["2024-01", "2024-02"]
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env.update(CRIMELAKE_HOME=str(settings.home), **extra)
     return env
 
