@@ -133,3 +133,33 @@ def test_the_latest_delivery_of_an_intervention_wins_and_areas_resolve_three_way
                                 ("wkt", "POLYGON", "unknown area_type")):
         with pytest.raises(ValueError, match=message):
             ivs.resolve_area(kind, area, 9, {})
+
+
+def test_the_dagster_asset_writes_the_group_rows_and_its_check_fails_on_a_bad_row(lake):
+    import dagster as dg
+
+    from orchestration.defs.ml.interventions import effects_are_consistent, intervention_effects
+    from orchestration.lib.resources import LakeResource
+
+    write_log(lake, [record(), record(intervention_id="iv-asb", target_groups="asb")])
+    resources = {"lake": LakeResource(home=str(lake.home))}
+    for group in ("violence", "asb", "violence"):  # a rerun replaces its group's rows, never duplicates them
+        result = dg.materialize([intervention_effects, effects_are_consistent], partition_key=group,
+                                resources=resources)
+        assert result.success
+        assert all(e.passed for e in result.get_asset_check_evaluations())
+    table = ivs.read_effects(lake)
+    assert sorted(zip(table["intervention_id"], table["group"], strict=True)) == [
+        ("iv-001", "violence"), ("iv-asb", "asb")]
+    assert (lake.home / "reports" / "interventions" / "iv-asb.md").exists()
+    # An interval that does not contain its estimate: the check fails and names the intervention.
+    bad = table.copy()
+    bad.loc[bad["intervention_id"] == "iv-001", "rate_ratio_hi"] = 0.1
+    write_deltalake(str(ivs.effects_path(lake)), ivs.to_arrow(bad), mode="overwrite")
+    check = effects_are_consistent(lake=resources["lake"])
+    assert not check.passed and "iv-001" in json.dumps(check.metadata["problems"].value)
+    dropped = bad.drop(columns=["rate_ratio_lo"])
+    write_deltalake(str(ivs.effects_path(lake)), pa.Table.from_pandas(dropped, preserve_index=False),
+                    mode="overwrite", schema_mode="overwrite")
+    assert "missing columns: rate_ratio_lo" in ivs.check_effects(ivs.read_effects(lake))
+    assert not effects_are_consistent(lake=resources["lake"]).passed
