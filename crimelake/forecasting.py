@@ -39,6 +39,8 @@ class GoldInputs:
     frames: dict[str, pd.DataFrame]
     versions: dict[str, int]
     uris: dict[str, str]
+    # The cells of every logged intervention and its months (crimelake.interventions.schedule); None: not read.
+    interventions: pd.DataFrame | None = None
 
 
 def _read_frame(path: Path, name: str, version: int | None) -> pd.DataFrame:
@@ -87,7 +89,9 @@ def load_gold(settings: Settings, version_of: dict[str, int] | None = None) -> G
         if lake.table_exists(path):
             versions[name] = (version_of or {}).get(name, lake.version(path))
             uris[name] = str(path)
-    return GoldInputs(frames, versions, uris)
+    from crimelake.interventions import load_schedule
+
+    return GoldInputs(frames, versions, uris, load_schedule(settings, frames["dim_cells"]))
 
 
 def check_group(group: str) -> str:
@@ -133,7 +137,10 @@ def current_inputs(settings: Settings, force: str | None = None):
 
     names = [*GOLD_INPUTS, COVERAGE, *LINEAGE_ONLY]
     released = gold_versions(settings)
-    key = (str(settings.home), force, tuple((n, gold_version(settings, n, released)) for n in names))
+    from crimelake.interventions import log_path
+
+    key = (str(settings.home), force, tuple((n, gold_version(settings, n, released)) for n in names),
+           lake.version(log_path(settings)) if lake.table_exists(log_path(settings)) else None)
     if key not in _LOADED:
         _LOADED.clear()
         gold = load_gold(settings, {n: v for n, v in key[2] if v is not None})
@@ -254,10 +261,14 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     settings.prepare()
     setup_mlflow(settings)
     gold, panel, context = current_inputs(settings, force)
+    from crimelake.interventions import active_matrix
+
     h = horizon_for(gold, force) if horizon is None else horizon
     features: dict = {}  # the backtest's last training window serves the production model too
+    intervened = active_matrix(gold.interventions, panel.cells, panel.months)
     result = backtest(panel, group, months=months, context=context, progress=progress,
-                      cache=origin_cache(settings), feature_cache=features, horizon=h)
+                      cache=origin_cache(settings), feature_cache=features, horizon=h,
+                      intervened=intervened if intervened.any() else None)
     nxt = forecast(panel, group, context=context, feature_cache=features, horizon=h)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
@@ -319,6 +330,7 @@ def method_forecast(panel, group: str, method: str, nxt=None, horizon: int = 1) 
 def predictions_frame(nxt, group: str, gold: GoldInputs, model) -> pd.DataFrame:
     """The forecast `nxt` (a MethodForecast, or the model's ml.backtest.Forecast) as prediction rows made by
     `model` (an ml.predictions.ModelRef)."""
+    from crimelake.interventions import active_mask
     from ml.predictions import build
 
     if not isinstance(nxt, MethodForecast):
@@ -327,7 +339,8 @@ def predictions_frame(nxt, group: str, gold: GoldInputs, model) -> pd.DataFrame:
     return build(frame["h3_cell"].to_numpy(), frame["force"].to_numpy(), frame["predicted_count"].to_numpy(),
                  group=group, target_month=nxt.month, model=model, feature_tables=gold.versions,
                  data_months=nxt.data_months, lower=frame["lower_90"].to_numpy(),
-                 upper=frame["upper_90"].to_numpy(), horizon=nxt.horizon)
+                 upper=frame["upper_90"].to_numpy(), horizon=nxt.horizon,
+                 under_intervention=active_mask(gold.interventions, frame["h3_cell"], nxt.month))
 
 
 def champion_frame(settings: Settings, group: str, champion, nxt, force: str | None = None) -> pd.DataFrame:

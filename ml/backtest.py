@@ -14,6 +14,7 @@ on its observed cells only, so a force-month that was not delivered is neither a
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -32,6 +33,10 @@ from ml.panel import Panel
 
 MODEL = "model"
 MIN_HISTORY = 3
+# Scores again without the cells under an active intervention: a fall an intervention caused is not the forecast's
+# skill. The headline ranking scores and the count deviance.
+EXCL_INTERVENTIONS = "_excl_interventions"
+EXCL_METRICS = ("pei_star_5", "pai_5", "hit_rate_5", "deviance")
 
 
 @dataclass
@@ -92,6 +97,7 @@ def backtest(
     cache: OriginCache | None = None,
     feature_cache: dict | None = None,
     horizon: int = 1,
+    intervened: np.ndarray | None = None,
 ) -> BacktestResult:
     """Score every method on each of the last ``months`` months of ``panel``, ``horizon`` months ahead.
 
@@ -105,7 +111,9 @@ def backtest(
     one or more (on quiet cells a whole-number interval is [0, 0] and covers more than 90% by construction). With ``cache``,
     an origin whose inputs are unchanged since an earlier run is read back rather than recomputed (the final origin
     is always computed, for its per-cell predictions). ``feature_cache`` (a caller-owned dict) keeps the feature
-    rows of the last training window afterwards, for a ``forecast`` from the same panel.
+    rows of the last training window afterwards, for a ``forecast`` from the same panel. ``intervened`` (cells x
+    months booleans: the cell lies in an intervention active that month) adds ``EXCL_METRICS`` scored without
+    those cells, each suffixed ``EXCL_INTERVENTIONS``.
     """
     panel.group_counts(group)
     if months < 1:
@@ -121,6 +129,9 @@ def backtest(
             f"the panel has {panel.n_months} ({panel.months[0]} to {panel.months[-1]}), "
             f"{len(scorable)} of them observed after the first {MIN_HISTORY + horizon - 1}"
         )
+    if intervened is not None and np.shape(intervened) != (panel.n_cells, panel.n_months):
+        raise ValueError(f"intervened must be (cells x months) = {(panel.n_cells, panel.n_months)}, "
+                         f"not {np.shape(intervened)}")
     chosen = _resolve_methods(methods)
     counts = panel.counts[group]
     rows, seconds, models = [], dict.fromkeys(chosen, 0.0), {}
@@ -135,6 +146,8 @@ def backtest(
         known = panel.known_before(data_cut(t, horizon))
         # The final origin is always computed: its per-cell predictions are part of the result.
         key = origin_key(panel, group, t, known, context, list(chosen), model_params, horizon) if cache else None
+        if key and intervened is not None:
+            key = hashlib.blake2b(key.encode() + np.packbits(intervened[known, t]).tobytes(), digest_size=20).hexdigest()
         hit = cache.get(group, key) if key and t != origins[-1] else None
         if hit is not None:
             origin_rows, origin_flags = hit
@@ -157,6 +170,8 @@ def backtest(
                                     "coverage_90_busy": coverage(*(a[busy] for a in (lower, upper, observed)))
                                     if (busy := pred[scored] >= 1).any() else float("nan"),
                                     "width_90": float(np.mean(upper - lower))})
+                if intervened is not None:
+                    origin_rows[-1].update(_excluding(pred[scored], observed, area, intervened[known, t][scored]))
                 if t == origins[-1]:
                     last_preds[name] = pred[scored]
                     dispersion[name] = alphas[name]
@@ -190,6 +205,12 @@ def backtest(
         }
     )
     return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused, horizon, dispersion)
+
+
+def _excluding(pred: np.ndarray, observed: np.ndarray, area: np.ndarray, under: np.ndarray) -> dict[str, float]:
+    keep = ~under
+    scores = score(pred[keep], observed[keep], area[keep]) if keep.any() else {}
+    return {m + EXCL_INTERVENTIONS: scores.get(m, float("nan")) for m in EXCL_METRICS}
 
 
 def _predict_origin(panel: Panel, group: str, t: int, known: np.ndarray, chosen: dict, context: Context | None,

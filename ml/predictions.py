@@ -28,6 +28,7 @@ PREDICTIONS_SCHEMA = pa.schema([
     ("percentile", pa.float64()),
     ("hotspot_1pct", pa.bool_()),
     ("hotspot_5pct", pa.bool_()),
+    ("under_intervention", pa.bool_()),
     ("model_name", pa.string()),
     ("model_version", pa.string()),
     ("model_alias", pa.string()),
@@ -73,10 +74,12 @@ def build(
     lower: np.ndarray | None = None,
     upper: np.ndarray | None = None,
     horizon: int | None = None,
+    under_intervention: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The forecast for every cell of the study area, ranked, with hotspot flags at 1% and 5% of cells, its 90%
-    interval (``lower`` / ``upper``, null when not given) and the horizon it was made at (months between the last
-    month the forecast read and ``target_month``)."""
+    interval (``lower`` / ``upper``, null when not given), the horizon it was made at (months between the last
+    month the forecast read and ``target_month``) and whether the cell lies in an intervention active in
+    ``target_month`` (``under_intervention``, False when not given): a fall there may be the intervention's."""
     n = len(cells)
     if n == 0:
         raise ValueError("no cells to forecast: the study area is empty")
@@ -101,6 +104,8 @@ def build(
         "percentile": 1.0 - (ranks - 1) / n,
         "hotspot_1pct": ranks <= top1,
         "hotspot_5pct": ranks <= top5,
+        "under_intervention": np.zeros(n, dtype=bool) if under_intervention is None
+        else np.asarray(under_intervention, dtype=bool),
         "model_name": model.name,
         "model_version": model.version,
         "model_alias": model.alias,

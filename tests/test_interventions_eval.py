@@ -163,3 +163,48 @@ def test_the_dagster_asset_writes_the_group_rows_and_its_check_fails_on_a_bad_ro
                     mode="overwrite", schema_mode="overwrite")
     assert "missing columns: rate_ratio_lo" in ivs.check_effects(ivs.read_effects(lake))
     assert not effects_are_consistent(lake=resources["lake"]).passed
+
+
+def test_predictions_flag_the_cells_of_an_intervention_active_in_the_target_month(lake):
+    from crimelake.forecasting import GoldInputs, MethodForecast, predictions_frame
+    from crimelake.interventions import load_schedule
+    from ml.predictions import ModelRef, to_arrow
+
+    write_log(lake, [record(end_date=None),  # ongoing
+                     record(intervention_id="iv-over", area=FAR, start_date="2023-01-01", end_date="2023-12-31")])
+    dim = ivs.read_gold(lake).cells
+    cells = dim["h3_cell"].to_numpy()
+    nxt = MethodForecast("ewma", "2025-02", pd.DataFrame({
+        "h3_cell": cells, "force": FORCE, "predicted_count": np.linspace(0, 5, len(cells)), "lower_90": 0.0,
+        "upper_90": 9.0}), ("2022-01", "2024-12"), horizon=2)
+    gold = GoldInputs({}, {"fct_cell_month_counts": 0}, {}, load_schedule(lake, dim))
+    frame = predictions_frame(nxt, "violence", gold, ModelRef("m", "1", "champion", "run"))
+    flagged = set(frame.loc[frame["under_intervention"], "h3_cell"])
+    assert flagged == set(h3.grid_disk(CENTRE, 1))  # the ongoing one; the one that ended in 2023 flags nothing
+    assert to_arrow(frame).schema.field("under_intervention").type == pa.bool_()
+
+
+def test_the_backtest_scores_every_method_again_without_cells_under_an_intervention():
+    from ml.backtest import EXCL_INTERVENTIONS, EXCL_METRICS, backtest
+    from tests.panel_factories import make_panel
+
+    counts, cells, area = _gold_counts(np.random.default_rng(SEED))
+    counts["violence"][[cells.index(c) for c in area], :] += 30  # the hottest cells of the force are treated
+    panel = make_panel(counts, cells, force=FORCE, start=START)
+    intervened = np.zeros((panel.n_cells, panel.n_months), dtype=bool)
+    rows = pd.Index(panel.cells).get_indexer(area)
+    intervened[np.ix_(rows, np.arange(30, 36))] = True  # active in the last six months only
+    methods = ["last_month", "rolling_3"]
+    plain = backtest(panel, "violence", months=12, methods=methods)
+    result = backtest(panel, "violence", months=12, methods=methods, intervened=intervened)
+    pm = result.per_month.set_index(["method", "month"])
+    assert not any(c.endswith(EXCL_INTERVENTIONS) for c in plain.per_month.columns)
+    assert [m + EXCL_INTERVENTIONS for m in EXCL_METRICS] == [c for c in pm.columns if c.endswith(EXCL_INTERVENTIONS)]
+    # Months with no active intervention score the same cells twice; months with one score fewer cells.
+    before, during = ("last_month", "2024-06"), ("last_month", "2024-08")
+    assert pm.loc[before, "pei_star_5" + EXCL_INTERVENTIONS] == pytest.approx(pm.loc[before, "pei_star_5"])
+    assert pm.loc[during, "hit_rate_5" + EXCL_INTERVENTIONS] != pytest.approx(pm.loc[during, "hit_rate_5"])
+    assert set(result.summary.index) == set(methods)
+    assert result.summary["pei_star_5"].tolist() == pytest.approx(plain.summary["pei_star_5"].tolist())
+    with pytest.raises(ValueError, match="cells x months"):
+        backtest(panel, "violence", months=12, methods=methods, intervened=intervened[:, :5])
