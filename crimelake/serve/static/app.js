@@ -1009,14 +1009,12 @@
   function emergingBlocked() {
     const m = state.meta;
     if (!m || m.role === "public") {
-      return "Emerging hot spots are street-level: shown to analysts for their own force and to auditors and "
-        + "admins. Sign in with a key to see them.";
+      return "Street-level: shown to analysts for their own force and to auditors and admins. Sign in with a key.";
     }
     if (m.role === "analyst" && force() && force() !== m.analyst_force) {
-      return `Emerging hot spots are shown to analysts for their own force only: choose ${forceName(m.analyst_force)} `
-        + "to see them.";
+      return `Shown to analysts for their own force only: choose ${forceName(m.analyst_force)} to see them.`;
     }
-    if (!m.can_see_emerging) return "Emerging hot spots are not available to this key.";
+    if (!m.can_see_emerging) return "Not available to this key.";
     return null;
   }
 
@@ -1267,10 +1265,10 @@
     const W = 320, H = 150, M = { l: 38, r: 10, t: 12, b: 26 };
     const iw = W - M.l - M.r, ih = H - M.t - M.b;
     const counts = rows.map((r) => r.count).filter((c) => c != null);
-    const anySuppressed = rows.some((r) => r.suppressed);
     // The forecast sits beyond the last observed month, as many steps on as its horizon.
     const last = rows.length ? rows[rows.length - 1] : null;
     const fc = last && chartForecast(forecast) ? forecast : null;
+    const anySuppressed = rows.some((r) => r.suppressed) || Boolean(fc && fc.suppressed);
     const ahead = fc ? Math.max(1, monthsBetween(last.month, fc.target_month)) : 0;
     const fcValues = fc && !fc.suppressed ? [fc.predicted_count, hasInterval(fc) ? fc.upper_90 : 0] : [];
     const top = Math.max(5, ...counts, ...fcValues);
