@@ -11,7 +11,7 @@ def test_the_trace_reads_the_manifest_dagster_builds():
     from crimelake.trace import DBT_MANIFEST
     from orchestration.lib.dbt import dbt_project
 
-    assert DBT_MANIFEST == dbt_project.manifest_path
+    assert dbt_project.manifest_path == DBT_MANIFEST
 
 
 def test_the_dbt_hop_does_not_import_dagster_dbt(dbt_manifest):
