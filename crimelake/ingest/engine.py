@@ -22,6 +22,7 @@ import pyarrow as pa
 from crimelake import lake
 from crimelake.config import Settings
 from crimelake.ingest import coerce
+from crimelake.ingest.geojson import count_features, is_geojson
 from crimelake.ingest.landing import Decision, landing_problems, owns_strays, plan
 from crimelake.ingest.lines import Lines
 from crimelake.ingest.quarantine import (
@@ -249,7 +250,8 @@ def ingest_partition(
         except FileRejected as e:
             return e
         report = FileReport(rel, parsed.sha256, "loaded", rows_read=parsed.rows_read,
-                            rows_counted=count_lines(data, contract.encoding))
+                            rows_counted=(count_features(data, contract.encoding) if is_geojson(d.file.path)
+                                          else count_lines(data, contract.encoding)))
         lineage = FileLineage(rel, parsed.sha256, contract.ref, run_id, now)
         supplier = d.file.supplier
         q: list[pa.Table] = []
@@ -268,7 +270,7 @@ def ingest_partition(
         k = t.num_rows
         extra = lineage.columns(parsed.lines[checked.kept], encoded=True)
         for g in ("force", "authority"):
-            if g in schema.names:
+            if g in contract.filename_pattern.groupindex:  # a column of that name is the row's own
                 extra[g] = constant(d.file.groups.get(g), pa.string(), k, encoded=True)
         for name, arr in extra.items():
             t = t.append_column(name, arr)

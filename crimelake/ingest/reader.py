@@ -229,6 +229,10 @@ def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int) -> p
 def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | None = None) -> ParsedFile:
     """Parse file content; raise FileRejected when the file as a whole is unreadable. `sha256` is the content's
     hash when the caller has already taken it."""
+    if path.suffix.lower() == ".geojson":
+        from crimelake.ingest.geojson import parse_geojson  # imports this module's types
+
+        return parse_geojson(path, data, contract, sha256=sha256)
     if not data or data.isspace():
         raise FileRejected("empty file: no header line")
     decoded = decode_lines(data, contract.encoding)
@@ -292,3 +296,4 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
 
 def parse_file(path: Path, contract: Contract) -> ParsedFile:
     return parse_bytes(path, path.read_bytes(), contract)
+

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from h3.api.basic_int import latlng_to_cell as _h3_int
 from pyproj import Transformer
 
-from crimelake.ingest import coerce
+from crimelake.ingest import coerce, row_rules
 from crimelake.ingest.forces import wrong_force
 from crimelake.ingest.reader import ParsedFile
 from crimelake.reference import boundary
@@ -124,15 +124,20 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
             reasons.add(high, lambda i, c=col, v=values: f"{c.header}: {v[i].as_py()} is above the maximum {c.maximum}")
         typed[col.name] = values
 
-    # The row's own month must be the month it was delivered for.
-    mcol = contract.column(contract.month_column)
-    wrong = coerce.outside_month(mcol, typed[mcol.name], raw[mcol.name], contract.month_format, month)
+    for mask, message in row_rules.broken(contract.custom.get("rowRules") or [], raw, typed, h3_resolution):
+        reasons.add(mask, message)
+    # The row's own month must be the month it was delivered for (a source without a month column, such as a
+    # log of dated events, is taken to belong to the month of its folder).
+    if contract.month_column:
+        mcol = contract.column(contract.month_column)
+        wrong = coerce.outside_month(mcol, typed[mcol.name], raw[mcol.name], contract.month_format, month)
 
-    def belongs(i: int) -> str:
-        row = coerce.month_of(mcol, typed[mcol.name].slice(i, 1), raw[mcol.name].slice(i, 1), contract.month_format)
-        return f"{mcol.header}: belongs to {row[0].as_py()}, not the file's month {month}"
+        def belongs(i: int) -> str:
+            row = coerce.month_of(mcol, typed[mcol.name].slice(i, 1), raw[mcol.name].slice(i, 1),
+                                  contract.month_format)
+            return f"{mcol.header}: belongs to {row[0].as_py()}, not the file's month {month}"
 
-    reasons.add(wrong, belongs)
+        reasons.add(wrong, belongs)
 
     derived: dict[str, pa.Array] = {"month": pa.repeat(pa.scalar(month, pa.string()), n)}
     if contract.label_column:
