@@ -23,7 +23,14 @@ import pyarrow as pa
 from crimelake import lake
 from crimelake.config import Settings
 from ml.cell_months import month_add
-from ml.interventions import BASELINE_MONTHS, MATCH_MONTHS, RESULT_COLUMNS, Intervention, evaluate, exclusion_zone
+from ml.interventions import (
+    BASELINE_MONTHS,
+    MATCH_MONTHS,
+    RESULT_COLUMNS,
+    Intervention,
+    evaluate,
+    exclusion_zone,
+)
 from ml.panel import GROUPS, Panel
 
 LOG = ("interventions", "log")

@@ -13,11 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
+from fastapi import Request
 
 from crimelake import interventions as ivs
-from crimelake.intervention_reports import write_reports
 from crimelake.ingest.quarantine import LINEAGE
-from ml.panel import month_add
+from crimelake.intervention_reports import write_reports
 from tests.panel_factories import CENTRE, disk, gold_frames
 
 FORCE = "cambridgeshire"
@@ -208,3 +208,69 @@ def test_the_backtest_scores_every_method_again_without_cells_under_an_intervent
     assert result.summary["pei_star_5"].tolist() == pytest.approx(plain.summary["pei_star_5"].tolist())
     with pytest.raises(ValueError, match="cells x months"):
         backtest(panel, "violence", months=12, methods=methods, intervened=intervened[:, :5])
+
+
+@pytest.fixture
+def api(lake, monkeypatch):
+    """The interventions router in a bare app, callers resolved from API keys as the map resolves them."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from fastapi.testclient import TestClient
+
+    from crimelake.serve.access import PUBLIC, KeyRing
+    from crimelake.serve.interventions import interventions_router
+    from crimelake.serve.layers import RequestError
+
+    monkeypatch.setenv("CRIMELAKE_API_KEYS", json.dumps({"keys": [
+        {"name": "cam", "role": "analyst", "force": FORCE, "key": "k-cam"},
+        {"name": "beds", "role": "analyst", "force": "bedfordshire", "key": "k-beds"},
+        {"name": "aud", "role": "auditor", "key": "k-aud"}]}))
+    ring = KeyRing(lake)
+
+    def principal(request: Request):
+        key = request.headers.get("X-API-Key")
+        return ring.resolve(key) if key else PUBLIC
+
+    seen = []
+    app = FastAPI()
+    app.include_router(interventions_router(lake, principal, lambda *a: seen.append(a)))
+    app.add_exception_handler(RequestError, lambda r, e: JSONResponse({"detail": str(e)}, e.status))
+    write_log(lake, [record(), record(intervention_id="iv-beds", force="bedfordshire"),
+                     record(intervention_id="iv-bad", area_type="lsoa", area="E01999999")])
+    client = TestClient(app)
+    client.seen = seen
+    return client
+
+
+def test_the_api_refuses_the_public_and_serves_the_forces_analyst(api, lake):
+    import dagster as dg
+
+    from orchestration.defs.ml.interventions import intervention_effects
+    from orchestration.lib.resources import LakeResource
+
+    for path in ("/api/interventions", "/api/interventions/iv-001/effect"):
+        r = api.get(path)
+        assert r.status_code == 403 and "operational" in r.json()["detail"]
+    r = api.get("/api/interventions", headers={"X-API-Key": "k-cam"})
+    assert r.status_code == 200
+    body = r.json()
+    assert [f["properties"]["intervention_id"] for f in body["features"]] == ["iv-001"]
+    f = body["features"][0]
+    assert f["geometry"]["type"] == "Polygon" and len(f["geometry"]["coordinates"]) == 1  # seven cells, one outline
+    assert f["properties"]["kind"] == "hot_spot_patrol" and f["properties"]["end_month"] == "2024-06"
+    assert [n["intervention_id"] for n in body["not_shown"]] == ["iv-bad"]
+    assert api.get("/api/interventions?force=bedfordshire", headers={"X-API-Key": "k-cam"}).status_code == 403
+    assert len(api.get("/api/interventions", headers={"X-API-Key": "k-aud"}).json()["features"]) == 2
+    # Before evaluation the effect says so; afterwards it carries the estimate and its interval.
+    r = api.get("/api/interventions/iv-001/effect", headers={"X-API-Key": "k-cam"})
+    assert r.status_code == 200 and r.json()["evaluated"] is False
+    assert dg.materialize([intervention_effects], partition_key="violence",
+                          resources={"lake": LakeResource(home=str(lake.home))}).success
+    effect = api.get("/api/interventions/iv-001/effect", headers={"X-API-Key": "k-cam"}).json()
+    (row,) = effect["effects"]
+    assert row["group"] == "violence" and row["rate_ratio_lo"] < row["rate_ratio"] < row["rate_ratio_hi"]
+    assert row["wdq_reading"] and effect["start_month"] == "2024-01"
+    # Another force's intervention is not found, not forbidden: its existence is not disclosed.
+    assert api.get("/api/interventions/iv-001/effect", headers={"X-API-Key": "k-beds"}).status_code == 404
+    assert api.get("/api/interventions/iv-none/effect", headers={"X-API-Key": "k-aud"}).status_code == 404
+    assert ("interventions" in [a[1] for a in api.seen]) and ("intervention_effect" in [a[1] for a in api.seen])
