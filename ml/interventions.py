@@ -25,6 +25,14 @@ known effect about 8 times in 10, not 9; cell-clustered errors would have as few
 (often one). The interval uses Student's t on ``months - 2`` degrees of freedom because ``phi`` is estimated
 from a few dozen months.
 
+Real counts move in ways monthly residuals cannot see: a cell's level can shift for good between baseline and
+intervention (a new licensed venue, a moved anonymised map point). So the standard error is calibrated on placebo
+cells, the candidates nearest the treated cells that are not in the comparison: each is put through the same
+estimate against the same comparison, and the root mean square of their z-scores (about 1 where the model is
+right) widens the interval when above 1. On placebo interventions on Lancashire's real counts the uncalibrated
+interval excluded no change in 15.6% of 211, the calibrated one in 10.9%; on simulated counts, where the model is
+right, calibration changes coverage by a point or two.
+
 Any object with ``cells``, ``months``, ``counts`` (group -> cells x months array, NaN where not observed) and
 ``force`` (one label per cell) serves as the panel: :class:`ml.panel.Panel` does.
 """
@@ -33,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h3
 import numpy as np
@@ -50,6 +58,8 @@ KINDS = ("hot_spot_patrol", "problem_oriented_policing", "cctv", "street_lightin
 # sit in the thin upper tail of the level distribution where the sixth or tenth nearest match is already far off.
 PER_CELL = 5
 MATCH_MONTHS = 12
+# Placebo cells per evaluation for calibrating the interval, and the fewest estimates worth calibrating on.
+PLACEBOS, MIN_PLACEBOS = 40, 15
 BASELINE_MONTHS = 12
 # Below this many crimes in the treated area in a period, the log rate ratio is too skewed for its normal interval
 # (simulated areas with fewer covered the truth in about four cases in five, not nine in ten).
@@ -59,7 +69,8 @@ RESULT_COLUMNS = [
     "intervention_id", "kind", "force", "group", "n_treated_cells", "n_comparison_cells", "n_ring_cells",
     "baseline_months", "during_months", "treated_baseline_mean", "treated_during_mean", "comparison_baseline_mean",
     "comparison_during_mean", "rate_ratio", "rate_ratio_lo", "rate_ratio_hi", "p_value", "prevented_per_month",
-    "prevented_per_month_lo", "prevented_per_month_hi", "dispersion", "autocorrelation", "pre_trend_slope",
+    "prevented_per_month_lo", "prevented_per_month_hi", "log_rate_ratio_se", "dispersion", "autocorrelation", "calibration", "placebos",
+    "pre_trend_slope",
     "pre_trend_se", "pre_trend_p", "comparison_credible", "ring_baseline_mean", "ring_during_mean", "wdq_success",
     "wdq_buffer", "wdq", "wdq_reading", "note",
 ]
@@ -124,6 +135,8 @@ class Comparison:
     rows: np.ndarray
     cells: np.ndarray
     distance: np.ndarray
+    # The next-nearest candidates, not in the comparison: placebo "treated" cells for calibrating the interval.
+    placebo_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 @dataclass
@@ -176,11 +189,12 @@ def _slopes(y: np.ndarray) -> np.ndarray:
 
 def select_comparison(panel, iv: Intervention, group: str, *, ring: int = 1, per_cell: int = PER_CELL,
                       match_months: int = MATCH_MONTHS, baseline_months: int = BASELINE_MONTHS,
-                      exclude: Iterable[str] = ()) -> Comparison:
+                      exclude: Iterable[str] = (), placebos: int = PLACEBOS) -> Comparison:
     """``per_cell`` comparison cells for each treated cell: nearest neighbours, without replacement, on the
     mean and slope of ``group`` over the matching window, each standardised over the candidates. Candidates are
     cells of the intervention's force outside its :func:`exclusion_zone` and outside ``exclude`` (e.g. other
-    interventions' zones), observed in every pre-period month the treated area was."""
+    interventions' zones), observed in every pre-period month the treated area was. The ``placebos`` candidates
+    nearest the treated cells that are not in the comparison come back as ``placebo_rows``."""
     w = windows(panel, iv, match_months, baseline_months)
     treated = _rows(panel, iv.area)
     if treated.size == 0:
@@ -213,7 +227,10 @@ def select_comparison(panel, iv: Intervention, group: str, *, ring: int = 1, per
         dist.append(d[best])
     rows, dist = np.concatenate(rows), np.concatenate(dist)
     order = np.argsort(rows)
-    return Comparison(rows[order], np.asarray(panel.cells, dtype=object)[rows[order]], dist[order])
+    nearest = np.min([np.linalg.norm(z[candidates] - z[r], axis=1) for r in treated], axis=0)
+    nearest[taken] = np.inf
+    spare = candidates[np.argsort(nearest, kind="stable")[: min(placebos, int((~taken).sum()))]]
+    return Comparison(rows[order], np.asarray(panel.cells, dtype=object)[rows[order]], dist[order], spare)
 
 
 def wdq(a0: float, a1: float, b0: float, b1: float, c0: float, c1: float) -> float:
@@ -239,6 +256,11 @@ def wdq_reading(value: float, success: float | None = None) -> str:
     if value < 0:
         return "displacement"
     return "diffusion of benefits" if value > 0 else "no displacement or diffusion"
+
+
+def _mean(x: np.ndarray, months: np.ndarray) -> float:
+    x = x[months & ~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")
 
 
 def _series(panel, group: str, rows: np.ndarray) -> np.ndarray:
@@ -280,11 +302,11 @@ def _ar1_inflation(rho: float, n: int) -> float:
 
 
 def did(a: np.ndarray, c: np.ndarray, during: np.ndarray, *, level: float = 0.90, dispersion: str = "quasi",
-        min_crimes: int = MIN_CRIMES) -> dict:
+        min_crimes: int = MIN_CRIMES, scale: float = 1.0) -> dict:
     """Rate-ratio difference in differences from monthly totals of the treated area ``a`` and the comparison
     ``c`` (months not observed are NaN and left out); ``during`` marks the intervention months, the rest are the
     baseline. Below ``min_crimes`` expected in the treated area in either period the ratio is left undefined.
-    ``dispersion="poisson"`` fixes phi at 1 (too narrow for real counts; kept as a reference)."""
+    ``scale`` multiplies the standard error (the placebo calibration). ``dispersion="poisson"`` fixes phi at 1 (too narrow for real counts; kept as a reference)."""
     ok = ~(np.isnan(a) | np.isnan(c))
     a, c, d = a[ok], c[ok], during[ok]
     a0, a1, c0, c1 = a[~d].sum(), a[d].sum(), c[~d].sum(), c[d].sum()
@@ -292,7 +314,8 @@ def did(a: np.ndarray, c: np.ndarray, during: np.ndarray, *, level: float = 0.90
     out = {"baseline_months": n0, "during_months": n1, "treated_baseline_mean": a0 / max(n0, 1),
            "treated_during_mean": a1 / max(n1, 1), "note": ""}
     nan = dict.fromkeys(("rate_ratio", "rate_ratio_lo", "rate_ratio_hi", "p_value", "prevented_per_month",
-                         "prevented_per_month_lo", "prevented_per_month_hi", "dispersion", "autocorrelation"), np.nan)
+                         "prevented_per_month_lo", "prevented_per_month_hi", "dispersion", "autocorrelation",
+                         "log_rate_ratio_se"), np.nan)
     if n0 < 2 or n1 < 1:
         return {**out, **nan, "note": "too few months in the baseline or during the intervention"}
     # Judged on the baseline alone (crimes then, and as many months' worth for the intervention's length), so
@@ -321,18 +344,36 @@ def did(a: np.ndarray, c: np.ndarray, during: np.ndarray, *, level: float = 0.90
     else:
         raise ValueError(f"dispersion must be 'quasi' or 'poisson', not {dispersion!r}")
     log_rr = np.log(r1 / r0)
-    se = np.sqrt(phi * (inflation[0] / a0 + inflation[1] / a1))
+    se = scale * np.sqrt(phi * (inflation[0] / a0 + inflation[1] / a1))
     rr, lo, hi = np.exp(log_rr), np.exp(log_rr - q * se), np.exp(log_rr + q * se)
     m1 = a1 / n1
     # Crimes prevented per month: the counterfactual (observed / ratio) minus what was observed.
     return {**out, "rate_ratio": rr, "rate_ratio_lo": lo, "rate_ratio_hi": hi, "p_value": float(p_of(log_rr / se)),
             "prevented_per_month": m1 / rr - m1, "prevented_per_month_lo": m1 / hi - m1,
-            "prevented_per_month_hi": m1 / lo - m1, "dispersion": phi, "autocorrelation": rho}
+            "prevented_per_month_hi": m1 / lo - m1, "dispersion": phi, "autocorrelation": rho,
+            "log_rate_ratio_se": se}
+
+
+def calibration(panel, group: str, comp: Comparison, c: np.ndarray, span: np.ndarray, during: np.ndarray,
+                **kw) -> tuple[float, int]:
+    """How much to widen the interval, from placebo cells: the same estimate for each of ``comp.placebo_rows``
+    (cells like the treated ones, untreated) against the same comparison; the root mean square of their
+    ``log rate ratio / standard error`` (1 where the model is right), never below 1, and how many placebos gave
+    an estimate. Under ``MIN_PLACEBOS`` estimates the interval is left as the model gives it."""
+    counts = np.asarray(panel.counts[group], dtype=float)
+    z = []
+    for r in comp.placebo_rows:
+        e = did(counts[r][span], c[span], during[span], **kw)
+        if np.isfinite(e["rate_ratio"]):
+            z.append(np.log(e["rate_ratio"]) / e["log_rate_ratio_se"])
+    if len(z) < MIN_PLACEBOS:
+        return 1.0, len(z)
+    return max(1.0, float(np.sqrt(np.mean(np.square(z))))), len(z)
 
 
 def evaluate(panel, iv: Intervention, *, ring: int = 1, per_cell: int = PER_CELL, match_months: int = MATCH_MONTHS,
              baseline_months: int = BASELINE_MONTHS, level: float = 0.90, exclude: Iterable[str] = (),
-             dispersion: str = "quasi", min_crimes: int = MIN_CRIMES) -> pd.DataFrame:
+             dispersion: str = "quasi", min_crimes: int = MIN_CRIMES, placebos: int = PLACEBOS) -> pd.DataFrame:
     """One row per targeted group (columns ``RESULT_COLUMNS``): the rate ratio and crimes prevented per month
     during the intervention against the baseline, with their ``level`` intervals; the pre-trend check; the WDQ
     of the displacement ring of ``ring`` cells. Means are monthly totals over the area's, the comparison's and
@@ -343,11 +384,13 @@ def evaluate(panel, iv: Intervention, *, ring: int = 1, per_cell: int = PER_CELL
     rows = []
     for group in iv.groups:
         comp = select_comparison(panel, iv, group, ring=ring, per_cell=per_cell, match_months=match_months,
-                                 baseline_months=baseline_months, exclude=exclude)
+                                 baseline_months=baseline_months, exclude=exclude, placebos=placebos)
         a, c = _series(panel, group, treated), _series(panel, group, comp.rows)
         b = _series(panel, group, buffer) if buffer.size else np.full(a.size, np.nan)
         span = w.baseline | w.during
-        est = did(a[span], c[span], w.during[span], level=level, dispersion=dispersion, min_crimes=min_crimes)
+        kw = {"level": level, "dispersion": dispersion, "min_crimes": min_crimes}
+        scale, used = calibration(panel, group, comp, c, span, w.during, **kw) if dispersion == "quasi" else (1.0, 0)
+        est = did(a[span], c[span], w.during[span], scale=scale, **kw)
         seen = ~(np.isnan(a) | np.isnan(c) | np.isnan(b))
         s0, s1 = w.baseline & seen, w.during & seen
         a0, a1, b0, b1, c0, c1 = (x[s].sum() for x in (a, b, c) for s in (s0, s1))
@@ -356,9 +399,9 @@ def evaluate(panel, iv: Intervention, *, ring: int = 1, per_cell: int = PER_CELL
         rows.append({
             "intervention_id": iv.id, "kind": iv.kind, "force": iv.force, "group": group,
             "n_treated_cells": int(treated.size), "n_comparison_cells": int(comp.rows.size),
-            "n_ring_cells": int(buffer.size), **est, **pre_trend(a[w.pre], c[w.pre]),
-            "comparison_baseline_mean": c[w.baseline & ~np.isnan(c)].sum() / max((w.baseline & ~np.isnan(c)).sum(), 1),
-            "comparison_during_mean": c[w.during & ~np.isnan(c)].sum() / max((w.during & ~np.isnan(c)).sum(), 1),
+            "n_ring_cells": int(buffer.size), **est, "calibration": scale, "placebos": used,
+            **pre_trend(a[w.pre], c[w.pre]),
+            "comparison_baseline_mean": _mean(c, w.baseline), "comparison_during_mean": _mean(c, w.during),
             "ring_baseline_mean": b0 / max(s0.sum(), 1), "ring_during_mean": b1 / max(s1.sum(), 1),
             "wdq_success": success, "wdq_buffer": b1 / c1 - b0 / c0 if np.isfinite(success) else np.nan,
             "wdq": q, "wdq_reading": wdq_reading(q, success),

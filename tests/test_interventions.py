@@ -162,3 +162,17 @@ def test_pre_trend_check_flags_a_treated_area_on_a_trend_of_its_own(null_trials)
     diverging = summary(trials(PANELS, seed=2, effect=0.0, diverging_trend=0.03))
     parallel = summary(null_trials)
     assert diverging["pre_trend_flagged"] > parallel["pre_trend_flagged"] + 0.2
+
+
+@pytest.mark.parametrize("shift_sd, low, high", [(0.0, 1.0, 1.3), (0.4, 1.8, 10.0)])
+def test_placebo_cells_widen_the_interval_when_levels_shift_for_good(shift_sd, low, high):
+    # Every cell's level jumps once, at random, when the intervention starts: noise no month-to-month residual
+    # shows. Placebo cells see it and the interval widens; without the jumps it stays as the model gives it.
+    cells = disk(7)
+    rng = np.random.default_rng(11)
+    jump = np.exp(rng.normal(0, shift_sd, (len(cells), 1))) * (np.arange(36) >= 24) + (np.arange(36) < 24)
+    counts = rng.poisson(20.0 * jump).astype(float)
+    out = evaluate(make_panel({"theft": counts}, cells), record(groups=("theft",), start="2024-01", end="2024-12"))
+    row = out.iloc[0]
+    assert row["placebos"] == 40
+    assert low <= row["calibration"] <= high
