@@ -274,3 +274,80 @@ def test_the_api_refuses_the_public_and_serves_the_forces_analyst(api, lake):
     assert api.get("/api/interventions/iv-001/effect", headers={"X-API-Key": "k-beds"}).status_code == 404
     assert api.get("/api/interventions/iv-none/effect", headers={"X-API-Key": "k-aud"}).status_code == 404
     assert ("interventions" in [a[1] for a in api.seen]) and ("intervention_effect" in [a[1] for a in api.seen])
+
+
+CHROMIUM = "/usr/bin/chromium"
+PAGE = """<!doctype html><html><head><link rel="stylesheet" href="/vendor/leaflet.css"></head><body>
+<label class="check" id="layer-emerging-label"><input type="checkbox"> Emerging hot spots</label>
+<div id="map" style="width: 800px; height: 600px"></div>
+<script src="/vendor/leaflet.js"></script><script src="/static/interventions.js"></script>
+<script>
+  const map = L.map("map", { preferCanvas: false }).setView([52.2053, 0.1218], 15);
+  async function api(url) {
+    const res = await fetch(url, { headers: { "X-API-Key": "k-cam" } });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.detail);
+    return body;
+  }
+  window.layer = CrimelakeInterventions.attach(map, { api });
+  window.layer.update({ role: "analyst", analyst_force: "cambridgeshire" }, null);
+</script></body></html>"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
+def test_the_map_toggle_draws_dashed_outlines_with_the_effect_in_the_popup(api, lake, tmp_path):
+    from pathlib import Path
+
+    import dagster as dg
+    import js_lib_leaflet
+
+    from orchestration.defs.ml.interventions import intervention_effects
+    from orchestration.lib.resources import LakeResource
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    assert dg.materialize([intervention_effects], partition_key="violence",
+                          resources={"lake": LakeResource(home=str(lake.home))}).success
+    vendor = Path(js_lib_leaflet.__file__).parent / "static" / "js_lib_leaflet"
+    static = Path(ivs.__file__).parent / "serve" / "static"
+
+    def serve(route):
+        path = route.request.url.split("//", 1)[1].split("/", 1)[1]
+        if path == "":
+            return route.fulfill(body=PAGE, content_type="text/html")
+        if path.startswith("vendor/"):
+            return route.fulfill(path=str(vendor / path.removeprefix("vendor/")))
+        if path.startswith("static/"):
+            return route.fulfill(path=str(static / path.removeprefix("static/")))
+        r = api.get("/" + path, headers={"X-API-Key": route.request.headers.get("x-api-key", "")})
+        return route.fulfill(status=r.status_code, body=r.content, content_type="application/json")
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, env=env, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.route("http://map.test/**", serve)
+        page.goto("http://map.test/")
+        toggle = page.locator("#layer-interventions")
+        assert page.locator("#layer-interventions-label").is_visible() and not toggle.is_checked()
+        assert page.locator(".leaflet-interventions-pane path").count() == 0
+        toggle.check()
+        outline = page.locator(".leaflet-interventions-pane path.intervention-area")
+        outline.first.wait_for()
+        assert outline.count() == 1 and outline.first.get_attribute("stroke-dasharray") == "7 5"
+        outline.first.click(force=True)
+        popup = page.locator(".intervention-popup")
+        page.locator(".intervention-effect ul").wait_for()
+        text = popup.inner_text()
+        assert "hot spot patrol" in text and "2024-01 to 2024-06" in text and "90% interval" in text
+        assert "WDQ" in text and "Cambridgeshire Constabulary" in text
+        # Signed out: no toggle, nothing drawn.
+        page.evaluate("window.layer.update({ role: 'public' }, null)")
+        assert not page.locator("#layer-interventions-label").is_visible()
+        assert page.locator(".leaflet-interventions-pane path").count() == 0
+        assert not errors
+        browser.close()
