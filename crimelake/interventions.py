@@ -217,8 +217,13 @@ class GoldCounts:
     versions: dict[str, int | None]
 
 
-def read_gold(settings: Settings) -> GoldCounts:
-    """The released counts, cells and coverage ledger (the versions the models read: crimelake.release)."""
+def read_gold(settings: Settings, forces: list[str] | None = None, groups: tuple[str, ...] | None = None
+              ) -> GoldCounts:
+    """The released counts (of ``forces`` and ``groups`` only, when given), cells and coverage ledger: the versions
+    the models read (crimelake.release). Counts are filtered as they are read: a national table is large."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
     from crimelake.forecasting import COLUMNS, COVERAGE, gold_version
     from crimelake.release import gold_versions
 
@@ -232,7 +237,17 @@ def read_gold(settings: Settings) -> GoldCounts:
                 continue
             raise FileNotFoundError(f"gold table {path} is missing: run the pipeline first (crimelake run)")
         versions[name] = gold_version(settings, name, released)
-        frames[name] = lake.read(path, version=versions[name], columns=COLUMNS.get(name)).to_pandas()
+        if name != "fct_cell_month_counts":
+            frames[name] = lake.read(path, version=versions[name], columns=COLUMNS.get(name)).to_pandas()
+            continue
+        wanted = None
+        if forces is not None:
+            wanted = pc.field("force").isin(sorted(forces))
+        if groups is not None:
+            in_groups = pc.field("forecast_group").isin(list(groups))
+            wanted = in_groups if wanted is None else wanted & in_groups
+        dataset = DeltaTable(str(path), version=versions[name]).to_pyarrow_dataset()
+        frames[name] = dataset.to_table(columns=COLUMNS[name], filter=wanted).to_pandas()
     return GoldCounts(frames["fct_cell_month_counts"], frames["dim_cells"], frames[COVERAGE], versions)
 
 
@@ -256,7 +271,10 @@ def _row(x: Logged, **values) -> dict:
 def evaluate_log(settings: Settings, groups: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Rows of ``EFFECTS_SCHEMA`` for every logged intervention targeting one of ``groups`` (default all)."""
     log, log_version = read_log(settings)
-    gold = read_gold(settings)
+    if log.empty:  # nothing to evaluate: the gold tables are not read
+        return pd.DataFrame(columns=EFFECTS_SCHEMA.names)
+    forces = sorted(set(log["force"].dropna().astype(str)))
+    gold = read_gold(settings, forces, None if groups is None else tuple(groups))
     logged = parse(log, gold.cells, settings.h3_resolution)
     present = set(gold.counts["force"].astype(str).unique())
     panels: dict[str, Panel] = {}

@@ -141,8 +141,12 @@ def test_the_dagster_asset_writes_the_group_rows_and_its_check_fails_on_a_bad_ro
     from orchestration.defs.ml.interventions import effects_are_consistent, intervention_effects
     from orchestration.lib.resources import LakeResource
 
-    write_log(lake, [record(), record(intervention_id="iv-asb", target_groups="asb")])
     resources = {"lake": LakeResource(home=str(lake.home))}
+    # No log yet: an empty table, and the check has nothing to object to.
+    assert dg.materialize([intervention_effects, effects_are_consistent], partition_key="asb",
+                          resources=resources).success
+    assert ivs.read_effects(lake).empty
+    write_log(lake, [record(), record(intervention_id="iv-asb", target_groups="asb")])
     for group in ("violence", "asb", "violence"):  # a rerun replaces its group's rows, never duplicates them
         result = dg.materialize([intervention_effects, effects_are_consistent], partition_key=group,
                                 resources=resources)
