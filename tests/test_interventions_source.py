@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from crimelake.ingest.engine import ingest_partition
 from data_contracts.loader import default_contracts
-from ml.interventions import KINDS
+from ml.interventions import KINDS, displacement_ring
 from ml.panel import GROUPS
 from orchestration.defs.ingest.assets import month_suite
 
@@ -119,3 +119,91 @@ def test_geojson_that_is_not_a_feature_collection_is_rejected_whole(settings):
     r = _ingest(settings)
     assert [f.status for f in r.files] == ["rejected"] and "GeoJSON" in r.files[0].reason
     assert r.counts_add_up and r.rows_loaded == 0
+
+
+# ---- the simulator's interventions -------------------------------------------------------------------------------
+
+def _targeted_counts(landing, force: str, group: str) -> dict[tuple[str, str], int]:
+    """Street rows of the targeted group per (H3 cell, month) in one force's generated files."""
+    import csv
+
+    from crimelake.simulate.catalogue import CATEGORIES
+    from data_contracts.loader import load_taxonomy
+
+    tax = load_taxonomy()
+    in_group = {name for slug, name, _ in CATEGORIES if group in tax.by_slug(slug).groups}
+    out: dict[tuple[str, str], int] = {}
+    for path in sorted((landing / "police_uk").glob(f"*/*-{force}-street.csv")):
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                if row["Crime type"] in in_group and row["Latitude"]:
+                    key = (h3.latlng_to_cell(float(row["Latitude"]), float(row["Longitude"]), 9), row["Month"])
+                    out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _rate(counts, cells, months) -> float:
+    return sum(counts.get((c, m), 0) for c in cells for m in months) / len(months)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """The same run with four interventions and without any."""
+    from crimelake.simulate import generate
+
+    base = tmp_path_factory.mktemp("planted")
+    kw = dict(seed=21, forces=["cheshire"], start="2024-01", months=18, incidents=8000, defect_rate=0)
+    generate(base / "with", interventions=4, **kw)
+    generate(base / "without", interventions=0, **kw)
+    return base / "with", base / "without"
+
+
+def test_generate_writes_the_log_and_the_truth(planted, settings):
+    import csv
+
+    with_iv, without = planted
+    truth = list(csv.DictReader((with_iv / "reference" / "interventions_truth.csv").open()))
+    assert [(t["intervention_id"], t["group"], float(t["true_rate_ratio"]), float(t["displacement_share"]))
+            for t in truth] == [("DEMO-01", "violence", 0.75, 0.0), ("DEMO-02", "all_crime", 0.75, 0.0),
+                                ("DEMO-03", "theft", 1.0, 0.0), ("DEMO-04", "all_crime", 0.75, 0.5)]
+    assert not (without / "interventions").exists() and not (without / "reference" / "interventions_truth.csv").exists()
+    # The log is a delivery like any other: it loads whole through the contract.
+    logs = list((with_iv / "interventions").glob("*/*.csv"))
+    assert [p.parent.name for p in logs] == ["2025-06"]
+    folder = settings.landing_dir("interventions", "2025-06")
+    folder.mkdir(parents=True)
+    (folder / logs[0].name).write_bytes(logs[0].read_bytes())
+    r = ingest_partition(settings, LOG, "2025-06", validate=month_suite(LOG))
+    assert (r.rows_loaded, r.rows_quarantined, r.held_back) == (4, 0, [])
+
+
+def test_generated_incidents_carry_the_planted_effect(planted):
+    import csv
+
+    from crimelake.simulate.dynamics import month_index, month_label
+
+    with_iv, without = planted
+    log = {row["intervention_id"]: row for row in csv.DictReader(next((with_iv / "interventions").glob("*/*.csv")).open())}
+    for t in csv.DictReader((with_iv / "reference" / "interventions_truth.csv").open()):
+        iv = log[t["intervention_id"]]
+        cells = iv["area"].split(";")
+        first, start, end = month_index("2024-01"), month_index(t["start_month"]), month_index(t["end_month"])
+        before = [month_label(m) for m in range(first, start)]
+        during = [month_label(m) for m in range(start, end + 1)]
+        a, b = (_targeted_counts(p, t["force"], t["group"]) for p in (with_iv, without))
+        assert _rate(a, cells, before) == _rate(b, cells, before)  # untouched before it starts
+        # During against before in the treated cells, relative to the same ratio had nothing been done.
+        ratio = (_rate(a, cells, during) / _rate(a, cells, before)) / (_rate(b, cells, during) / _rate(b, cells, before))
+        n = _rate(b, cells, during) * len(during)
+        assert n >= 100, (t, "too few targeted crimes for the check to mean anything")
+        rr = float(t["true_rate_ratio"])
+        # Each crime is prevented or not independently: the ratio's spread is binomial.
+        assert abs(ratio - rr) < max(0.05, 3.5 * (rr * (1 - rr) / n) ** 0.5), (t, ratio)
+        prevented = (_rate(b, cells, during) - _rate(a, cells, during)) * len(during)
+        ring = sorted(displacement_ring(cells, 1))
+        moved = (_rate(a, ring, during) - _rate(b, ring, during)) * len(during)
+        share = float(t["displacement_share"])
+        if share:
+            assert abs(moved / prevented - share) < 3.5 * (share * (1 - share) / prevented) ** 0.5, (t, moved, prevented)
+        else:
+            assert abs(moved) <= 0.05 * max(prevented, 20), (t, moved)

@@ -6,7 +6,9 @@ coordinates, two with free-text labels) describing the same crimes as those forc
 anti-social behaviour reports; and quarterly children's social care indicators. It also writes, under
 `<landing>/reference/`, the simulated area table (`areas.csv`), the ground truth of emerging hotspots
 (`hotspots_truth.csv`), of injected defects (`defects_truth.csv`) and of missing and partial force-months
-(`gaps_truth.csv`). Everything is simulated: no row describes a real incident, place boundary or person. The same
+(`gaps_truth.csv`). A demo run also plants a few interventions with a known effect in its incidents and writes
+their log under `<landing>/interventions/` and their truth in `interventions_truth.csv` (see
+`crimelake.simulate.intervention_log`). Everything is simulated: no row describes a real incident, place boundary or person. The same
 seed and arguments give byte-identical files.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from crimelake.reference.forces import FORCES, force_by_slug
+from crimelake.simulate import intervention_log
 from crimelake.simulate.areas import build_areas
 from crimelake.simulate.catalogue import SLUGS
 from crimelake.simulate.council import report_rows, social_care_rows
@@ -46,8 +49,9 @@ __all__ = ["DEMO_FORCES", "PRESETS", "Defect", "Gap", "GenerateSummary", "areas"
 DEMO_FORCES = ("bedfordshire", "btp", "cambridgeshire", "cheshire", "city-of-london", "north-wales")
 MEDIAN_FORCE_ROWS = 8320  # calibration: median street rows per force and month
 PRESETS = {
-    "demo": {"forces": DEMO_FORCES, "months": 24, "incidents": 2000},
-    "national": {"forces": tuple(f.slug for f in FORCES), "months": 1, "incidents": MEDIAN_FORCE_ROWS},
+    "demo": {"forces": DEMO_FORCES, "months": 24, "incidents": 2000, "interventions": 4},
+    "national": {"forces": tuple(f.slug for f in FORCES), "months": 1, "incidents": MEDIAN_FORCE_ROWS,
+                 "interventions": 0},
 }
 POINTS_PER_MONTHLY_ROW = 3.4  # map points per street row a month: ~191 distinct points per 1,000 rows over 11 months
 STOP_SEARCH_SHARE = {"btp": 0.25, "city-of-london": 0.28}
@@ -105,6 +109,7 @@ def areas(seed: int = 7, forces: list[str] | None = None) -> pd.DataFrame:
 def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, start: str = "2024-01",
              months: int | None = None, incidents: int | None = None, defect_rate: float = 0.003,
              scale: str = "demo", h3_resolution: int = 9, gaps: int | Iterable[Gap] | None = None,
+             interventions: int | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> GenerateSummary:
     """Write simulated extracts for every source under `landing`; return what was written and every planted defect.
 
@@ -114,7 +119,10 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
     volume). `defect_rate` is the share of rows given a defect; 0 writes clean files. `gaps` makes force-months
     incomplete (see `crimelake.simulate.gaps`): a number N drops N force-months chosen by seed entirely and makes N
     others partial (30-45% of their street rows); a list of `Gap`s chooses them. The truth goes to
-    `reference/gaps_truth.csv`. Everything else is the same as in the run without gaps.
+    `reference/gaps_truth.csv`. Everything else is the same as in the run without gaps. `interventions` plants
+    that many interventions with a known effect (see `crimelake.simulate.intervention_log`); by default the
+    preset's number (demo 4, national 0), planted only where the run fits them (territorial forces, at least 12
+    months). With none planted, every file is the same as before interventions existed.
     """
     if scale not in PRESETS:
         raise ValueError(f"unknown scale {scale!r}: use one of {sorted(PRESETS)}")
@@ -136,6 +144,11 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
     planned_gaps = plan_gaps(gaps, [f.slug for f in chosen], labels, seed)
     gap_of = {(g.force, g.month): g for g in planned_gaps}
     missing = {k for k, g in gap_of.items() if g.kind == "missing"}
+    if interventions is None:
+        fits = n_months >= intervention_log.MIN_MONTHS and any(f.is_territorial for f in chosen)
+        interventions = preset["interventions"] if fits else 0
+    planted = intervention_log.plan(interventions, chosen, n_months)
+    placed_all: list[intervention_log.Planted] = []
     landing = Path(landing)
     writer = Writer(landing, seed, defect_rate, _plan(chosen, labels, quarters, missing), progress)
     summary = writer.summary
@@ -146,11 +159,15 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
         rows_pm = volumes[force.slug]
         world = build_world(force, seed, max(int(POINTS_PER_MONTHLY_ROW * rows_pm), 50), h3_resolution)
         hotspots = plan_hotspots(world, rows_pm, n_months, seed)
+        placed = intervention_log.place(planted, world)
+        placed_all += placed
         book = OutcomeBook(n_months)
         state = RmsState(force.slug)
         share = STOP_SEARCH_SHARE.get(force.slug) or 0.08 * stream(seed, STOP_SEARCH, fi).lognormal(0, 0.4)
         for t, inc in enumerate(simulate(world, rows_pm, first, n_months, seed, hotspots)):
             m, slug = inc.month, force.slug
+            if placed:  # what an intervention prevents never happens: no source records it
+                inc = intervention_log.apply(inc, t, placed, world, stream(seed, intervention_log.INTERVENTIONS, fi, t))
             # Councils record anti-social behaviour reported to them whatever the force publishes.
             for la in force.local_authorities:
                 writer.emit("la_reports", "reports", f"la_reports/{m}/{la.slug}-reports-{m}.csv",
@@ -188,6 +205,7 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
                           "end": month_label(first + h.end), "ring": 1, "peak_rows_per_month": round(h.peak_rows, 1)})
     summary.hotspots = truth
     _write_reference(summary, area_frames, truth)
+    summary.files += intervention_log.write(landing, placed_all, first, n_months)
     if progress:
         progress("reference", 1, 1)
     return summary
