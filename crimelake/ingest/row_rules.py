@@ -6,6 +6,7 @@ Each rule returns masks of the rows that break it with the reason for each; the 
   the lake's resolution; `lsoa`, ';'-separated LSOA codes of England (E01) or Wales (W01); `geojson`, a GeoJSON
   Polygon or MultiPolygon in WGS84 whose rings are closed, valid and inside England and Wales' bounding box.
 - `notBefore` {column, other}: a date that, when present, is not before the other (an end not before its start).
+- `forecastGroups` {column}: ';'-separated forecast groups of the shared taxonomy, at least one.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ def _not_before(rule: dict, typed: dict[str, pa.Array]) -> Iterator[Broken]:
     yield mask, lambda i: f"{rule['column']}: {a[i].as_py()} is before {rule['other']} {b[i].as_py()}"
 
 
+def _forecast_groups(rule: dict, raw: dict[str, pa.Array]) -> Iterator[Broken]:
+    from data_contracts.loader import load_taxonomy
+
+    known = load_taxonomy().forecast_groups
+    values = raw[rule["column"]].to_pylist()
+    unknown = {i: [g for g in v.split(";") if g.strip() not in known] for i, v in enumerate(values) if v is not None}
+    mask = np.array([bool(unknown.get(i)) for i in range(len(values))], dtype=bool)
+    yield mask, lambda i: f"{rule['column']}: {unknown[i]} not forecast groups (choose from {', '.join(known)})"
+
+
 def broken(rules: list[dict], raw: dict[str, pa.Array], typed: dict[str, pa.Array], resolution: int) -> Iterator[Broken]:
     """(mask, reason of row i) for every rule in `rules`."""
     for rule in rules:
@@ -98,5 +109,7 @@ def broken(rules: list[dict], raw: dict[str, pa.Array], typed: dict[str, pa.Arra
             yield from _area_by_type(rule, raw, resolution)
         elif rule.get("rule") == "notBefore":
             yield from _not_before(rule, typed)
+        elif rule.get("rule") == "forecastGroups":
+            yield from _forecast_groups(rule, raw)
         else:
-            raise ValueError(f"unknown row rule {rule.get('rule')!r}: supported are areaByType and notBefore")
+            raise ValueError(f"unknown row rule {rule.get('rule')!r}: supported are areaByType, notBefore and forecastGroups")
