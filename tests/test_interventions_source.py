@@ -68,7 +68,7 @@ def test_csv_log_loads_good_rows_and_quarantines_bad_ones(settings):
         assert name in bronze.column_names
     q = {row["_source_line"]: row["reason"] for row in _quarantine(settings).to_pylist()}
     assert set(q) == {4, 5, 6, 8}
-    assert "['burglary'] not forecast groups" in q[7]
+    assert "['burglary'] not forecast groups" in q[8]
     assert "kind" in q[4] and "teleportation" in q[4]
     assert "not H3 cells" in q[5]
     assert "end_date" in q[6] and "before" in q[6]
