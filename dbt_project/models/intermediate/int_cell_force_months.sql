@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
+{{ config(materialized='incremental', **crimelake.monthly_incremental()) }}
 
 {#- Incidents per H3 cell, recording force and month (every counted incident, whatever its category): the small
     aggregate the study area is built from, so no model reads every incident of every month to list cells. -#}

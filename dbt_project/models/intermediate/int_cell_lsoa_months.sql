@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
+{{ config(materialized='incremental', **crimelake.monthly_incremental()) }}
 
 {#- How often each month's data.police.uk rows name each (H3 cell, LSOA) pair: the small aggregate int_cells_lsoas
     ranks, so learning a cell's LSOA never rescans every street row. -#}

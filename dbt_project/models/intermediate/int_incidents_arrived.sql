@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
+{{ config(materialized='incremental', **crimelake.monthly_incremental()) }}
 
 {#- What arrived, per incident source, force, month and category: conformed rows before deduplication or any cell
     filter, with how many carry a cell and an LSOA as the source delivered them (nothing learned from other months,

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
+{{ config(materialized='incremental', **crimelake.monthly_incremental()) }}
 
 {#- One record per incident. A force that sends its own records-system export for a month sends the same crimes
     data.police.uk publishes for it, from the same system. The export wins (exact location and date, the

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
+{{ config(materialized='incremental', **crimelake.monthly_incremental()) }}
 
 {#- Per force, month and category: what data.police.uk published beside what the force's own export holds.
     The deduplication rule assumes they describe the same crimes; this is where a gap would show. -#}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month') }}
+{{ config(materialized='incremental', **crimelake.monthly_incremental()) }}
 
 {#- Every incident-like record from every source, in one shape: the conformed definitions of DESIGN §3. -#}
 

@@ -1,5 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month',
-          on_schema_change='fail') }}
+{{ config(materialized='incremental', on_schema_change='fail', **crimelake.monthly_incremental()) }}
 
 {#- Incidents per H3 cell, recording force, month and forecast group, stored sparse: a row exists only where at
     least one incident was counted. A cell with no row in a month its force delivered holds zero incidents; a

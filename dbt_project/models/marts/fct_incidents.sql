@@ -1,5 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month',
-          on_schema_change='fail') }}
+{{ config(materialized='incremental', on_schema_change='fail', **crimelake.monthly_incremental()) }}
 
 {#- One row per conformed incident, every source, each counted once. -#}
 

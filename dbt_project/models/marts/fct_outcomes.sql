@@ -1,5 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='outcome_month',
-          on_schema_change='fail') }}
+{{ config(materialized='incremental', on_schema_change='fail', **crimelake.monthly_incremental('outcome_month')) }}
 
 {#- Outcomes linked to the crimes they close, where data.police.uk links them (by Crime ID). An outcome whose
     crime was recorded before the loaded window links to nothing and says so.

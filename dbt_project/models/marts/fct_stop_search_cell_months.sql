@@ -1,5 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='month',
-          on_schema_change='fail') }}
+{{ config(materialized='incremental', on_schema_change='fail', **crimelake.monthly_incremental()) }}
 
 {#- Stop and search per H3 cell and month, aggregated: no row describes a person. Incremental by month. -#}
 
