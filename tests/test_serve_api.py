@@ -448,7 +448,7 @@ def _hls(colour: str) -> tuple[float, float, float]:
 
 def test_emerging_palette_hot_in_reds_cold_in_blues_none_grey(client):
     """Every class ml.emerging can produce has a colour on the page: hot ones red to orange, cold ones blue,
-    none grey (grey reads as no data), no two alike."""
+    none grey (grey reads as no data), no two alike, none taken from the count ramp."""
     import re
 
     from ml.emerging import COLD_CATEGORIES, HOT_CATEGORIES
@@ -458,6 +458,9 @@ def test_emerging_palette_hot_in_reds_cold_in_blues_none_grey(client):
     colours = dict(re.findall(r'"([^"]+)": "(#[0-9a-fA-F]{6})"', block))
     assert set(colours) == set(HOT_CATEGORIES) | set(COLD_CATEGORIES)
     assert len(set(colours.values())) == len(colours)
+    # The count ramp beneath is red too: no class may borrow one of its colours.
+    ramp = set(re.findall(r"#[0-9a-fA-F]{6}", re.search(r"const YLORRD_6 = \[(.*?)\];", script).group(1)))
+    assert len(ramp) == 6 and not ramp & set(colours.values())
     for category, colour in colours.items():
         hue, lightness, saturation = _hls(colour)
         assert saturation > 0.35, f"{category} {colour} is greyish (saturation {saturation:.2f})"

@@ -17,16 +17,17 @@
 
   // Esri's emerging hot spot classes: hot in reds and oranges, cold in blues, the strongest patterns darkest
   // (intensifying, persistent), fading ones palest (historical). No class is grey: grey reads as no data. The
-  // count ramp beneath is faded while the classes are drawn (countStyle), so its reds are not read as classes.
+  // count ramp beneath is faded while the classes are drawn (countStyle, and its legend), so its reds are not read
+  // as classes; no class takes a colour of the ramp.
   const EMERGING_COLOURS = {
-    "New Hot Spot": "#fc4e2a",
-    "Consecutive Hot Spot": "#e31a1c",
-    "Intensifying Hot Spot": "#800026",
-    "Persistent Hot Spot": "#bd0026",
-    "Diminishing Hot Spot": "#fb9a99",
-    "Sporadic Hot Spot": "#fd8d3c",
-    "Oscillating Hot Spot": "#feb24c",
-    "Historical Hot Spot": "#fed9a6",
+    "New Hot Spot": "#ef3b2c",
+    "Consecutive Hot Spot": "#cb181d",
+    "Intensifying Hot Spot": "#67000d",
+    "Persistent Hot Spot": "#a50f15",
+    "Diminishing Hot Spot": "#fc9272",
+    "Sporadic Hot Spot": "#f16913",
+    "Oscillating Hot Spot": "#fdae6b",
+    "Historical Hot Spot": "#fdd0a2",
     "New Cold Spot": "#6baed6",
     "Consecutive Cold Spot": "#3182bd",
     "Intensifying Cold Spot": "#08306b",
@@ -877,7 +878,9 @@
       const labels = legendRanges(breaks, isCount, step);
       const rows = YLORRD_6.map((colour, k) => h("li", { class: labels[k] ? "" : "empty-class" },
         h("span", { class: "swatch", style: `background:${colour}` }), h("span", {}, labels[k] || "—")));
-      parts.push(h("ul", { class: "legend-list ramp" }, rows.reverse()));
+      const faded = el.layerEmerging.checked && state.emergingClasses.length > 0;
+      parts.push(h("ul", { class: `legend-list ramp${faded ? " faded" : ""}` }, rows.reverse()));
+      if (faded) parts.push(h("div", { class: "legend-sub" }, "faded beneath the emerging hot spots"));
       const anySuppressed = [...state.countIndex.values()].some((list) => list.some((p) => p.suppressed));
       if (state.meta.role === "public" || anySuppressed) {
         parts.push(h("ul", { class: "legend-list" }, h("li", {},
