@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from crimelake.cli_common import HomeOpt, _progress, _settings, console, err
+from crimelake.cli_interventions import app as interventions_app
 from crimelake.config import Settings
 from crimelake.summary import Summary
 
@@ -20,6 +21,7 @@ app = typer.Typer(help="crimelake: map, track and forecast crime concentrations 
                   no_args_is_help=True, add_completion=False)
 ingest_app = typer.Typer(help="Land real extracts for the pipeline.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(interventions_app, name="interventions")
 
 
 @app.command()

@@ -208,3 +208,47 @@ def test_generated_incidents_carry_the_planted_effect(planted):
             assert abs(moved / prevented - share) < 3.5 * (share * (1 - share) / prevented) ** 0.5, (t, moved, prevented)
         else:
             assert abs(moved) <= 0.05 * max(prevented, 20), (t, moved)
+
+
+# ---- the CLI -----------------------------------------------------------------------------------------------------
+
+def test_cli_add_then_list_round_trip(settings, tmp_path):
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from crimelake.cli import app
+
+    run = CliRunner()
+    home = ["--home", str(settings.home)]
+    common = ["--kind", "cctv", "--force", "cheshire", "--start", "2025-01-01", "--agency", "Cheshire West"]
+    first = run.invoke(app, ["interventions", "add", "--id", "CHE-1", *common, "--groups", "theft,asb",
+                             "--area", f"{CELL},{h3.grid_ring(CELL, 1)[0]}", *home])
+    assert first.exit_code == 0, first.output
+    area = tmp_path / "area.geojson"
+    area.write_text(json.dumps({"type": "FeatureCollection", "features": [_feature({}, SQUARE)]}))
+    second = run.invoke(app, ["interventions", "add", "--id", "CHE-2", *common, "--groups", "violence",
+                              "--area-file", str(area), "--end", "2025-03-31", *home])
+    assert second.exit_code == 0, second.output
+    # A correction of CHE-1 in the same month is a new delivery that supersedes the first.
+    again = run.invoke(app, ["interventions", "add", "--id", "CHE-1", *common, "--groups", "theft",
+                             "--area", CELL, "--description", "corrected", *home])
+    assert again.exit_code == 0, again.output
+    bad = run.invoke(app, ["interventions", "add", "--id", "CHE-3", *common, "--groups", "theft;burglary",
+                           "--area", CELL, "--end", "2024-12-31", *home])
+    assert bad.exit_code == 2
+    assert "target_groups" in bad.output and "burglary" in bad.output and "end_date" in bad.output
+    month = datetime.now(UTC).strftime("%Y-%m")
+    files = sorted(p.name for p in settings.landing_dir("interventions", month).iterdir())
+    assert files == [f"interventions-{month}-CHE-1.csv", f"interventions-{month}-CHE-1.v2.csv",
+                     f"interventions-{month}-CHE-2.csv"]
+
+    r = ingest_partition(settings, LOG, month, validate=month_suite(LOG))
+    assert (r.rows_loaded, r.rows_quarantined, r.held_back) == (2, 0, [])
+    assert [f.status for f in r.files].count("superseded") == 1
+    listed = run.invoke(app, ["interventions", "list", *home])
+    assert listed.exit_code == 0, listed.output
+    assert "CHE-1" in listed.output and "CHE-2" in listed.output and "Polygon" in listed.output
+    assert "1 cell" in listed.output and "ongoing" in listed.output and "CHE-3" not in listed.output
+    other = run.invoke(app, ["interventions", "list", "--force", "north-wales", *home])
+    assert "Interventions (0)" in other.output and "CHE-1" not in other.output
