@@ -67,8 +67,9 @@ def _group_categories(group: str) -> np.ndarray:
 
 def plan(n: int, forces: Sequence, n_months: int) -> list[Planted]:
     """The run's interventions without their cells (chosen once each force's world exists): spread over the
-    territorial forces in turn (the larger ones, when the run has any), each running from the middle of the run
-    to three months before its end."""
+    territorial forces in turn (the larger ones, when the run has any), each running for the run's last months
+    but three: from nine months before its end or its middle, whichever is later. In a 24-month demo that leaves
+    15 months before the start, room for the evaluator's baseline year and a matching window before it."""
     if n < 0:
         raise ValueError("interventions must be 0 or more")
     if not n:
@@ -79,7 +80,7 @@ def plan(n: int, forces: Sequence, n_months: int) -> list[Planted]:
         raise ValueError("interventions are planted in territorial forces: the run has none")
     if n_months < MIN_MONTHS:
         raise ValueError(f"interventions need a run of at least {MIN_MONTHS} months (history before they start)")
-    start, end = n_months // 2, n_months - 3
+    start, end = max(n_months // 2, n_months - 9), n_months - 3
     out = []
     for i in range(n):
         kind, group, rr, disp = DESIGN[i % len(DESIGN)]
