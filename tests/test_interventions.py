@@ -164,7 +164,7 @@ def test_pre_trend_check_flags_a_treated_area_on_a_trend_of_its_own(null_trials)
     assert diverging["pre_trend_flagged"] > parallel["pre_trend_flagged"] + 0.2
 
 
-@pytest.mark.parametrize("shift_sd, low, high", [(0.0, 1.0, 1.3), (0.4, 1.8, 10.0)])
+@pytest.mark.parametrize("shift_sd, low, high", [(0.0, 1.0, 1.4), (0.4, 2.5, 10.0)])
 def test_placebo_cells_widen_the_interval_when_levels_shift_for_good(shift_sd, low, high):
     # Every cell's level jumps once, at random, when the intervention starts: noise no month-to-month residual
     # shows. Placebo cells see it and the interval widens; without the jumps it stays as the model gives it.
@@ -174,5 +174,5 @@ def test_placebo_cells_widen_the_interval_when_levels_shift_for_good(shift_sd, l
     counts = rng.poisson(20.0 * jump).astype(float)
     out = evaluate(make_panel({"theft": counts}, cells), record(groups=("theft",), start="2024-01", end="2024-12"))
     row = out.iloc[0]
-    assert row["placebos"] == 40
+    assert row["placebos"] >= 40
     assert low <= row["calibration"] <= high
