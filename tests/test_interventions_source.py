@@ -200,6 +200,9 @@ def test_generated_incidents_carry_the_planted_effect(planted):
         rr = float(t["true_rate_ratio"])
         # Each crime is prevented or not independently: the ratio's spread is binomial.
         assert abs(ratio - rr) < max(0.05, 3.5 * (rr * (1 - rr) / n) ** 0.5), (t, ratio)
+        # The truth's tally of the draw is what the published street rows show.
+        assert abs(int(t["targeted_without"]) - n) <= 0.03 * n and abs(int(t["prevented"]) - (n - _rate(a, cells, during)
+                                                                                              * len(during))) <= 0.03 * n
         prevented = (_rate(b, cells, during) - _rate(a, cells, during)) * len(during)
         ring = sorted(displacement_ring(cells, 1))
         moved = (_rate(a, ring, during) - _rate(b, ring, during)) * len(during)

@@ -149,6 +149,7 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
         interventions = preset["interventions"] if fits else 0
     planted = intervention_log.plan(interventions, chosen, n_months)
     placed_all: list[intervention_log.Planted] = []
+    tally: dict[str, list[int]] = {}
     landing = Path(landing)
     writer = Writer(landing, seed, defect_rate, _plan(chosen, labels, quarters, missing), progress)
     summary = writer.summary
@@ -167,7 +168,8 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
         for t, inc in enumerate(simulate(world, rows_pm, first, n_months, seed, hotspots)):
             m, slug = inc.month, force.slug
             if placed:  # what an intervention prevents never happens: no source records it
-                inc = intervention_log.apply(inc, t, placed, world, stream(seed, intervention_log.INTERVENTIONS, fi, t))
+                inc = intervention_log.apply(inc, t, placed, world, stream(seed, intervention_log.INTERVENTIONS, fi, t),
+                                             tally)
             # Councils record anti-social behaviour reported to them whatever the force publishes.
             for la in force.local_authorities:
                 writer.emit("la_reports", "reports", f"la_reports/{m}/{la.slug}-reports-{m}.csv",
@@ -205,7 +207,7 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
                           "end": month_label(first + h.end), "ring": 1, "peak_rows_per_month": round(h.peak_rows, 1)})
     summary.hotspots = truth
     _write_reference(summary, area_frames, truth)
-    summary.files += intervention_log.write(landing, placed_all, first, n_months)
+    summary.files += intervention_log.write(landing, placed_all, first, n_months, tally)
     if progress:
         progress("reference", 1, 1)
     return summary

@@ -37,8 +37,10 @@ DESIGN: tuple[tuple[str, str, float, float], ...] = (
     ("cctv", "theft", 1.0, 0.0),
     ("hot_spot_patrol", "all_crime", 0.75, 0.5),
 )
+# The planted rate ratio and displacement share, and what the draw gave: the targeted crimes that would have
+# happened in the treated cells during the intervention, those prevented, and those moved to the ring.
 TRUTH_COLUMNS = ["intervention_id", "group", "true_rate_ratio", "displacement_share", "force", "start_month",
-                 "end_month", "n_cells"]
+                 "end_month", "n_cells", "targeted_without", "prevented", "displaced"]
 TOP_SHARE = 0.03  # an area is centred on one of this share of the force's cells busiest for the targeted group
 MIN_FORCE_ROWS = 2000  # a force publishing fewer street rows a month (the City of London) has too few cells for
 # several areas with rings apart
@@ -112,9 +114,11 @@ def place(planted: list[Planted], world: World) -> list[Planted]:
     return out
 
 
-def apply(inc: Incidents, t: int, placed: list[Planted], world: World, rng: np.random.Generator) -> Incidents:
+def apply(inc: Incidents, t: int, placed: list[Planted], world: World, rng: np.random.Generator,
+          tally: dict[str, list[int]] | None = None) -> Incidents:
     """The incidents of month `t` with each running intervention's effect: targeted incidents in its cells thinned
-    to the rate ratio, a displacement share of the prevented ones moved to a point of its ring (order kept)."""
+    to the rate ratio, a displacement share of the prevented ones moved to a point of its ring (order kept).
+    `tally` adds up, per intervention id, [targeted, prevented, displaced]."""
     running = [p for p in placed if p.start <= t <= p.end]
     if not running or not len(inc):
         return inc
@@ -133,6 +137,11 @@ def apply(inc: Incidents, t: int, placed: list[Planted], world: World, rng: np.r
         else:
             moved = moved[:0]
         keep[np.setdiff1d(prevented, moved)] = False
+        if tally is not None:
+            counts = tally.setdefault(p.id, [0, 0, 0])
+            counts[0] += len(idx)
+            counts[1] += len(prevented)
+            counts[2] += len(moved)
     return Incidents(month=inc.month, point=point[keep], category=inc.category[keep], lon=lon[keep], lat=lat[keep])
 
 
@@ -141,7 +150,7 @@ def _last_day(month: str) -> str:
     return f"{month}-{calendar.monthrange(y, m)[1]:02d}"
 
 
-def write(landing: Path, placed: list[Planted], first: int, n_months: int) -> list[Path]:
+def write(landing: Path, placed: list[Planted], first: int, n_months: int, tally: dict[str, list[int]]) -> list[Path]:
     """The log (delivered in the run's last month) and the truth; the paths written."""
     if not placed:
         return []
@@ -165,5 +174,5 @@ def write(landing: Path, placed: list[Planted], first: int, n_months: int) -> li
         w.writerow(TRUTH_COLUMNS)
         for p in placed:
             w.writerow([p.id, p.group, p.rate_ratio, p.displacement, p.force, month_label(first + p.start),
-                        month_label(first + p.end), len(p.cells)])
+                        month_label(first + p.end), len(p.cells), *tally.get(p.id, [0, 0, 0])])
     return [log, truth]
