@@ -17,7 +17,7 @@ from data_contracts.loader import (
 EXPECTED = {
     ("police_uk", "street"), ("police_uk", "outcomes"), ("police_uk", "stop_and_search"),
     ("force_rms_ho", "crimes"), ("force_rms_text", "crimes"), ("la_reports", "reports"),
-    ("social_care", "indicators"),
+    ("social_care", "indicators"), ("interventions", "log"),
 }
 
 

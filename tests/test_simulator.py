@@ -485,6 +485,8 @@ def test_every_defect_is_recorded_and_nothing_else_is_wrong(defective):
     assert set(summary.defects) == set(ROW_KINDS) | set(FILE_KINDS)
     assert sum(summary.defects.values()) == len(summary.defect_records)
     for contract in CONTRACTS.values():
+        if contract.source == "interventions":
+            continue  # a log is written only by runs long enough to plant interventions, and with no defects
         kinds = {d.kind for d in summary.defect_records if (d.source, d.entity) == contract.key}
         assert set(applicable(contract)) | set(FILE_KINDS) == kinds, contract.key
     expected = summary.bad_lines()
