@@ -36,6 +36,9 @@ def generate(
     defect_rate: Annotated[float, typer.Option(help="Share of rows given a realistic defect (0 for clean data).")] = 0.003,
     gaps: Annotated[int, typer.Option(min=0, help="Drop N force-months entirely and make N others partial (30-45% of "
                                                   "their street rows), chosen by seed; truth in reference/gaps_truth.csv.")] = 0,
+    interventions: Annotated[int | None, typer.Option(
+        min=0, help="Interventions with a known effect planted in the crimes, their log landed as a delivery "
+                    "(default: 4 at demo scale, 0 at national); truth in reference/interventions_truth.csv.")] = None,
 ) -> None:
     """Write simulated extracts for every source into the landing folder."""
     from crimelake.simulate import generate as gen
@@ -48,6 +51,8 @@ def generate(
         kwargs["start"] = start
     if months:
         kwargs["months"] = months
+    if interventions is not None:
+        kwargs["interventions"] = interventions
     t0 = time.perf_counter()
     with _progress() as bar:
         tasks: dict[str, int] = {}
