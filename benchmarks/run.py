@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import forecast, forecast_real, hotspots, ingest, serve
+from benchmarks import forecast, forecast_real, hotspots, ingest, interventions, serve
 
 
 def main() -> None:
@@ -52,6 +52,12 @@ def main() -> None:
     (out / "hotspots.json").write_text(json.dumps(hres, indent=2))
     console.print(hres)
     console.print(f"Results written to {out / 'hotspots.json'}")
+
+    console.print("[bold]Interventions: simulated known effects, and placebos on Lancashire's real counts[/bold]")
+    ires = interventions.main()
+    (out / "interventions.json").write_text(json.dumps(ires, indent=2))
+    interventions._print(ires)
+    console.print(f"Results written to {out / 'interventions.json'}")
 
 
 if __name__ == "__main__":
