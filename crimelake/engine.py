@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ def engine_from_env() -> str:
 
 def sail_executable() -> str:
     """The `sail` command of the `spark` extra; a clear error when the extra is not installed."""
-    found = shutil.which("sail") or shutil.which("sail", path=str(Path(os.sys.executable).parent))
+    found = shutil.which("sail", path=str(Path(sys.executable).parent)) or shutil.which("sail")
     if not found:
         raise RuntimeError("the Spark engine needs Sail: install the project with its spark extra "
                            "(`make install`, or `uv sync --extra spark`)")
@@ -62,18 +63,20 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def sail_server(port: int | None = None, *, mode: str = "local-cluster", log: Path | None = None,
-                timeout: float = 60.0, nice: int = 0) -> Iterator[str]:
+def sail_server(port: int | None = None, *, mode: str = "local", log: Path | None = None,
+                timeout: float = 60.0) -> Iterator[str]:
     """A Sail Spark Connect server on 127.0.0.1 for the duration of the block; yields its `sc://` URL (the value
-    SPARK_REMOTE takes). The server is stopped (and killed if it does not stop) on leaving the block."""
+    SPARK_REMOTE takes). The server is stopped (and killed if it does not stop) on leaving the block.
+
+    `mode` is SAIL_MODE. Sail 0.7.2 in `local-cluster` mode fails to write a table selected from a Delta table of
+    a single file through any scalar function ("ExtendedScalarUdf: no UDF found for md5"), so `local` is the
+    default; the catalog (which tables exist) lives as long as the server, so incremental runs need one server."""
     port = port or free_port()
     env = {**os.environ, "SAIL_MODE": mode}
     workdir = Path(tempfile.mkdtemp(prefix="sail-"))
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     command = [sail_executable(), "spark", "server", "--ip", "127.0.0.1", "--port", str(port),
                "--directory", str(workdir)]
-    if nice:
-        command = ["nice", "-n", str(nice), *command]
     proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, proc, timeout)
@@ -88,6 +91,15 @@ def sail_server(port: int | None = None, *, mode: str = "local-cluster", log: Pa
         if log:
             out.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def clear_spark_output(home: Path) -> None:
+    """Remove the Delta tables a previous Spark build wrote (lake/spark). Sail keeps its catalog per Spark session,
+    so a new dbt run sees none of them: it would take every incremental model for a first build, and Sail 0.7.2
+    appends a CREATE OR REPLACE TABLE into a location that already holds a Delta table. A build on Sail is
+    therefore a full build into an empty location (a persistent metastore, such as Databricks' Unity Catalog,
+    keeps the tables between runs and needs no clearing)."""
+    shutil.rmtree(home / SPARK_OUTPUT, ignore_errors=True)
 
 
 def cell_geometry(cells: list[str]):
