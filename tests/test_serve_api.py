@@ -395,7 +395,8 @@ def test_page_assets_and_docs_are_served_locally(client):
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "http" not in page.text.split("<body", 1)[0].replace("http-equiv", "")
     for asset in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
-                  "/static/app/app.js", "/static/app/app.css", "/static/vendor/swagger/swagger-ui-bundle.js"):
+                  "/static/app/app.js", "/static/app/app.css", "/static/app/interventions.js",
+                  "/static/vendor/swagger/swagger-ui-bundle.js"):
         assert client.get(asset).status_code == 200, asset
     assert "/static/vendor/swagger/swagger-ui-bundle.js" in client.get("/docs").text
     spec = client.get("/openapi.json").json()
@@ -405,7 +406,8 @@ def test_page_assets_and_docs_are_served_locally(client):
     assert paths == {"/api/meta", "/api/layers/counts", "/api/layers/forecast", "/api/layers/emerging",
                      "/api/cells/{h3_cell}", "/api/cells/{h3_cell}/incidents", "/api/forces/totals",
                      "/api/trace/{prediction_id}", "/api/audit", "/api/access", "/api/geography/outline",
-                     "/api/geography/forces", "/api/geography/places", "/api/geography/streets"}
+                     "/api/geography/forces", "/api/geography/places", "/api/geography/streets",
+                     "/api/interventions", "/api/interventions/{intervention_id}/effect"}
 
 
 def test_geography_is_gzipped_for_clients_that_accept_it(client):

@@ -27,6 +27,7 @@ from crimelake.config import Settings
 from crimelake.serve.access import PUBLIC, AccessError, KeyRing, Principal
 from crimelake.serve.geography import geography_router
 from crimelake.serve.guards import AuditBuffer, Limits, TooManyRequests
+from crimelake.serve.interventions import interventions_router
 from crimelake.serve.layers import (
     DETAIL_BBOX_MAX_KM2,
     DETAIL_H3_RESOLUTION,
@@ -242,6 +243,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     app.mount("/static/vendor/swagger",
               StaticFiles(packages=[("swagger_ui", "static")]), name="swagger")
     app.include_router(geography_router(settings))
+    app.include_router(interventions_router(settings, principal, record))
 
     # ----- API -----------------------------------------------------------------------------------------------
     @app.get("/api/meta", responses=_errors(401),

@@ -122,7 +122,8 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
     `reference/gaps_truth.csv`. Everything else is the same as in the run without gaps. `interventions` plants
     that many interventions with a known effect (see `crimelake.simulate.intervention_log`); by default the
     preset's number (demo 4, national 0), planted only where the run fits them (territorial forces, at least 12
-    months). With none planted, every file is the same as before interventions existed.
+    months, as many as the forces have room for). With none planted, every file is the same as before
+    interventions existed.
     """
     if scale not in PRESETS:
         raise ValueError(f"unknown scale {scale!r}: use one of {sorted(PRESETS)}")
@@ -144,7 +145,8 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
     planned_gaps = plan_gaps(gaps, [f.slug for f in chosen], labels, seed)
     gap_of = {(g.force, g.month): g for g in planned_gaps}
     missing = {k for k, g in gap_of.items() if g.kind == "missing"}
-    if interventions is None:
+    explicit = interventions is not None
+    if not explicit:
         fits = n_months >= intervention_log.MIN_MONTHS and any(f.is_territorial for f in chosen)
         interventions = preset["interventions"] if fits else 0
     planted = intervention_log.plan(interventions, chosen, n_months)
@@ -160,7 +162,7 @@ def generate(landing: Path, *, seed: int = 7, forces: list[str] | None = None, s
         rows_pm = volumes[force.slug]
         world = build_world(force, seed, max(int(POINTS_PER_MONTHLY_ROW * rows_pm), 50), h3_resolution)
         hotspots = plan_hotspots(world, rows_pm, n_months, seed)
-        placed = intervention_log.place(planted, world)
+        placed = intervention_log.place(planted, world, strict=explicit)
         placed_all += placed
         book = OutcomeBook(n_months)
         state = RmsState(force.slug)

@@ -90,9 +90,10 @@ def plan(n: int, forces: Sequence, n_months: int) -> list[Planted]:
     return out
 
 
-def place(planted: list[Planted], world: World) -> list[Planted]:
+def place(planted: list[Planted], world: World, strict: bool = True) -> list[Planted]:
     """Give the force's interventions their cells: the busiest cell for the targeted group not near another
-    intervention, with the cells around it (those with map points: where crime can happen)."""
+    intervention, with the cells around it (those with map points: where crime can happen). A force too small for
+    all of its share raises, or with ``strict`` off (the preset's default number) plants as many as fit."""
     mine = [p for p in planted if p.force == world.force.slug]
     if not mine:
         return []
@@ -105,6 +106,8 @@ def place(planted: list[Planted], world: World) -> list[Planted]:
         top = np.argsort(-weight, kind="stable")[:max(1, int(TOP_SHARE * len(world.cells)))]
         free = [int(i) for i in top if all(h3.grid_distance(world.cells[i], c) >= MIN_GAP for c in centres)]
         if not free:
+            if not strict:
+                break
             raise ValueError(f"no room for another intervention in {world.force.slug}: plant fewer")
         centre = str(world.cells[free[0]])
         centres.append(centre)

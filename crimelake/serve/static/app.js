@@ -353,6 +353,9 @@
   const geography = window.CrimelakeGeography
     ? window.CrimelakeGeography.attach(map, { onError: (text) => setStatus("geography", "note", text) })
     : null;
+  const interventions = window.CrimelakeInterventions
+    ? window.CrimelakeInterventions.attach(map, { api, onStatus: (kind, text) => setStatus("interventions", kind, text) })
+    : null;
 
   // The chosen cell's outline is drawn in a pane of its own, so neither its neighbours' edges nor the hot spot
   // outlines cover it.
@@ -1519,6 +1522,7 @@
       renderAccount();
       renderFreshness();
       fillControls({ resetForce });
+      if (interventions) interventions.update(state.meta, force());
       ok = true;
     } catch (err) {
       setStatus("meta", "error", `The map could not start: ${err.message}`);
@@ -1579,6 +1583,7 @@
     loadCounts();
     loadForecast();
     loadEmerging();
+    if (interventions) interventions.update(state.meta, force());
   });
   el.measure.addEventListener("change", () => loadCounts());
 
