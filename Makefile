@@ -5,6 +5,9 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := $(CURDIR)/.tools
 VENV := $(CURDIR)/.venv
+# The Spark engine (dbt-spark, the Spark Connect client, Sail) lives in an environment of its own: with the Spark
+# Connect client importable, libraries that probe for Spark (great-expectations, MLflow) can end a process.
+SPARK_VENV := $(CURDIR)/.venv-spark
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
 export CRIMELAKE_HOME ?= $(CURDIR)/var
@@ -36,15 +39,19 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --no-cache-dir --quiet uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --extra spark --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	@touch $@
+
+$(SPARK_VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(SPARK_VENV) $(UV) sync --frozen --extra spark --python $(PYTHON)
 	@touch $@
 
 # The dbt manifest is built at install time, never when the Dagster definitions are imported.
 dbt_project/target/manifest.json: $(VENV)/.synced $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) dbt_project/dbt_project.yml
 	cd dbt_project && $(VENV)/bin/dbt parse --quiet --profiles-dir .
 
-# The spark extra (dbt-spark, Sail) lets the tests build the dbt project on Spark as well as DuckDB.
-install: $(VENV)/.synced dbt_project/target/manifest.json
+# The spark environment (dbt-spark, Sail) lets the tests build the dbt project on Spark as well as DuckDB.
+install: $(VENV)/.synced $(SPARK_VENV)/.synced dbt_project/target/manifest.json
 
 demo: install
 	$(CRIMELAKE) demo

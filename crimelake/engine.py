@@ -36,12 +36,31 @@ def engine_from_env() -> str:
     return engine
 
 
+# `make install` puts the spark extra in an environment of its own beside the project's: with the Spark Connect
+# client importable, great-expectations and MLflow probe for a Spark session and can end the process.
+SPARK_ENV = Path(__file__).resolve().parents[1] / ".venv-spark"
+
+
+def spark_tool(name: str) -> str | None:
+    """A command of the spark extra (`sail`, or the `dbt` that has dbt-spark): the spark environment's, else this
+    environment's when it has the extra, else one on PATH (`sail` only); None when none is installed."""
+    import importlib.util
+
+    there = SPARK_ENV / "bin" / name
+    if there.exists():
+        return str(there)
+    here = Path(sys.executable).parent / name
+    if name == "dbt":
+        return str(here) if here.exists() and importlib.util.find_spec("dbt.adapters.spark") else None
+    return str(here) if here.exists() else shutil.which(name)
+
+
 def sail_executable() -> str:
     """The `sail` command of the `spark` extra; a clear error when the extra is not installed."""
-    found = shutil.which("sail", path=str(Path(sys.executable).parent)) or shutil.which("sail")
+    found = spark_tool("sail")
     if not found:
-        raise RuntimeError("the Spark engine needs Sail: install the project with its spark extra "
-                           "(`make install`, or `uv sync --extra spark`)")
+        raise RuntimeError("the Spark engine needs Sail: `make install` installs it in .venv-spark (or "
+                           "`UV_PROJECT_ENVIRONMENT=.venv-spark uv sync --extra spark`)")
     return found
 
 

@@ -5,7 +5,6 @@ full build into an empty lake/spark (see crimelake.engine.clear_spark_output).""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,13 +22,15 @@ from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(importlib.util.find_spec("pysail") is None,
-                       reason="pysail is not installed (the project's spark extra; `make install` installs it)"),
+    pytest.mark.skipif(engine.spark_tool("sail") is None or engine.spark_tool("dbt") is None,
+                       reason="Sail and dbt-spark are not installed (the project's spark extra; `make install` "
+                              "installs it in .venv-spark)"),
 ]
 
 def dbt_build(home: Path, target: str, out: Path, *args: str, env: dict[str, str] | None = None) -> dict:
     """`dbt build` on one target, writing its artefacts under `out`; the run results (every node's status)."""
-    command = [DBT_EXECUTABLE, "build", "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR),
+    dbt = engine.spark_tool("dbt") if target == "spark" else DBT_EXECUTABLE
+    command = [dbt, "build", "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR),
                "--target", target, "--target-path", str(out / "target"), "--log-path", str(out / "logs"), *args]
     proc = subprocess.run(command, cwd=DBT_DIR, capture_output=True, text=True,
                           env={**os.environ, "CRIMELAKE_HOME": str(home), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

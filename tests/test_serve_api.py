@@ -545,3 +545,16 @@ def test_a_cell_history_shows_a_missing_month_as_unknown_not_zero(gaps_client, m
     assert history[months[-1]]["count"] is None and history[months[-1]]["no_data"]
     assert history[months[-2]]["count"] and history[months[-2]]["partial"] and not history[months[-2]]["no_data"]
     assert not history[months[-3]]["partial"] and not history[months[-3]]["no_data"]
+
+
+def test_interventions_are_shown_to_the_forces_analyst_and_audited(client, as_role, map_home):
+    """Through the app itself (its audit log's actions, its access rules) on a lake with planted interventions."""
+    assert client.get("/api/interventions").status_code == 403
+    shown = client.get("/api/interventions", headers=as_role("analyst")).json()
+    forces = {f["properties"]["force"] for f in shown["features"]}
+    assert forces == {"bedfordshire"}
+    for f in shown["features"]:
+        effect = client.get(f"/api/interventions/{f['properties']['intervention_id']}/effect",
+                            headers=as_role("analyst"))
+        assert effect.status_code == 200 and effect.json()["intervention_id"] == f["properties"]["intervention_id"]
+    assert client.get("/api/interventions/no-such-id/effect", headers=as_role("analyst")).status_code == 404

@@ -119,7 +119,7 @@ def interventions_router(settings: Settings, principal: Callable[..., Principal]
         shown = [f for f in features if force is None or f["properties"]["force"] == force]
         hidden = [n for n in not_shown if force is None or n["force"] == force]
         if record is not None:
-            record(who, "interventions", "/api/interventions", {"force": force, "features": len(shown)})
+            record(who, "view", "/api/interventions", {"what": "interventions", "force": force, "features": len(shown)})
         return {"type": "FeatureCollection", "features": shown, "not_shown": hidden, "force": force}
 
     @router.get("/api/interventions/{intervention_id}/effect", summary="Evaluated effect of one intervention")
@@ -136,7 +136,7 @@ def interventions_router(settings: Settings, principal: Callable[..., Principal]
         if force is None or not who.may_see_detail(force):
             raise NotFound(f"no intervention {intervention_id!r} among those {who.describe()} may see")
         if record is not None:
-            record(who, "intervention_effect", intervention_id, {"force": force})
+            record(who, "view", intervention_id, {"what": "intervention_effect", "force": force})
         first = rows.iloc[0] if len(rows) else None
         return {"intervention_id": intervention_id, "force": force,
                 "kind": None if first is None else first["kind"],
