@@ -277,7 +277,9 @@ def test_the_api_refuses_the_public_and_serves_the_forces_analyst(api, lake):
     # Another force's intervention is not found, not forbidden: its existence is not disclosed.
     assert api.get("/api/interventions/iv-001/effect", headers={"X-API-Key": "k-beds"}).status_code == 404
     assert api.get("/api/interventions/iv-none/effect", headers={"X-API-Key": "k-aud"}).status_code == 404
-    assert ("interventions" in [a[1] for a in api.seen]) and ("intervention_effect" in [a[1] for a in api.seen])
+    # Recorded as the app records every view: action "view", what was seen in the detail.
+    assert {a[1] for a in api.seen} == {"view"}
+    assert {a[3]["what"] for a in api.seen} == {"interventions", "intervention_effect"}
 
 
 CHROMIUM = "/usr/bin/chromium"
