@@ -169,7 +169,10 @@ def _feature_rows_hop(settings: Settings, p: dict, versions: dict[str, int]) -> 
 def _dbt_hop(manifest: Path = DBT_MANIFEST) -> Hop:
     if not manifest.exists():
         return Hop("dbt models", False, f"{manifest} missing: cannot show the models between bronze and gold")
-    m = json.loads(manifest.read_text())
+    try:
+        m = json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        return Hop("dbt models", False, f"{manifest} unreadable ({e}): cannot show the models between bronze and gold")
     parents = m["parent_map"]
     start = "model.crimelake.fct_cell_month_counts"
     chain, todo = set(), [start, "model.crimelake.fct_incidents"]

@@ -355,7 +355,8 @@ def test_trace_for_auditors_only(client, as_role, map_home):
     pid = preds.sort_values("rank")["prediction_id"].iloc[0]
     assert client.get(f"/api/trace/{pid}", headers=as_role("analyst")).status_code == 403
     body = client.get(f"/api/trace/{pid}", headers=as_role("auditor")).json()
-    assert body["prediction_id"] == pid and body["verified"] is True
+    assert body["prediction_id"] == pid
+    assert body["verified"] is True, [h for h in body["hops"] if not h["ok"]]
     assert [h["name"] for h in body["hops"]] == ["model", "feature tables", "feature rows", "dbt models",
                                                  "bronze rows", "extract files"]
     assert all(h["ok"] for h in body["hops"])
