@@ -8,8 +8,6 @@ earlier one; in a later month it is a new delivery, and the latest delivery of e
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from rich.table import Table
 
 from crimelake.cli_common import HomeOpt, _settings, console, err
 from crimelake.config import Settings
+from data_contracts.seeds import csv_text
 
 app = typer.Typer(help="Log crime-reduction interventions and list the ones ingested.", no_args_is_help=True)
 SOURCE, ENTITY = "interventions", "log"
@@ -53,21 +52,13 @@ def read_area_file(path: Path) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-def _csv_text(header: list[str], row: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerow(row)
-    return buf.getvalue()
-
-
 def problems(values: dict[str, str], settings: Settings, month: str) -> list[str]:
     """Every reason the contract's rules would quarantine this row for (empty when it would load)."""
     from crimelake.ingest.reader import FileRejected, parse_bytes
     from crimelake.ingest.validate import check
 
     contract = _contract()
-    text = _csv_text(contract.header, [values.get(c.name, "") for c in contract.columns])
+    text = csv_text(contract.header, [[values.get(c.name, "") for c in contract.columns]])
     try:
         parsed = parse_bytes(Path("intervention.csv"), text.encode(contract.encoding), contract)
     except FileRejected as e:
@@ -139,19 +130,9 @@ def add(
     path = landing_file(settings, values["intervention_id"], month)
     path.parent.mkdir(parents=True, exist_ok=True)
     contract = _contract()
-    path.write_text(_csv_text(contract.header, [values[c.name] for c in contract.columns]), encoding="utf-8")
+    path.write_text(csv_text(contract.header, [[values[c.name] for c in contract.columns]]), encoding="utf-8")
     console.print(f"logged {values['intervention_id']} in {settings.relative(path)}; "
                   f"the next run ingests month {month} of source {SOURCE}")
-
-
-def latest(table) -> list[dict]:
-    """The latest delivery of each intervention (latest month, then latest ingest), as rows sorted by id."""
-    best: dict[str, dict] = {}
-    for row in table.to_pylist():
-        key = (row["month"], row["_ingested_at"])
-        if row["intervention_id"] not in best or key > best[row["intervention_id"]]["_key"]:
-            best[row["intervention_id"]] = {**row, "_key": key}
-    return [best[k] for k in sorted(best)]
 
 
 def _area_summary(area_type: str, area: str) -> str:
@@ -167,16 +148,15 @@ def list_(
     home: HomeOpt = None,
 ) -> None:
     """List the interventions in bronze (the latest delivery of each)."""
-    from crimelake import lake
+    from crimelake.interventions import read_log
 
     settings = _settings(home)
-    path = settings.bronze(SOURCE, ENTITY)
-    if not lake.table_exists(path):
+    log, version = read_log(settings)
+    if version is None:
+        path = settings.bronze(SOURCE, ENTITY)
         console.print(f"no interventions ingested yet ({settings.relative(path)} does not exist)")
         return
-    from deltalake import DeltaTable
-
-    rows = latest(DeltaTable(str(path)).to_pyarrow_table())
+    rows = log.astype(object).where(log.notna(), None).to_dict("records")
     if force:
         rows = [r for r in rows if r["force"] == force]
     table = Table(title=f"Interventions ({len(rows)})" + (f" in {force}" if force else ""))

@@ -16,7 +16,8 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds"
 GROUPS = ("all_crime", "asb", "violence", "theft", "weapons")
 
 
-def _csv(header: list[str], rows: list[list]) -> str:
+def csv_text(header: list[str], rows: list[list]) -> str:
+    """A header and rows as CSV text (LF line ends), as the seeds and landed files are written."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
@@ -28,7 +29,7 @@ def crime_categories() -> str:
     tax = load_taxonomy()
     rows = [[c.slug, c.name, str(c.police_discovered).lower(), *(str(g in c.groups).lower() for g in GROUPS)]
             for c in tax.categories]
-    return _csv(["category_slug", "category_name", "police_discovered", *(f"in_{g}" for g in GROUPS)], rows)
+    return csv_text(["category_slug", "category_name", "police_discovered", *(f"in_{g}" for g in GROUPS)], rows)
 
 
 def contract_labels() -> str:
@@ -36,13 +37,13 @@ def contract_labels() -> str:
     for c in sorted(default_contracts().values(), key=lambda c: c.key):
         for label, slug in sorted(c.labels.items()):
             rows.append([c.source, c.entity, c.ref, c.column(c.label_column).header, label, slug])
-    return _csv(["source", "entity", "contract", "source_column", "source_label", "category_slug"], rows)
+    return csv_text(["source", "entity", "contract", "source_column", "source_label", "category_slug"], rows)
 
 
 def report_kinds() -> str:
     c = default_contracts()[("la_reports", "reports")]
     kinds = c.custom.get("reportKind") or {}
-    return _csv(["report_category", "report_kind"], [[k, v] for k, v in sorted(kinds.items())])
+    return csv_text(["report_category", "report_kind"], [[k, v] for k, v in sorted(kinds.items())])
 
 
 def forces() -> str:
@@ -50,7 +51,7 @@ def forces() -> str:
 
     rows = [[f.slug, f.name, "wales" if f.welsh else "england" if f.is_territorial else "england and wales"]
             for f in sorted(FORCES, key=lambda f: f.slug)]
-    return _csv(["force_slug", "force_name", "country"], rows)
+    return csv_text(["force_slug", "force_name", "country"], rows)
 
 
 SEEDS = {
