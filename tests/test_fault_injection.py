@@ -42,7 +42,12 @@ def _run(settings: Settings, **popen) -> subprocess.Popen:
 
 
 def _land(settings: Settings) -> None:
+    import dagster as dg
+
     generate(settings.landing, seed=11, forces=["city-of-london"], months=MONTHS, incidents=80, defect_rate=0)
+    # The instance's storage is created here, before any command starts: the test reads it while a command runs,
+    # and two processes creating a SQLite storage at once can both stamp its schema version.
+    dg.DagsterInstance.from_config(str(settings.dagster_home)).dispose()
 
 
 def _records_landed(settings: Settings) -> Counter:

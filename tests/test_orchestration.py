@@ -169,6 +169,7 @@ def test_sensor_retries_a_failed_load_and_never_requests_one_in_flight(settings,
         raise OSError(28, "No space left on device")
 
     # The run the daemon would launch for the request, failing before anything is written.
+    real_ingest_partition = ingest_assets.ingest_partition
     monkeypatch.setattr(ingest_assets, "ingest_partition", disk_full)
     job = defs.resolve_job_def("ingest_landing_job")
     failed = job.execute_in_process(instance=instance, partition_key=first.partition_key,
@@ -191,7 +192,10 @@ def test_sensor_retries_a_failed_load_and_never_requests_one_in_flight(settings,
     monkeypatch.setenv("CRIMELAKE_INGEST_ATTEMPTS", "1")
     gave_up = landing_sensor(ctx)
     assert isinstance(gave_up, dg.SkipReason) and "1 runs failed" in gave_up.skip_message
-    monkeypatch.undo()
+    # Only these two are put back: `monkeypatch.undo()` would also restore the environment the settings fixture
+    # cleared, pointing the retry at whatever home an earlier test left behind.
+    monkeypatch.delenv("CRIMELAKE_INGEST_ATTEMPTS")
+    monkeypatch.setattr(ingest_assets, "ingest_partition", real_ingest_partition)
     retried = job.execute_in_process(instance=instance, partition_key=second.partition_key,
                                      asset_selection=second.asset_selection,
                                      tags={**second.tags, "dagster/run_key": second.run_key})
