@@ -145,6 +145,8 @@ def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, 
     from ml.cell_months import month_range
 
     job, instance = _job(settings, TRANSFORM_JOB)
+    from orchestration.defs.transform.dbt_assets import DBT_ASSETS  # loads the manifest `_job` has built
+
     if months is None:
         all_months = sorted({m for ms in pending_months(settings).values() for m in ms})
         if not all_months:
@@ -156,8 +158,9 @@ def run_transform(settings: Settings, months: tuple[str, str] | None = None, *, 
                        [f"{m} held back by {', '.join(checks)}: dbt, gold and public not run over it"
                         for m, checks in sorted(held.items())])
     for i, (first, last) in enumerate(spans):
-        # A full refresh rebuilds every model at once: the first run does it, the rest build their months.
-        config = {"ops": {"crimelake_dbt_models": {"config": {"full_refresh": full_refresh and i == 0}}}}
+        # A full refresh rebuilds every seed and model at once: the first run does it, the rest build their months
+        # (and the whole tables again, as every run does).
+        config = {"ops": {a.op.name: {"config": {"full_refresh": full_refresh and i == 0}} for a in DBT_ASSETS}}
         result = _execute(
             job, instance,
             run_config={**QUIET_LOGS, **config},

@@ -11,7 +11,7 @@ the step itself."""
 import dagster as dg
 
 
-def checked_eager() -> dg.AutomationCondition:
+def checked_eager(ignore_updates_of: dg.AssetSelection | None = None) -> dg.AutomationCondition:
     """A month is rebuilt once any input of that month has been updated since the month was last requested or
     built, never while an input or the month itself is in progress, and never over a failed blocking check of an
     input: a month held back at ingest (or a public table that failed its audit) stops what reads it until a new
@@ -21,9 +21,16 @@ def checked_eager() -> dg.AutomationCondition:
     publishes a month weeks after it ends, and a corrected delivery replaces an older month. Nor does a missing
     input month block: a source that delivered nothing for a month is read as empty, as `crimelake run` does.
     Months nothing has updated since this condition first saw them are left alone (a home built by `crimelake
-    run` starts with nothing to do)."""
+    run` starts with nothing to do).
+
+    An update of a dependency in `ignore_updates_of` triggers nothing (it still must not be in progress, and its
+    blocking checks must pass): a whole table a monthly asset reads maps to every month, so its rebuild would
+    otherwise request every month again."""
+    updated = dg.AutomationCondition.any_deps_updated()
+    if ignore_updates_of is not None:
+        updated = updated.ignore(ignore_updates_of)
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        updated.since_last_handled()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()

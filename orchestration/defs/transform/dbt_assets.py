@@ -1,9 +1,11 @@
 """dbt models as Dagster assets, downstream of the ingest assets; dbt tests become asset checks.
 
 Sources are keyed [source, table], the same keys as the ingest assets, so staging sits right after ingest in one
-lineage graph. A run over months M1..M2 passes them to dbt as vars (month_from, month_to): incremental models
-rebuild those months only, a few months per dbt invocation when the range is long; `full_refresh` rebuilds
-everything.
+lineage graph. The models rebuilt by month (configured with the project's `monthly_incremental` macro) are
+partitioned by month: a run over months M1..M2 passes them to dbt as vars (month_from, month_to) and rebuilds those
+months only, a few months per dbt invocation when the range is long. The seeds and the table models are one table
+each, rebuilt whole on every run, so they are not partitioned: the seeds run before the monthly models (which read
+them), the tables after (they read the monthly models). `full_refresh` rebuilds everything.
 """
 
 import json
@@ -20,20 +22,48 @@ from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
 WAREHOUSE_POOL = "warehouse"
+# The macro that configures a model rebuilt by month: the models calling it are the monthly-partitioned ones.
+MONTHLY_MACRO = "macro.crimelake.monthly_incremental"
+SEEDS_GROUP = "reference"
+
+
+def is_monthly(node: Mapping[str, Any]) -> bool:
+    """Whether a manifest node is a model rebuilt by month (configured with `monthly_incremental`)."""
+    return node.get("resource_type") == "model" and MONTHLY_MACRO in node.get("depends_on", {}).get("macros", [])
+
+
+def reads_a_whole_table(manifest: Mapping[str, Any], test_id: str) -> bool:
+    """Whether a test of a model rebuilt by month also reads a table model (a fact's keys checked against a
+    dimension built from the facts): it can run only once that table is rebuilt, so it runs with the tables."""
+    nodes = manifest["nodes"]
+    attached = nodes.get(nodes[test_id].get("attached_node") or "", {})
+    parents = [nodes[p] for p in manifest["parent_map"].get(test_id, []) if p in nodes]
+    return is_monthly(attached) and any(p["resource_type"] == "model" and not is_monthly(p) for p in parents)
+
+
+def monthly_selection(manifest: Mapping[str, Any]) -> str:
+    """dbt selection of the models rebuilt by month, by name."""
+    names = sorted(n["name"] for n in manifest["nodes"].values() if is_monthly(n))
+    if not names:
+        raise ValueError(f"no dbt model calls {MONTHLY_MACRO}: the monthly-partitioned assets would be empty")
+    return " ".join(names)
 
 
 class CrimelakeDbtTranslator(DagsterDbtTranslator):
-    """Groups models by layer (staging, intermediate, marts, seeds); each model rebuilds eagerly when the months
-    it reads are updated and their blocking checks passed, so the lakehouse refreshes as data lands and a month held
-    back at ingest goes no further."""
+    """Groups models by layer (staging, intermediate, marts, seeds); each model rebuilds eagerly when what it reads
+    is updated and their blocking checks passed, so the lakehouse refreshes as data lands and a month held back at
+    ingest goes no further. A model rebuilt by month does not rebuild every month when a seed is rebuilt (every
+    transform run reloads the seeds; a change of their content comes with a full refresh)."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project).replace_attributes(
-            automation_condition=checked_eager()
-        )
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        condition = (checked_eager(ignore_updates_of=dg.AssetSelection.groups(SEEDS_GROUP)) if is_monthly(node)
+                     else checked_eager())
+        spec = super().get_asset_spec(manifest, unique_id, project).replace_attributes(
+            automation_condition=condition
+        )
         if node.get("resource_type") == "seed":
-            return spec.replace_attributes(group_name="reference")
+            return spec.replace_attributes(group_name=SEEDS_GROUP)
         fqn = node.get("fqn", [])
         if node.get("resource_type") == "model" and len(fqn) > 2:
             return spec.replace_attributes(group_name=fqn[1])
@@ -41,6 +71,10 @@ class CrimelakeDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_check_spec(self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str,
                              project) -> dg.AssetCheckSpec | None:
+        # Not a check of the monthly model: the tables' step runs it (after the table it reads) and records its
+        # result as an observation; a failure fails that step.
+        if reads_a_whole_table(manifest, unique_id):
+            return None
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         if spec is None:
             return None
@@ -59,24 +93,76 @@ if not dbt_project.manifest_path.exists():
         f"{dbt_project.manifest_path} is missing: build it with `make install` (dbt parse), or call "
         "orchestration.lib.dbt.ensure_manifest() before loading the definitions"
     )
+MONTHLY_SELECT = monthly_selection(json.loads(dbt_project.manifest_path.read_text()))
+TRANSLATOR = CrimelakeDbtTranslator()
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=CrimelakeDbtTranslator(),
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-)
-def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
-                         config: DbtBuildConfig):
+def _bronze_ready(context: dg.AssetExecutionContext, lake: LakeResource):
+    """The home's settings, with an empty bronze table standing in for every source that has delivered nothing."""
     from crimelake.ingest.engine import ensure_bronze_tables
 
     settings = lake.settings()  # points CRIMELAKE_HOME (read by the dbt profile and sources) at the home
     created = ensure_bronze_tables(settings)
     if created:
         context.log.info(f"no delivery yet from {', '.join(created)}: read as empty tables")
+    return settings
+
+
+def indirect_selection(context: dg.AssetExecutionContext) -> list[str]:
+    """dbt's `buildable` indirect selection: a step runs the tests whose every parent it builds or has built
+    upstream (a seed step never runs a test of a model not built yet; a test of a monthly model that reads a table
+    waits for the tables' step). Left to dagster-dbt when some checks of the selected assets are deselected: it
+    then names the tests to run and turns indirect selection off."""
+    checks = {spec.key for spec in context.assets_def.node_check_specs_by_output_name.values()}
+    deselected = checks - set(context.selected_asset_check_keys)
+    if any(k.asset_key in context.selected_asset_keys for k in deselected):
+        return []
+    return ["--indirect-selection", "buildable"]
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, args: list[str]):
+    """`dbt <args>` over the step's selection, its events yielded, then lineage for every node it built."""
+    materialized = []
+    for event in dbt.cli([*args, *indirect_selection(context)], context=context).stream():
+        key = getattr(event, "asset_key", None)
+        if key is not None:
+            materialized.append(key)
+        yield event
+    _emit_lineage(settings, context.run_id, materialized)
+
+
+def _build_whole(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                 config: DbtBuildConfig):
+    """Seeds and table models: rebuilt whole, every month they read, whatever the run's months."""
+    settings = _bronze_ready(context, lake)
+    yield from _build(context, dbt, settings, ["build", "--full-refresh"] if config.full_refresh else ["build"])
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="resource_type:seed",
+    name="crimelake_dbt_seeds",
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+)
+def crimelake_dbt_seeds(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                        config: DbtBuildConfig):
+    yield from _build_whole(context, dbt, lake, config)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=MONTHLY_SELECT,
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+)
+def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                         config: DbtBuildConfig):
+    settings = _bronze_ready(context, lake)
     if config.full_refresh:
         args = ["build", "--full-refresh"]
     else:
@@ -91,13 +177,24 @@ def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                      json.dumps({"month_from": a, "month_to": b})], context=context).wait()
         a, b = chunks[-1]
         args = ["build", "--vars", json.dumps({"month_from": a, "month_to": b})]
-    materialized = []
-    for event in dbt.cli(args, context=context).stream():
-        key = getattr(event, "asset_key", None)
-        if key is not None:
-            materialized.append(key)
-        yield event
-    _emit_lineage(settings, context.run_id, materialized)
+    yield from _build(context, dbt, settings, args)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="resource_type:model",
+    exclude=MONTHLY_SELECT,
+    name="crimelake_dbt_tables",
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+)
+def crimelake_dbt_tables(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                         config: DbtBuildConfig):
+    yield from _build_whole(context, dbt, lake, config)
+
+
+DBT_ASSETS = [crimelake_dbt_seeds, crimelake_dbt_models, crimelake_dbt_tables]
 
 
 def chunk_months() -> int:
@@ -147,7 +244,7 @@ def _emit_lineage(settings, run_id: str, keys) -> None:
 @dg.definitions
 def dbt_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[crimelake_dbt_models],
+        assets=DBT_ASSETS,
         resources={"dbt": DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR),
                                          dbt_executable=DBT_EXECUTABLE)},
     )

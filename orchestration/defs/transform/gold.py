@@ -2,8 +2,8 @@
 
 Every consumer reads a versioned, time-travelable Delta table instead of the DuckDB file (which one process at a
 time may open). A mart with a month is partitioned by it and a run replaces only the months of its partition range
-(one commit, streamed from DuckDB in record batches); the small whole-table marts are replaced whole. Each export
-records the Delta version it made.
+(one commit, streamed from DuckDB in record batches); the small whole-table marts are one unpartitioned asset
+each, replaced whole by every run. Each export records the Delta version it made.
 """
 
 import dagster as dg
@@ -48,31 +48,36 @@ def export(context: dg.AssetExecutionContext, settings, mart: str, table: str, p
     }
 
 
-# What every gold export shares: its group, kinds, monthly partitions run as one range, the warehouse pool and an
-# eager refresh after the marts (never past a failed blocking check).
-GOLD_ASSET_ARGS = dict(
+# What every gold export shares: its group, kinds, the warehouse pool and an eager refresh after the marts (never
+# past a failed blocking check).
+WHOLE_GOLD_ASSET_ARGS = dict(
     group_name="gold",
     kinds={"deltalake", "duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
     automation_condition=checked_eager(),
+)
+# A mart with a month is exported by month: monthly partitions, a range of them run as one.
+GOLD_ASSET_ARGS = dict(
+    **WHOLE_GOLD_ASSET_ARGS,
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 
 
 def build_gold_asset(mart: str, partition_column: str | None) -> dg.AssetsDefinition:
     how = (f"partitioned by {partition_column}; a run replaces the months of its partition range only"
-           if partition_column else "replaced whole on each run")
+           if partition_column else "one table, not partitioned, replaced whole on each run")
 
     @dg.asset(
         key=["gold", mart],
         deps=[dg.AssetKey(["marts", mart])],
-        **GOLD_ASSET_ARGS,
+        **(GOLD_ASSET_ARGS if partition_column else WHOLE_GOLD_ASSET_ARGS),
         description=f"Gold Delta table `lake/gold/{mart}`: the dbt mart `marts.{mart}`, {how}. Older versions "
                     "stay readable by time travel.",
     )
     def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata=export(context, lake.settings(), mart, mart, partition_column))
+        return dg.MaterializeResult(metadata=export(context, lake.settings(), mart, mart, partition_column,
+                                                    whole=partition_column is None))
 
     return _gold
 
