@@ -1,8 +1,9 @@
 """Public outputs: aggregates only, small counts suppressed and every count rounded (crimelake.disclosure).
 
-The public map and any open-data release read these tables, never gold or bronze. A run reads only the months of
-its partition range from gold and replaces only those months (quarters, for the area table) of the public table,
-so the cost of a monthly run does not grow with the history already published.
+The public map and any open-data release read these tables, never gold or bronze. A table made from a monthly gold
+table is partitioned by month: a run reads only the months of its partition range from gold and replaces only
+those months of the public table, so the cost of a monthly run does not grow with the history already published.
+A table made from a whole-table gold export (the area indicators) is one unpartitioned asset, rebuilt whole.
 """
 
 import re
@@ -23,6 +24,7 @@ from crimelake.disclosure_check import audit_values, recoverable
 from crimelake.forecasting import GROUPS
 from orchestration.defs.automation import checked_eager
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
+from orchestration.defs.transform.gold import GOLD_MARTS
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
@@ -200,16 +202,20 @@ def _brief(finding: dict) -> str:
 def build_public_asset(name: str) -> dg.AssetsDefinition:
     spec = PUBLIC_TABLES[name]
     deps = [dg.AssetKey(["gold", spec.source])] + ([dg.AssetKey(["gold", "dim_cells"])] if spec.uses_cells else [])
+    whole = GOLD_MARTS[spec.source] is None
+    grain = (dict(automation_condition=checked_eager(whole_table=True)) if whole else
+             dict(partitions_def=monthly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+                  automation_condition=checked_eager()))
+    how = ("rebuilt whole on each run, as its gold table is" if whole else
+           f"partitioned by month: a run reads and replaces only the {spec.period}s of its partition range")
 
     @dg.asset(
         key=["public", name],
         deps=deps,
         group_name=PUBLIC_GROUP,
         kinds={"deltalake"},
-        partitions_def=monthly_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        **grain,
         pool=WAREHOUSE_POOL,
-        automation_condition=checked_eager(),
         # Nothing is published (and no materialization recorded) when the check fails.
         output_required=False,
         check_specs=[dg.AssetCheckSpec(
@@ -218,16 +224,15 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
                         "of the disclosure control: no record-level column, every count suppressed, zero or at "
                         "least the threshold and rounded, no suppressed value recoverable from a published total "
                         "minus its published parts.")],
-        description=f"Public table `lake/public/{name}` from gold/{spec.source}, partitioned by {spec.period}: "
-                    "aggregates only, counts below the disclosure threshold suppressed and every count rounded to "
-                    f"the nearest 5. A run reads and replaces only the {spec.period}s of its partition range, "
-                    f"written first to `lake/staging/public/{name}` and published only once the rows written "
-                    "there pass the disclosure audit.",
+        description=f"Public table `lake/public/{name}` from gold/{spec.source}, one row per {spec.period} and "
+                    "key: aggregates only, counts below the disclosure threshold suppressed and every count rounded "
+                    f"to the nearest 5. It is {how}, written first to `lake/staging/public/{name}` and published "
+                    "only once the rows written there pass the disclosure audit.",
     )
     def _public(context: dg.AssetExecutionContext, lake: LakeResource):
         settings = lake.settings()
         target = settings.lake / "public" / name
-        months = run_months(context)
+        months = None if whole else run_months(context)
         span = None if months is None else period_span(months, spec.period)
         cells = None
         if spec.uses_cells and delta.table_exists(settings.gold("dim_cells")):

@@ -9,7 +9,6 @@ from orchestration.defs.automation import checked_eager
 from orchestration.defs.serve.public import PUBLIC_ASSETS
 from orchestration.defs.transform.coverage import COVERAGE_KEY
 from orchestration.defs.transform.gold import GOLD_ASSETS
-from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
 
 RELEASE_GROUP = "release"
@@ -21,16 +20,15 @@ RELEASE_KEY = dg.AssetKey(["lake", "release"])
     deps=[*(a.key for a in GOLD_ASSETS), COVERAGE_KEY, *(a.key for a in PUBLIC_ASSETS)],
     group_name=RELEASE_GROUP,
     kinds={"deltalake"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=checked_eager(),
+    automation_condition=checked_eager(whole_table=True),
     description="Release record `lake/releases`: one row per gold and public table with the Delta version readers "
                 "see, appended in one commit once every export and every blocking check before it passed. The map, "
-                "the models and hot spot tracking read through the newest release.",
+                "the models and hot spot tracking read through the newest release. Not partitioned: one release "
+                "per run, naming the months the run covered.",
 )
 def lake_release(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     settings = lake.settings()
-    months = "..".join(context.partition_key_range) if context.has_partition_key_range else ""
+    months = run_months(context.run.tags)
     r = release.publish(settings, context.run_id, months)
     context.log.info(f"release {r.release_id}: {len(r.versions)} tables "
                      + ", ".join(f"{k}@v{v}" for k, v in r.versions.items()))
@@ -39,6 +37,13 @@ def lake_release(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
         "tables": dg.MetadataValue.json(r.versions),
         "releases_table": dg.MetadataValue.path(str(release.releases_path(settings))),
     })
+
+
+def run_months(tags: dict[str, str]) -> str:
+    """The months a run covered, as `first..last` ("" for a run over no months)."""
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    return f"{first}..{last}" if first else ""
 
 
 @dg.definitions

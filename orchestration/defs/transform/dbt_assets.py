@@ -52,15 +52,13 @@ def monthly_selection(manifest: Mapping[str, Any]) -> str:
 class CrimelakeDbtTranslator(DagsterDbtTranslator):
     """Groups models by layer (staging, intermediate, marts, seeds); each model rebuilds eagerly when what it reads
     is updated and their blocking checks passed, so the lakehouse refreshes as data lands and a month held back at
-    ingest goes no further. A model rebuilt by month does not rebuild every month when a seed is rebuilt (every
-    transform run reloads the seeds; a change of their content comes with a full refresh)."""
+    ingest goes no further. A model rebuilt by month does not rebuild every month when a seed is reloaded (every
+    transform run reloads them; a change of their content comes with a full refresh)."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
-        condition = (checked_eager(ignore_updates_of=dg.AssetSelection.groups(SEEDS_GROUP)) if is_monthly(node)
-                     else checked_eager())
         spec = super().get_asset_spec(manifest, unique_id, project).replace_attributes(
-            automation_condition=condition
+            automation_condition=checked_eager(whole_table=not is_monthly(node))
         )
         if node.get("resource_type") == "seed":
             return spec.replace_attributes(group_name=SEEDS_GROUP)

@@ -49,18 +49,19 @@ def export(context: dg.AssetExecutionContext, settings, mart: str, table: str, p
 
 
 # What every gold export shares: its group, kinds, the warehouse pool and an eager refresh after the marts (never
-# past a failed blocking check).
-WHOLE_GOLD_ASSET_ARGS = dict(
+# past a failed blocking check). A whole-table mart's export is one unpartitioned asset, replaced whole.
+GOLD_ASSET_ARGS = dict(
     group_name="gold",
     kinds={"deltalake", "duckdb"},
     pool=WAREHOUSE_POOL,
-    automation_condition=checked_eager(),
+    automation_condition=checked_eager(whole_table=True),
 )
 # A mart with a month is exported by month: monthly partitions, a range of them run as one.
-GOLD_ASSET_ARGS = dict(
-    **WHOLE_GOLD_ASSET_ARGS,
+MONTHLY_GOLD_ASSET_ARGS = dict(
+    GOLD_ASSET_ARGS,
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=checked_eager(),
 )
 
 
@@ -71,7 +72,7 @@ def build_gold_asset(mart: str, partition_column: str | None) -> dg.AssetsDefini
     @dg.asset(
         key=["gold", mart],
         deps=[dg.AssetKey(["marts", mart])],
-        **(GOLD_ASSET_ARGS if partition_column else WHOLE_GOLD_ASSET_ARGS),
+        **(MONTHLY_GOLD_ASSET_ARGS if partition_column else GOLD_ASSET_ARGS),
         description=f"Gold Delta table `lake/gold/{mart}`: the dbt mart `marts.{mart}`, {how}. Older versions "
                     "stay readable by time travel.",
     )
