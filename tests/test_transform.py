@@ -3,6 +3,9 @@ rebuilds equal to a full refresh, and an unmapped label caught and reported."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import dagster as dg
 import duckdb
 import pyarrow as pa
@@ -196,3 +199,34 @@ def test_a_cells_force_and_lsoa_never_change_after_its_first_month(built):
                count(*) filter (where d.lsoa_month is distinct from f.m)
         from marts.dim_cells d left join f on d.h3_cell = f.h3_cell""")
     assert (unnamed, misdated) == (0, 0)
+
+
+def _dbt_test(settings, tmp_path, select: str, months: dict | None = None) -> subprocess.CompletedProcess:
+    from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE
+
+    argv = [DBT_EXECUTABLE, "test", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
+            "--target-path", str(tmp_path / "target"), "--select", select]
+    if months:
+        argv += ["--vars", json.dumps(months)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+
+
+def test_checks_of_a_monthly_model_read_the_months_the_run_built(built, tmp_path):
+    """A run's checks cost the months it wrote, not the whole history: a repeated incident in January fails the
+    checks of a run that built January (or of a full build), not those of a run that built March alone."""
+    settings = built
+    assert run_transform(settings).success
+    con = duckdb.connect(str(settings.warehouse))
+    try:
+        con.execute("insert into marts.fct_incidents select * from marts.fct_incidents "
+                    "where month = '2024-01' limit 1")
+    finally:
+        con.close()
+    select = "unique_fct_incidents_incident_id"
+    march = _dbt_test(settings, tmp_path, select, {"month_from": "2024-03", "month_to": "2024-03"})
+    assert march.returncode == 0, march.stdout
+    january = _dbt_test(settings, tmp_path, select, {"month_from": "2024-03", "month_to": "2024-03",
+                                                     "check_from": "2024-01"})
+    assert january.returncode == 1 and "Got 1 result" in january.stdout, january.stdout
+    everything = _dbt_test(settings, tmp_path, select)
+    assert everything.returncode == 1, everything.stdout

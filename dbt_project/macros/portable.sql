@@ -70,11 +70,13 @@
     {{ return(adapter.dispatch('monthly_incremental', 'crimelake')(column)) }}
 {%- endmacro %}
 {% macro default__monthly_incremental(column) -%}
-    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': column}) }}
+    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': column,
+               'meta': {'crimelake_month_column': column}}) }}
 {%- endmacro %}
 {% macro spark__monthly_incremental(column) -%}
     {{ return({'incremental_strategy': 'append', 'partition_by': [column],
-               'pre_hook': ["{{ crimelake.delete_rebuilt_months('" ~ column ~ "') }}"]}) }}
+               'pre_hook': ["{{ crimelake.delete_rebuilt_months('" ~ column ~ "') }}"],
+               'meta': {'crimelake_month_column': column}}) }}
 {%- endmacro %}
 
 {% macro delete_rebuilt_months(column='month') -%}

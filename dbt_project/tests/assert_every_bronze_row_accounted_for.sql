@@ -1,10 +1,8 @@
 {{ config(meta={'dagster': {'ref': {'name': 'fct_incidents'}}}) }}
 {#- Every bronze incident row is either conformed into fct_incidents or accounted for: superseded by a force
     export, or left out for an unmapped label (which assert_every_source_label_mapped reports). -#}
-{#- A run over months up to month_to has built every month up to it (a first build stops there too); later months
-    are checked by the run that builds them. -#}
-{%- set hi = var('month_to', '') or var('month_from', '') -%}
-{%- set upto = "month <= '" ~ hi ~ "'" if hi else "true" -%}
+{#- The months the run built (crimelake.checked_months); later months are checked by the run that builds them. -#}
+{%- set upto = crimelake.checked_months() -%}
 with bronze as (
     select 'police_uk' as source, count(*) as n from {{ source('police_uk', 'street') }} where {{ upto }}
     union all select 'force_rms_ho', count(*) from {{ source('force_rms_ho', 'crimes') }} where {{ upto }}

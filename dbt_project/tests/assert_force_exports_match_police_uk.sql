@@ -11,3 +11,4 @@ select
 from {{ ref('int_incidents_reconciled') }}
 where greatest(police_uk_count, force_export_count) >= 20
   and abs(police_uk_count - force_export_count) > 0.1 * greatest(police_uk_count, force_export_count)
+  and {{ crimelake.checked_months() }}

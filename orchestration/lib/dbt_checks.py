@@ -17,8 +17,19 @@ def _ref_name(text: str) -> str:
     return found.group(1) if found else str(text)
 
 
-def describe(test: Mapping[str, Any]) -> str:
-    """A sentence for one dbt test node of the manifest (its own description when it has one)."""
+def month_column(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str | None:
+    """The month column of the model a generic test is attached to, when that model is rebuilt by month (its
+    tests then read the months a run built: dbt_project/macros/checked_months.sql)."""
+    node = manifest.get("nodes", {}).get(test.get("attached_node") or "", {})
+    config = node.get("config") or {}
+    if config.get("materialized") != "incremental":
+        return None
+    return (config.get("meta") or {}).get("crimelake_month_column")
+
+
+def describe(test: Mapping[str, Any], manifest: Mapping[str, Any] | None = None) -> str:
+    """A sentence for one dbt test node of the manifest (its own description when it has one); with the manifest,
+    a test on a model rebuilt by month says it reads the months the run built."""
     if test.get("description"):
         return test["description"]
     meta = test.get("test_metadata") or {}
@@ -42,4 +53,7 @@ def describe(test: Mapping[str, Any]) -> str:
                                     "inside England and Wales.",
         "expression_is_true": f"In every row of {model}: {kw.get('expression', '').strip()}.",
     }.get(name, f"dbt test {name} on {model}" + (f".{col}" if col else "") + ".")
-    return text + tail
+    month = month_column(test, manifest) if manifest is not None else None
+    scope = (f" Checked on the months a run built (by `{month}`); a full refresh checks every month."
+             if month else "")
+    return text + scope + tail
