@@ -36,9 +36,9 @@ DEFAULT_PARAMS = {
 }
 # Share of "quiet" zero rows kept for training (see ``training_rows``); 1.0 keeps every row.
 QUIET_KEEP = 0.25
-# Most rows one training sees: above it, rows with no crime in the target month are sampled down (and reweighted).
-# A national panel (about 185,000 cells x 12 origins) would otherwise train on over a million rows, most of them
-# zeros, at about a minute per fit; a force's panel stays well under it and is not sampled further.
+# Most rows one training sees: above it, rows with no crime in the target month are sampled down (and reweighted),
+# then, if the rows with crime alone exceed it, every row alike. A national all-crime window (about 185,000 cells x
+# 12 origins) holds about 1.6 million rows with crime; a force's panel stays well under the budget and is not sampled.
 MAX_TRAIN_ROWS = 300_000
 # Never keep fewer than this share of the zero-target rows, however large the panel.
 MIN_ZERO_KEEP = 0.02
@@ -91,7 +91,9 @@ def training_rows(
     When more than ``max_rows`` rows remain, rows with no crime in the target month are kept with probability
     p = (max_rows - rows with crime) / zero rows (at least ``MIN_ZERO_KEEP``) and their weight divided by p, which
     again leaves the expected loss unchanged: the negative-sampling correction of Fithian & Hastie (2014), "Local
-    case-control sampling", Annals of Statistics 42(5), with the weights rather than an offset.
+    case-control sampling", Annals of Statistics 42(5), with the weights rather than an offset. If the rows with
+    crime alone exceed ``max_rows``, all rows left are thinned alike to about ``max_rows`` (weights divided by the
+    keep probability), so a fit's cost is bounded at any scale.
 
     ``cells`` (a boolean mask) limits the rows to those cells, for example the study area as of a backtest origin.
     """
@@ -125,6 +127,13 @@ def training_rows(
         if p < 1:
             keep = ~zero | (rng.random(len(y)) < p)
             w = np.where(zero, w / p, w)
+        # Where the rows with crime alone exceed the budget (a national all-crime window holds well over a million),
+        # every row left is kept with the same probability and its weight divided by it: the expected loss is still
+        # unchanged, and a fit costs the same whatever the size of the study area.
+        if (~zero).sum() > max_rows:
+            q = max_rows / keep.sum()
+            keep &= rng.random(len(y)) < q
+            w = w / q
     bounds = np.cumsum([0, *(len(c) for c in chosen)])
     x = pd.concat(
         [cached_features(panel, group, m, context, cache, horizon).iloc[rows[keep[a:b]]]

@@ -213,3 +213,22 @@ def test_large_panels_sample_zero_rows_down_with_weights_that_keep_the_total():
     assert len(y) < len(y_all) - zeros // 2 and abs(len(y) - budget) < 0.1 * budget
     assert abs(w[y == 0].sum() - zeros) < 0.15 * zeros
     assert list(x.columns) == list(x_all.columns)
+
+
+def test_a_window_with_more_crime_rows_than_the_budget_is_thinned_alike_with_weights():
+    from ml.model import training_rows
+
+    cells = disk(6)
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(np.linspace(0.5, 4.0, len(cells))[:, None], (len(cells), 16)).astype(float)
+    panel = make_panel({"all_crime": counts}, cells)
+    months = list(range(4, 16))
+    _, y_all, _ = training_rows(panel, "all_crime", months, None, quiet_keep=1.0, max_rows=None)
+    busy = int((y_all > 0).sum())
+    budget = busy // 3
+    x, y, w = training_rows(panel, "all_crime", months, None, quiet_keep=1.0, max_rows=budget)
+    # About the budget is kept, rows with and without crime alike, and the weighted sums estimate the full window's.
+    assert abs(len(y) - budget) < 0.1 * budget and len(x) == len(y)
+    assert abs((w * y).sum() - y_all.sum()) < 0.05 * y_all.sum()
+    assert abs(w[y > 0].sum() - busy) < 0.05 * busy
+    assert (w[y > 0] > 1).all()
