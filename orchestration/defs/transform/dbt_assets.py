@@ -53,7 +53,8 @@ class CrimelakeDbtTranslator(DagsterDbtTranslator):
     """Groups models by layer (staging, intermediate, marts, seeds); each model rebuilds eagerly when what it reads
     is updated and their blocking checks passed, so the lakehouse refreshes as data lands and a month held back at
     ingest goes no further. A model rebuilt by month does not rebuild every month when a seed is reloaded (every
-    transform run reloads them; a change of their content comes with a full refresh)."""
+    transform run reloads them; a change of their content comes with a full refresh); a table model waits for the
+    run of the months it reads (`checked_eager`)."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
@@ -136,6 +137,9 @@ def _build_whole(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: L
     yield from _build(context, dbt, settings, ["build", "--full-refresh"] if config.full_refresh else ["build"])
 
 
+# Three steps, in the order of their dependencies: seeds, the monthly models (which read them), the table models
+# (which read the monthly ones). The seeds and the tables are separate definitions, not one Dagster would split
+# around the monthly step: each step has a fixed name, which the run's `full_refresh` config addresses.
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
