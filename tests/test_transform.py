@@ -47,11 +47,13 @@ def test_monthly_builds_match_a_full_refresh_and_conform_every_bronze_row(built)
         assert tr.success, tr.failed_checks
         assert tr.failed_checks == []
     by_month = {t: snapshot(settings, t, o) for t, o in
-                [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, force, month, forecast_group")]}
+                [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, force, month, forecast_group"),
+                 ("fct_area_quarter_indicators", "lsoa_code, quarter")]}
 
     full = run_transform(settings, full_refresh=True)
     assert full.success and full.failed_checks == []
-    for t, o in [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, force, month, forecast_group")]:
+    for t, o in [("fct_incidents", "incident_id"), ("fct_cell_month_counts", "h3_cell, force, month, forecast_group"),
+                 ("fct_area_quarter_indicators", "lsoa_code, quarter")]:
         assert snapshot(settings, t, o).equals(by_month[t]), t
 
     # Conformed counts against bronze: every bronze incident row is a fact, superseded, or (never here) unmapped.

@@ -88,3 +88,44 @@
         delete from {{ this }}{% if lo %} where {{ column }} between '{{ lo }}' and '{{ hi }}'{% endif %}
     {%- endif -%}
 {%- endmacro %}
+
+{% macro quarter_bounds() -%}
+    {#- The first month of month_from's quarter and the last month of month_to's: the quarters a run rebuilds. -#}
+    {%- set lo = var('month_from', '') -%}
+    {%- set hi = var('month_to', '') or lo -%}
+    {%- if not lo -%}{{ return(none) }}{%- endif -%}
+    {%- set lo_m = ((lo[5:7] | int) - 1) // 3 * 3 + 1 -%}
+    {%- set hi_m = ((hi[5:7] | int) - 1) // 3 * 3 + 3 -%}
+    {{ return((lo[:4] ~ '-' ~ '%02d' % lo_m, hi[:4] ~ '-' ~ '%02d' % hi_m)) }}
+{%- endmacro %}
+
+{% macro quarter_month_filter(column='month') -%}
+    {#- The months of the quarters a run rebuilds (every month up to the last of them on a first build), or none
+        on a full build. -#}
+    {%- set bounds = crimelake.quarter_bounds() -%}
+    {%- if bounds and is_incremental() -%} {{ column }} between '{{ bounds[0] }}' and '{{ bounds[1] }}'
+    {%- elif bounds -%} {{ column }} <= '{{ bounds[1] }}'
+    {%- else -%} true
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro quarterly_incremental() -%}
+    {#- Config of a model rebuilt by quarter (a column 'quarter', 'YYYY-Qn'): a run rebuilds the quarters of its
+        months. DuckDB deletes and inserts by quarter; Spark deletes those quarters first and appends. -#}
+    {{ return(adapter.dispatch('quarterly_incremental', 'crimelake')()) }}
+{%- endmacro %}
+{% macro default__quarterly_incremental() -%}
+    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': 'quarter'}) }}
+{%- endmacro %}
+{% macro spark__quarterly_incremental() -%}
+    {{ return({'incremental_strategy': 'append', 'partition_by': ['quarter'],
+               'pre_hook': ["{{ crimelake.delete_rebuilt_quarters() }}"]}) }}
+{%- endmacro %}
+
+{% macro delete_rebuilt_quarters() -%}
+    {%- if is_incremental() -%}
+        {%- set bounds = crimelake.quarter_bounds() -%}
+        delete from {{ this }}{% if bounds %} where quarter between
+            {{ crimelake.quarter_of("'" ~ bounds[0] ~ "'") }} and {{ crimelake.quarter_of("'" ~ bounds[1] ~ "'") }}{% endif %}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,8 +1,9 @@
-{{ config(materialized='table') }}
+{{ config(materialized='incremental', on_schema_change='fail', **crimelake.quarterly_incremental()) }}
 
 {#- Area level (LSOA x quarter): recorded incidents by forecast group, council reports by kind, and children's
     social care indicators. Social care is only ever joined here, at area level; counts suppressed at source stay
-    suppressed (null, with the number of suppressed values counted). -#}
+    suppressed (null, with the number of suppressed values counted). A run rebuilds the quarters of its months
+    (crimelake.quarterly_incremental), so its cost is a quarter's whatever the history. -#}
 
 with incidents as (
     -- The source's LSOA, else the cell's as it was known in the incident's month (int_cells_lsoas.lsoa_month):
@@ -20,6 +21,7 @@ with incidents as (
     left join {{ ref('int_cells_lsoas') }} as cell_lsoas
         on facts.h3_cell = cell_lsoas.h3_cell and cell_lsoas.lsoa_month <= facts.month
     where coalesce(facts.lsoa_code, cell_lsoas.lsoa_code) is not null
+      and {{ crimelake.quarter_month_filter('facts.month') }}
     group by 1, 2
 ),
 
@@ -35,6 +37,7 @@ reports as (
     -- A report's area is its cell's LSOA as known in the report's month (as for incidents above).
     inner join {{ ref('int_cells_lsoas') }} as cell_lsoas
         on reports.h3_cell = cell_lsoas.h3_cell and cell_lsoas.lsoa_month <= reports.month
+    where {{ crimelake.quarter_month_filter('reports.month') }}
     group by 1, 2
 ),
 
@@ -51,6 +54,7 @@ care as (
         sum(case when indicator = 'early_help_assessments' then indicator_count end) as early_help_assessments,
         sum(case when is_suppressed then 1 else 0 end) as social_care_values_suppressed
     from {{ ref('stg_social_care__indicators') }}
+    where {{ crimelake.quarter_month_filter('month') }}
     group by lsoa_code, quarter
 ),
 
