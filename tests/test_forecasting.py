@@ -70,6 +70,11 @@ def test_models_are_tracked_gated_and_forecast(gold):
     assert float(model_run.data.params["dispersion"]) >= 0
     inputs = model_run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name.startswith("fct_cell_month_counts@v")
+    # Every method's run names the same dataset, read in the backtest.
+    for r in runs:
+        [logged] = client.get_run(r.info.run_id).inputs.dataset_inputs
+        assert logged.dataset.digest == inputs[0].dataset.digest
+        assert {t.key: t.value for t in logged.tags}["mlflow.data.context"] == "backtest"
     artifacts = {a.path for a in client.list_artifacts(model_run.info.run_id)}
     assert {"feature_importance.json", "pai_by_coverage.png", "promotion.json", "model_card.md", "fairness.md",
             "fairness.json"} <= artifacts
