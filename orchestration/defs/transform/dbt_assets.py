@@ -130,11 +130,30 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, arg
     _emit_lineage(settings, context.run_id, materialized)
 
 
+def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
+    """The first and last month of the run's partition range (an unpartitioned step reads them from the run's
+    tags), or None for a run without months."""
+    tags = context.run.tags
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    return (first, last) if first else None
+
+
 def _build_whole(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
                  config: DbtBuildConfig):
-    """Seeds and table models: rebuilt whole, every month they read, whatever the run's months."""
+    """Seeds and table models: rebuilt whole, every month they read, whatever the run's months. In a run over
+    months they are told those months: a model rebuilt by quarter (fct_area_quarter_indicators) rebuilds theirs,
+    and the tests of monthly models that run here read them."""
     settings = _bronze_ready(context, lake)
-    yield from _build(context, dbt, settings, ["build", "--full-refresh"] if config.full_refresh else ["build"])
+    months = None if config.full_refresh else run_months(context)
+    if config.full_refresh:
+        args = ["build", "--full-refresh"]
+    elif months:
+        args = ["build", "--vars", json.dumps({"month_from": months[0], "month_to": months[1],
+                                               "check_from": months[0]})]
+    else:
+        args = ["build"]
+    yield from _build(context, dbt, settings, args)
 
 
 # Three steps, in the order of their dependencies: seeds, the monthly models (which read them), the table models
@@ -178,7 +197,8 @@ def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
             dbt.cli(["build", "--exclude-resource-type", "test", "--vars",
                      json.dumps({"month_from": a, "month_to": b})], context=context).wait()
         a, b = chunks[-1]
-        args = ["build", "--vars", json.dumps({"month_from": a, "month_to": b})]
+        # The tests read every month the run built (check_from, dbt_project/macros/checked_months.sql).
+        args = ["build", "--vars", json.dumps({"month_from": a, "month_to": b, "check_from": first})]
     yield from _build(context, dbt, settings, args)
 
 
