@@ -8,6 +8,7 @@ from crimelake import release
 from orchestration.defs.automation import checked_eager
 from orchestration.defs.serve.public import PUBLIC_ASSETS
 from orchestration.defs.transform.coverage import COVERAGE_KEY
+from orchestration.defs.transform.dbt_assets import run_months
 from orchestration.defs.transform.gold import GOLD_ASSETS
 from orchestration.lib.resources import LakeResource
 
@@ -28,7 +29,7 @@ RELEASE_KEY = dg.AssetKey(["lake", "release"])
 )
 def lake_release(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     settings = lake.settings()
-    months = run_months(context.run.tags)
+    months = "..".join(run_months(context) or ())
     r = release.publish(settings, context.run_id, months)
     context.log.info(f"release {r.release_id}: {len(r.versions)} tables "
                      + ", ".join(f"{k}@v{v}" for k, v in r.versions.items()))
@@ -37,13 +38,6 @@ def lake_release(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
         "tables": dg.MetadataValue.json(r.versions),
         "releases_table": dg.MetadataValue.path(str(release.releases_path(settings))),
     })
-
-
-def run_months(tags: dict[str, str]) -> str:
-    """The months a run covered, as `first..last` ("" for a run over no months)."""
-    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    last = tags.get("dagster/asset_partition_range_end") or first
-    return f"{first}..{last}" if first else ""
 
 
 @dg.definitions
