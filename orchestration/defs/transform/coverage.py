@@ -42,8 +42,8 @@ def status_check(name: str, ledger, status: str) -> dg.AssetCheckResult:
     description="Coverage ledger `lake/gold/coverage` (dbt mart `marts.fct_coverage`): one row per incident source, "
                 "force and expected month with status complete, partial or missing, rows, geocoded and LSOA shares, "
                 "the force's trailing median and volume ratio, and flags (missing, partial, series_break, "
-                "category_drop:<slug>, low_geocoding). Partitioned by month, replaced whole on each run (a new "
-                "month changes the expected span and the trailing medians). Forecasting treats a force-month "
+                "category_drop:<slug>, low_geocoding). Not partitioned: replaced whole on each run (a new month "
+                "changes the expected span and the trailing medians). Forecasting treats a force-month "
                 "with no complete source as unknown, never zero.",
 )
 def coverage(context: dg.AssetExecutionContext, lake: LakeResource):
