@@ -81,9 +81,32 @@ def _indicator_digest(panel: Panel, context: Context, quarter: str) -> str:
     return cache[key]
 
 
-def _counts(h, m: np.ndarray) -> None:
-    # Counts are whole numbers (NaN where unobserved): single precision holds them exactly, in half the bytes.
-    _array(h, m.astype(np.float32))
+def _prefix_digests(panel: Panel, name: tuple, matrix: np.ndarray) -> np.ndarray:
+    """Per cell and month m, one 64-bit digest of the cell's values in months 0..m: pandas' vectorised hashing
+    chained month by month, computed once per panel. An origin then hashes one digest per cell of its study area
+    rather than every month before it (twelve origins of a national panel re-read the whole history otherwise);
+    a new month extends the chains and leaves the earlier digests as they were."""
+    cache = panel.cache()
+    key = ("prefix_digests", *name)
+    if key not in cache:
+        n, months = matrix.shape
+        out = np.empty((n, months), dtype=np.uint64)
+        chain = np.zeros(n, dtype=np.uint64)
+        for m in range(months):
+            step = pd.DataFrame({"before": chain, "value": np.ascontiguousarray(matrix[:, m])})
+            chain = pd.util.hash_pandas_object(step, index=False).to_numpy()
+            out[:, m] = chain
+        cache[key] = out
+    return cache[key]
+
+
+def _through(h, panel: Panel, name: tuple, matrix: np.ndarray, known: np.ndarray, last: int,
+             label: str | None = None) -> None:
+    """Hash the values of the ``known`` cells in months 0..``last`` (nothing when ``last`` < 0), under ``label``
+    (default: the name)."""
+    _text(h, [label or "/".join(map(str, name)), f"through={last}"])
+    if last >= 0:
+        _array(h, _prefix_digests(panel, name, matrix)[known, last])
 
 
 def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Context | None,
@@ -97,18 +120,18 @@ def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Con
     _array(h, _cell_digests(panel)[known])
     _array(h, panel.area_km2[known])
     _array(h, panel.xy[known])
-    _array(h, np.packbits(panel.observed[known, : t + 1]))
+    _through(h, panel, ("observed",), panel.observed, known, t)
     for g in sorted(panel.counts):
-        _text(h, [g])
-        _counts(h, panel.counts[g][known, : t + 1])
+        # Counts are whole numbers (NaN where unobserved), hashed as single precision whatever the panel's dtype.
+        _through(h, panel, ("counts", g), panel.counts[g].astype(np.float32, copy=False), known, t)
     if context is None:
         _text(h, ["no context"])
         return h.hexdigest()
     al = context.aligned(panel)
     for part in ("stop_search", "outcomes"):
         for name in sorted(al[part]):
-            _text(h, [part, name])
-            _counts(h, al[part][name][known, :cut])
+            _through(h, panel, ("context", id(context), part, name), al[part][name].astype(np.float32, copy=False),
+                     known, cut - 1, label=f"{part}/{name}")
     _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut)[known], dtype=object)))
     _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(cut)))])
     return h.hexdigest()
