@@ -149,3 +149,99 @@ def test_cell_geometry_table_is_written_once_per_cell(tmp_path):
     lat, lon = h3.cell_to_latlng(cell)
     assert (table.loc[cell, "centre_latitude"], table.loc[cell, "centre_longitude"]) == (lat, lon)
     assert cell in table.loc[other, "neighbours_ring1"].split(",")
+
+
+def gold_equal(left: pa.Table, right: pa.Table) -> bool:
+    """Same columns (in any order), same types, same rows (in any order)."""
+    if set(left.column_names) != set(right.column_names) or left.num_rows != right.num_rows:
+        return False
+    right = right.select(left.column_names)
+    if [str(t) for t in right.schema.types] != [str(t) for t in left.schema.types]:
+        return False
+    return sorted_rows(right.cast(left.schema)).equals(sorted_rows(left))
+
+
+def run_events(settings, run_id: str, kind: str) -> list:
+    import dagster as dg
+
+    return [e.dagster_event for e in dg.DagsterInstance.get().all_logs(run_id)
+            if e.dagster_event and e.dagster_event.event_type_value == kind]
+
+
+def checks_of_run(settings, run_id: str) -> dict[str, bool]:
+    """Check name -> passed, for every asset check the run evaluated."""
+    out = {}
+    for e in run_events(settings, run_id, "ASSET_CHECK_EVALUATION"):
+        data = e.asset_check_evaluation_data
+        out[f"{data.asset_key.to_user_string()}:{data.check_name}"] = data.passed
+    return out
+
+
+def pipeline_home(root: Path, monkeypatch, engine_name: str, url: str | None = None):
+    """The small simulated landing ingested and transformed by the real pipeline on one engine; the home's
+    settings, the transform's result, its checks and the assets it materialized."""
+    from crimelake.config import Settings
+    from crimelake.pipeline import run_transform
+
+    for var in ("CRIMELAKE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SPARK_REMOTE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CRIMELAKE_ENGINE", engine_name)
+    if url:
+        monkeypatch.setenv("SPARK_REMOTE", url)
+    settings = Settings.from_env(root / engine_name).prepare()
+    generate(settings.landing, seed=11, forces=["bedfordshire", "city-of-london"], months=3, incidents=300,
+             defect_rate=0.0)
+    assert all(r.success for r in run_landed(settings))
+    tr = run_transform(settings)
+    materialized = {e.asset_key.to_user_string() for e in run_events(settings, tr.run_id, "ASSET_MATERIALIZATION")}
+    return settings, tr, checks_of_run(settings, tr.run_id), materialized
+
+
+def test_pipeline_on_spark_exports_the_same_gold_tables(tmp_path, monkeypatch):
+    """`crimelake run`'s path (ingest runs, then the transform job: dbt steps, gold exports, public tables) with
+    CRIMELAKE_ENGINE=spark against a Sail server gives the gold tables of a DuckDB run of the same landing, with the
+    same dbt checks evaluated and passing."""
+    from crimelake import lake
+
+    duck, duck_run, duck_checks, duck_assets = pipeline_home(tmp_path, monkeypatch, "duckdb")
+    assert duck_run.success and duck_run.failed_checks == [], duck_run.problems
+    with engine.sail_server(log=tmp_path / "sail.log") as url:
+        spark, spark_run, spark_checks, spark_assets = pipeline_home(tmp_path, monkeypatch, "spark", url)
+    assert spark_run.success and spark_run.failed_checks == [], (spark_run.problems, spark_run.failed_checks)
+
+    assert spark_checks == duck_checks and len(spark_checks) > 20
+    assert all(spark_checks.values()), [k for k, ok in spark_checks.items() if not ok]
+    assert spark_assets == duck_assets
+    # The marts were built on Spark (Delta tables under lake/spark), and gold was exported from them.
+    assert (spark.home / engine.SPARK_OUTPUT / "marts" / "fct_incidents" / "_delta_log").is_dir()
+    # Nothing on that path built the DuckDB warehouse.
+    assert not spark.warehouse.exists()
+    for table in ("fct_incidents", "fct_cell_month_counts", "dim_cells"):
+        # The two homes ingested the same files in runs of their own: only the ingest run ids differ.
+        expected, got = (t.drop_columns([c for c in t.column_names if c == "_ingest_run_id"])
+                         for t in (lake.read(duck.gold(table)), lake.read(spark.gold(table))))
+        assert expected.num_rows > 0, table
+        assert gold_equal(expected, got), (table, differing_rows(expected, got.select(expected.column_names)))
+    lineage = (spark.home / "lineage" / "openlineage.jsonl").read_text()
+    assert "spark/marts/fct_incidents" in lineage
+
+
+def test_spark_engine_without_spark_remote_fails_naming_it(tmp_path, monkeypatch):
+    from crimelake.config import Settings
+    from crimelake.pipeline import run_transform
+
+    for var in ("CRIMELAKE_HOME", "DAGSTER_HOME", "SPARK_REMOTE"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings.from_env(tmp_path / "home").prepare()
+    generate(settings.landing, seed=3, forces=["city-of-london"], months=1, incidents=50, defect_rate=0.0)
+    assert all(r.success for r in run_landed(settings))
+    monkeypatch.setenv("CRIMELAKE_ENGINE", "spark")
+    tr = run_transform(settings)
+    assert not tr.success
+    errors = []
+    for event in run_events(settings, tr.run_id, "STEP_FAILURE"):
+        error = event.event_specific_data.error
+        while error is not None:
+            errors.append(error.message)
+            error = error.cause
+    assert any("SPARK_REMOTE" in e and "Running dbt on Spark" in e for e in errors), errors

@@ -1,5 +1,6 @@
-"""Reading the dbt warehouse (DuckDB) into the lake: marts exported to gold Delta tables as record batch streams,
-so an export holds one batch in memory, never a whole mart."""
+"""Reading the dbt warehouse into the lake: marts exported to gold Delta tables as record batch streams, so an
+export holds one batch in memory, never a whole mart. The warehouse is the DuckDB file, or with
+CRIMELAKE_ENGINE=spark the Delta tables the Spark build wrote under lake/spark."""
 
 from __future__ import annotations
 
@@ -39,6 +40,50 @@ def export_mart(warehouse: Path, relation: str, path: Path, *, partition_column:
         return written, f"{months[0]}..{months[1]}"
     finally:
         con.close()
+
+
+def export_spark_mart(source: Path, path: Path, *, partition_column: str | None = None,
+                      months: tuple[str, str] | None = None) -> tuple[WriteResult, str]:
+    """`export_mart` from a mart the Spark build wrote as a Delta table (read with deltalake, streamed by batch):
+    the same partition-range semantics."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    if not table_exists(source):
+        raise FileNotFoundError(f"{source}: no Delta table; the Spark build has not built this mart")
+    dataset = DeltaTable(str(source)).to_pyarrow_dataset()
+
+    def rows(where=None):
+        return dataset.scanner(filter=where, batch_size=BATCH_ROWS).to_reader()
+
+    if partition_column is None:
+        return replace_table(path, rows()), "whole table"
+    whole = (months is None or not table_exists(path) or partitioning(path) != [partition_column]
+             or not same_schema(path, dataset.schema))
+    if whole:
+        return replace_table(path, rows(), partition_by=[partition_column]), "whole table"
+    column = ds.field(partition_column)
+    written = replace_months(path, rows((column >= months[0]) & (column <= months[1])), months,
+                             partition_column=partition_column)
+    return written, f"{months[0]}..{months[1]}"
+
+
+def export_engine_mart(settings, mart: str, path: Path, *, partition_column: str | None = None,
+                       months: tuple[str, str] | None = None):
+    """Export the mart `mart` of the engine's warehouse (CRIMELAKE_ENGINE) to `path`; returns the write, what was
+    replaced and the lineage dataset it was read from."""
+    from crimelake import lineage
+    from crimelake.engine import SPARK_OUTPUT, engine_from_env
+
+    if engine_from_env() == "spark":
+        source = settings.home / SPARK_OUTPUT / "marts" / mart
+        written, replaced = export_spark_mart(source, path, partition_column=partition_column, months=months)
+        from crimelake.lake import version
+
+        return written, replaced, lineage.delta(settings, source, version(source))
+    written, replaced = export_mart(settings.warehouse, f"marts.{mart}", path, partition_column=partition_column,
+                                    months=months)
+    return written, replaced, lineage.warehouse(settings, f"marts.{mart}")
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:

@@ -6,6 +6,10 @@ partitioned by month: a run over months M1..M2 passes them to dbt as vars (month
 months only, a few months per dbt invocation when the range is long. The seeds and the table models are one table
 each, rebuilt whole on every run, so they are not partitioned: the seeds run before the monthly models (which read
 them), the tables after (they read the monthly models). `full_refresh` rebuilds everything.
+
+With CRIMELAKE_ENGINE=spark the same steps run dbt-spark over Spark Connect (SPARK_REMOTE): the first dbt step of a
+run builds the whole project on Spark and each step reports its own nodes from that build (see
+orchestration.lib.spark_build for why a build on Sail is one full build per run).
 """
 
 import json
@@ -20,6 +24,7 @@ from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project, prepare_
 from orchestration.lib.dbt_checks import describe
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
+from orchestration.lib.spark_build import ensure_full_build, report
 
 WAREHOUSE_POOL = "warehouse"
 # The macro that configures a model rebuilt by month: the models calling it are the monthly-partitioned ones.
@@ -139,12 +144,36 @@ def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
     return (first, last) if first else None
 
 
+def on_spark(dbt: DbtCliResource) -> bool:
+    """Whether the step's dbt runs on Spark (the resource dbt_definitions built for CRIMELAKE_ENGINE=spark)."""
+    from crimelake.engine import TARGETS
+
+    return dbt.target == TARGETS["spark"]
+
+
+def _spark_step(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings):
+    """The step on Spark: the run's full build (made by whichever dbt step of the run comes first), this step's
+    nodes reported from it, lineage emitted for the models it reports."""
+    out = ensure_full_build(context, dbt, settings.home, dbt_project.manifest_path)
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    all_checks = {key for assets in DBT_ASSETS for key in assets.check_keys}
+    materialized = []
+    for event in report(context, out, manifest, TRANSLATOR, dbt_project, is_monthly, all_checks):
+        if isinstance(event, dg.Output) and event.output_name:
+            materialized.append(context.assets_def.keys_by_output_name[event.output_name])
+        yield event
+    _emit_lineage(settings, context.run_id, materialized, spark=True)
+
+
 def _build_whole(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
                  config: DbtBuildConfig):
     """Seeds and table models: rebuilt whole, every month they read, whatever the run's months. In a run over
     months they are told those months: a model rebuilt by quarter (fct_area_quarter_indicators) rebuilds theirs,
     and the tests of monthly models that run here read them."""
     settings = _bronze_ready(context, lake)
+    if on_spark(dbt):
+        yield from _spark_step(context, dbt, settings)
+        return
     months = None if config.full_refresh else run_months(context)
     if config.full_refresh:
         args = ["build", "--full-refresh"]
@@ -184,6 +213,9 @@ def crimelake_dbt_seeds(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
 def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
                          config: DbtBuildConfig):
     settings = _bronze_ready(context, lake)
+    if on_spark(dbt):
+        yield from _spark_step(context, dbt, settings)
+        return
     if config.full_refresh:
         args = ["build", "--full-refresh"]
     else:
@@ -235,11 +267,12 @@ def month_chunks(first: str, last: str, size: int) -> list[tuple[str, str]]:
     return [(months[i], months[min(i + size, len(months)) - 1]) for i in range(0, len(months), size)]
 
 
-def _emit_lineage(settings, run_id: str, keys) -> None:
+def _emit_lineage(settings, run_id: str, keys, spark: bool = False) -> None:
     """One OpenLineage event per dbt node built: its parents (bronze Delta tables or warehouse relations) in,
-    its warehouse relation out."""
+    its warehouse relation out. On Spark the relations are the Delta tables under lake/spark."""
     from crimelake import lake as delta
     from crimelake import lineage
+    from crimelake.engine import SPARK_OUTPUT
 
     manifest = json.loads(dbt_project.manifest_path.read_text())
     by_key = {}
@@ -253,6 +286,9 @@ def _emit_lineage(settings, run_id: str, keys) -> None:
             path = settings.bronze(src["source_name"], src["name"])
             return lineage.delta(settings, path, delta.version(path))
         node = manifest["nodes"][uid]
+        if spark:
+            path = settings.home / SPARK_OUTPUT / node["schema"] / node["name"]
+            return lineage.delta(settings, path, delta.version(path))
         return lineage.warehouse(settings, f"{node['schema']}.{node['name']}")
 
     for key in keys:
@@ -263,10 +299,22 @@ def _emit_lineage(settings, run_id: str, keys) -> None:
         lineage.emit(settings, "/".join(key.path), run_id, inputs=parents, outputs=[dataset(uid)])
 
 
+def dbt_resource(engine: str | None = None) -> DbtCliResource:
+    """The dbt of the engine (CRIMELAKE_ENGINE when not given): this environment's dbt on DuckDB's default
+    target, or the spark environment's dbt (dbt-spark) on the `spark` target."""
+    from crimelake.engine import TARGETS, engine_from_env, spark_tool
+
+    engine = engine or engine_from_env()
+    if engine != "spark":
+        return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE)
+    executable = spark_tool("dbt")
+    if executable is None:
+        raise RuntimeError("CRIMELAKE_ENGINE=spark needs dbt-spark: `make install` installs it in .venv-spark "
+                           "(or `UV_PROJECT_ENVIRONMENT=.venv-spark uv sync --extra spark`)")
+    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=executable,
+                          target=TARGETS["spark"])
+
+
 @dg.definitions
 def dbt_definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=DBT_ASSETS,
-        resources={"dbt": DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR),
-                                         dbt_executable=DBT_EXECUTABLE)},
-    )
+    return dg.Definitions(assets=DBT_ASSETS, resources={"dbt": dbt_resource()})

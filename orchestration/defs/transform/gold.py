@@ -12,7 +12,7 @@ from orchestration.defs.automation import checked_eager
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
-from orchestration.lib.warehouse import export_mart
+from orchestration.lib.warehouse import export_engine_mart
 
 # Mart -> the month column it is partitioned by (None: replaced whole).
 GOLD_MARTS = {
@@ -33,9 +33,9 @@ def export(context: dg.AssetExecutionContext, settings, mart: str, table: str, p
     from crimelake import lineage
 
     months = None if whole or not context.has_partition_key_range else tuple(context.partition_key_range)
-    written, replaced = export_mart(settings.warehouse, f"marts.{mart}", settings.gold(table),
-                                    partition_column=partition_column, months=months)
-    lineage.emit(settings, f"gold/{table}", context.run_id, inputs=[lineage.warehouse(settings, f"marts.{mart}")],
+    written, replaced, source = export_engine_mart(settings, mart, settings.gold(table),
+                                                   partition_column=partition_column, months=months)
+    lineage.emit(settings, f"gold/{table}", context.run_id, inputs=[source],
                  outputs=[lineage.delta(settings, written.path, written.version, written.rows)])
     context.log.info(f"exported marts.{mart} ({replaced}): {written.rows} rows to {written.path} "
                      f"(Delta version {written.version})")
