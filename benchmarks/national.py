@@ -18,7 +18,12 @@ is an upper bound on a single-pass build. With N <= 12 there is no month-12 comp
 reads the month's street CSVs, every column as text, and writes them with write_deltalake) runs on each incremental
 month; crimelake's rate is its street ingest step's (from the Dagster run's step statistics) on the same files.
 
-    python -m benchmarks.national [--months 36] [--forces all] [--home DIR] [--keep]
+After the last month, the dbt project is built once more on the national lake by each engine of `--engines`
+(default both): a full `dbt build` on DuckDB (`dbt_duckdb`) and on Spark through a local Sail server (`dbt_spark`,
+the server's memory counted in the stage's), each from empty, measured as the stages are and printed side by side
+(benchmarks/dbt_engines.py).
+
+    python -m benchmarks.national [--months 36] [--forces all] [--home DIR] [--keep] [--engines duckdb,spark]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.dbt_engines import compare_engines, parse_engines, print_engines
 from benchmarks.national_stages import StageFailed, measure
 
 STAGES = ("run", "models", "hotspots")
@@ -175,7 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-at", type=int, default=MODEL_MONTHS,
                    help="build this many months, time the next one for the comparison with the last month "
                         f"(default {MODEL_MONTHS}: the first month count at which the models can run)")
+    p.add_argument("--engines", default="duckdb,spark",
+                   help="after the build, a full dbt build of the lake on each of these engines (duckdb, spark), "
+                        "side by side; 'none' skips it")
     a = p.parse_args(argv)
+    try:
+        engines = parse_engines(a.engines)
+    except ValueError as e:
+        p.error(str(e))
+    if "spark" in engines:
+        from crimelake.engine import spark_tool
+
+        if spark_tool("sail") is None or spark_tool("dbt") is None:
+            p.error("--engines spark needs Sail and dbt-spark (`make install` puts them in .venv-spark); "
+                    "pass --engines duckdb to leave Spark out")
     if a.months < 3:
         p.error("--months must be at least 3 (hot spot tracking needs 3 months)")
     from rich.console import Console
@@ -200,12 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[dim]{time.strftime('%H:%M:%S')} +{time.perf_counter() - t_start:6.0f}s[/dim] {msg}")
 
     records: list[dict] = []
+    engine_records: list[dict] = []
 
     def write(targets: list[dict] | None) -> None:
         """The results so far; a run stopped part way leaves what it measured, marked incomplete."""
         result = {"months": a.months, "forces": len(forces or FORCES), "compare_at": a.compare_at,
                   "cpus": os.cpu_count(), "complete": targets is not None, "generate": gen, "stages": records,
-                  "targets": targets or [], "total_seconds": round(time.perf_counter() - t_start, 1)}
+                  "targets": targets or [], "engines": engine_records,
+                  "total_seconds": round(time.perf_counter() - t_start, 1)}
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2, default=str))
 
@@ -240,12 +261,19 @@ def main(argv: list[str] | None = None) -> int:
                 write(None)
                 say(f"  baseline {b['seconds_in_process']:8.1f}s  {b['rows']:,} street rows; crimelake street step "
                     f"{ing['street_step_seconds']}s: ratio {b['ingest_over_baseline']}")
+        if engines:
+            say(f"[bold]engines[/bold]: a full dbt build of the {a.months + 1}-month lake on {', '.join(engines)}")
+            engine_records += compare_engines(home, months, logs, engines, say)
+            write(None)
     except StageFailed as e:
         console.print(f"[red]{e}[/red]")
         return 1
     targets = evaluate(records, a.months, a.compare_at)
     write(targets)
     _print_table(console, [r for r in records if r["stage"] != "baseline"], targets)
+    if engine_records:
+        pipeline_dbt = sum(r.get("layers", {}).get("dbt", 0.0) for r in records if r["stage"] == "run")
+        print_engines(console, engine_records, pipeline_dbt)
     console.print(f"Results written to {RESULTS}" + (f"; work folder kept at {work}" if a.keep else ""))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
