@@ -36,6 +36,20 @@ def engine_from_env() -> str:
     return engine
 
 
+def describe(engine: str | None = None) -> str:
+    """One line naming the engine dbt runs on (CRIMELAKE_ENGINE when not given) and where it builds; on Spark a
+    clear error when SPARK_REMOTE, the server's Spark Connect URL, is not set."""
+    engine = engine or engine_from_env()
+    if engine == "duckdb":
+        return "DuckDB (the warehouse file <home>/warehouse/crimelake.duckdb)"
+    url = os.environ.get("SPARK_REMOTE", "").strip()
+    if not url:
+        raise RuntimeError("CRIMELAKE_ENGINE=spark needs SPARK_REMOTE, the Spark Connect URL of a running server "
+                           "(for example sc://127.0.0.1:50051 for a local Sail server): see the README section "
+                           "'Running dbt on Spark'")
+    return f"Spark at {url} (Delta tables under <home>/{SPARK_OUTPUT.as_posix()}, one full build per run)"
+
+
 # `make install` puts the spark extra in an environment of its own beside the project's: with the Spark Connect
 # client importable, great-expectations and MLflow probe for a Spark session and can end the process.
 SPARK_ENV = Path(__file__).resolve().parents[1] / ".venv-spark"

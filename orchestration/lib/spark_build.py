@@ -21,7 +21,6 @@ from typing import Any
 
 import dagster as dg
 
-README_SECTION = "Running dbt on Spark"
 FAILED = {"error", "fail", "runtime error", "skipped"}
 # Node rank: the step that builds it (seeds, then models rebuilt by month, then table models).
 SEEDS, MONTHLY, TABLES = 0, 1, 2
@@ -29,12 +28,10 @@ SEEDS, MONTHLY, TABLES = 0, 1, 2
 
 def require_spark_remote() -> str:
     """SPARK_REMOTE (the Spark Connect URL dbt-spark connects to); a clear error when it is not set."""
-    url = os.environ.get("SPARK_REMOTE", "").strip()
-    if not url:
-        raise RuntimeError(
-            "CRIMELAKE_ENGINE=spark needs SPARK_REMOTE, the Spark Connect URL of a running server (for example "
-            f"sc://127.0.0.1:50051 for a local Sail server): see the README section '{README_SECTION}'")
-    return url
+    from crimelake.engine import describe
+
+    describe("spark")
+    return os.environ["SPARK_REMOTE"].strip()
 
 
 def build_dir(home: Path, run_id: str) -> Path:
