@@ -23,8 +23,7 @@ def test_describe_names_the_engine_and_requires_spark_remote(monkeypatch):
 
 
 def test_dbt_resource_follows_the_engine(monkeypatch):
-    from orchestration.defs.transform.dbt_assets import dbt_resource
-    from orchestration.lib.dbt import DBT_EXECUTABLE
+    from orchestration.lib.dbt import DBT_EXECUTABLE, dbt_resource
 
     duck = dbt_resource("duckdb")
     assert duck.dbt_executable == DBT_EXECUTABLE and duck.target is None  # the profile's default target

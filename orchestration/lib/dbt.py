@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
@@ -84,3 +84,19 @@ def prepare_if_dev(manifest: Path | None = None, project_dir: Path = DBT_DIR) ->
 
 
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+
+
+def dbt_resource(engine: str | None = None) -> DbtCliResource:
+    """The dbt of the engine (CRIMELAKE_ENGINE when not given): this environment's dbt on DuckDB's default
+    target, or the spark environment's dbt (dbt-spark) on the `spark` target."""
+    from crimelake.engine import TARGETS, engine_from_env, spark_tool
+
+    engine = engine or engine_from_env()
+    if engine != "spark":
+        return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE)
+    executable = spark_tool("dbt")
+    if executable is None:
+        raise RuntimeError("CRIMELAKE_ENGINE=spark needs dbt-spark: `make install` installs it in .venv-spark "
+                           "(or `UV_PROJECT_ENVIRONMENT=.venv-spark uv sync --extra spark`)")
+    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=executable,
+                          target=TARGETS["spark"])

@@ -26,6 +26,13 @@ FAILED = {"error", "fail", "runtime error", "skipped"}
 SEEDS, MONTHLY, TABLES = 0, 1, 2
 
 
+def on_spark(dbt) -> bool:
+    """Whether a dbt resource runs on Spark (the one `dbt_resource` makes for CRIMELAKE_ENGINE=spark)."""
+    from crimelake.engine import TARGETS
+
+    return dbt.target == TARGETS["spark"]
+
+
 def require_spark_remote() -> str:
     """SPARK_REMOTE (the Spark Connect URL dbt-spark connects to); a clear error when it is not set."""
     from crimelake.engine import describe

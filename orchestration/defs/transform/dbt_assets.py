@@ -20,11 +20,11 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.automation import checked_eager
-from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, dbt_project, prepare_if_dev
+from orchestration.lib.dbt import dbt_project, dbt_resource, prepare_if_dev
 from orchestration.lib.dbt_checks import describe
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
-from orchestration.lib.spark_build import ensure_full_build, report
+from orchestration.lib.spark_build import ensure_full_build, on_spark, report
 
 WAREHOUSE_POOL = "warehouse"
 # The macro that configures a model rebuilt by month: the models calling it are the monthly-partitioned ones.
@@ -144,16 +144,10 @@ def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
     return (first, last) if first else None
 
 
-def on_spark(dbt: DbtCliResource) -> bool:
-    """Whether the step's dbt runs on Spark (the resource dbt_definitions built for CRIMELAKE_ENGINE=spark)."""
-    from crimelake.engine import TARGETS
-
-    return dbt.target == TARGETS["spark"]
-
-
 def _spark_step(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings):
     """The step on Spark: the run's full build (made by whichever dbt step of the run comes first), this step's
-    nodes reported from it, lineage emitted for the models it reports."""
+    nodes reported from it, lineage emitted for the models it reports. The run's months and `full_refresh` do not
+    change what is built: every build on Sail is a full one."""
     out = ensure_full_build(context, dbt, settings.home, dbt_project.manifest_path)
     manifest = json.loads(dbt_project.manifest_path.read_text())
     all_checks = {key for assets in DBT_ASSETS for key in assets.check_keys}
@@ -297,22 +291,6 @@ def _emit_lineage(settings, run_id: str, keys, spark: bool = False) -> None:
             continue
         parents = [dataset(p) for p in manifest["parent_map"].get(uid, []) if p.startswith(("source.", "model.", "seed."))]
         lineage.emit(settings, "/".join(key.path), run_id, inputs=parents, outputs=[dataset(uid)])
-
-
-def dbt_resource(engine: str | None = None) -> DbtCliResource:
-    """The dbt of the engine (CRIMELAKE_ENGINE when not given): this environment's dbt on DuckDB's default
-    target, or the spark environment's dbt (dbt-spark) on the `spark` target."""
-    from crimelake.engine import TARGETS, engine_from_env, spark_tool
-
-    engine = engine or engine_from_env()
-    if engine != "spark":
-        return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE)
-    executable = spark_tool("dbt")
-    if executable is None:
-        raise RuntimeError("CRIMELAKE_ENGINE=spark needs dbt-spark: `make install` installs it in .venv-spark "
-                           "(or `UV_PROJECT_ENVIRONMENT=.venv-spark uv sync --extra spark`)")
-    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=executable,
-                          target=TARGETS["spark"])
 
 
 @dg.definitions
