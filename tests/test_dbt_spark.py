@@ -245,3 +245,31 @@ def test_spark_engine_without_spark_remote_fails_naming_it(tmp_path, monkeypatch
             errors.append(error.message)
             error = error.cause
     assert any("SPARK_REMOTE" in e and "Running dbt on Spark" in e for e in errors), errors
+
+
+SESSIONS_SCRIPT = """
+import sys
+from pyspark.sql import SparkSession
+
+first = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+first.sql("create schema if not exists marts")
+first.sql(f"create table marts.t using delta location '{sys.argv[2]}' as select 1 as a")
+second = SparkSession.builder.remote(sys.argv[1]).create()
+print(first.catalog.databaseExists("marts"), second.catalog.databaseExists("marts"))
+"""
+
+
+def test_sail_keeps_its_catalog_per_session(tmp_path):
+    """Why a Spark build on Sail is one dbt invocation per run (orchestration.lib.spark_build): a second Spark
+    session on the same server does not see a schema the first created. When this fails, Sail shares its catalog
+    across sessions and the dbt steps could each run their own build on one long-lived server."""
+    python = engine.SPARK_ENV / "bin" / "python"
+    if not python.exists():
+        pytest.skip("the Spark environment (.venv-spark) has no Python of its own here")
+    with engine.sail_server(log=tmp_path / "sail.log") as url:
+        script = tmp_path / "sessions.py"
+        script.write_text(SESSIONS_SCRIPT)
+        proc = subprocess.run([str(python), str(script), url, str(tmp_path / "t")],
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["True", "False"]
