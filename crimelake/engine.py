@@ -103,7 +103,8 @@ def sail_server(port: int | None = None, *, mode: str = "local", log: Path | Non
 
     `mode` is SAIL_MODE. Sail 0.7.2 in `local-cluster` mode fails to write a table selected from a Delta table of
     a single file through any scalar function ("ExtendedScalarUdf: no UDF found for md5"), so `local` is the
-    default; the catalog (which tables exist) lives as long as the server, so incremental runs need one server."""
+    default. The catalog (which tables exist) lives as long as one Spark session, not the server: a second session,
+such as the next dbt invocation, sees none of the first one's tables (tests/test_dbt_spark.py checks it)."""
     port = port or free_port()
     env = {**os.environ, "SAIL_MODE": mode}
     workdir = Path(tempfile.mkdtemp(prefix="sail-"))
