@@ -151,11 +151,14 @@ def _run(settings: Settings, summary: Summary, months: list[str] | None, everyth
     """Ingest what changed (one Dagster run per month), then dbt and the gold exports over the months loaded but
     not yet through a successful transform (those of an earlier run that was stopped or failed included)."""
     from crimelake import lake
+    from crimelake.engine import describe
     from crimelake.pipeline import pending, run_landed, run_transform, untransformed_months
 
     try:
+        # Said first, so a Spark engine without its server stops the command before anything is ingested.
+        console.print(f"dbt engine: {describe()}")
         todo = pending(settings, months=months, everything=everything)
-    except ValueError as e:
+    except (RuntimeError, ValueError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     if todo:

@@ -79,3 +79,19 @@ def test_gold_export_reads_the_engines_marts(settings, monkeypatch):
     monkeypatch.setenv("CRIMELAKE_ENGINE", "duckdb")
     with pytest.raises(Exception, match="crimelake.duckdb|fct_cell_month_counts"):
         export_engine_mart(settings, "fct_cell_month_counts", settings.gold("other"))  # no warehouse built
+
+
+def test_crimelake_run_on_spark_without_its_server_stops_before_ingesting(settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from crimelake.cli import app
+    from crimelake.simulate import generate
+
+    generate(settings.landing, seed=3, forces=["city-of-london"], months=1, incidents=20, defect_rate=0)
+    monkeypatch.setenv("CRIMELAKE_ENGINE", "spark")
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    result = CliRunner().invoke(app, ["run", "--home", str(settings.home)])
+    assert result.exit_code == 2 and "needs SPARK_REMOTE" in result.output, result.output
+    assert not lake.table_exists(settings.bronze("police_uk", "street"))
+    monkeypatch.setenv("CRIMELAKE_ENGINE", "duckdb")
+    assert "dbt engine: DuckDB" in CliRunner().invoke(app, ["run", "--home", str(settings.home)]).output
