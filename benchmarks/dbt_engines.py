@@ -31,8 +31,9 @@ def scratch_home(home: Path, engine: str) -> Path:
     return scratch
 
 
-def bronze_rows(home: Path) -> int:
-    """Rows of the bronze incident tables, from their Delta logs (what the build reads, for a rate)."""
+def bronze_rows(home: Path, through: str | None = None) -> int:
+    """Rows of the bronze incident tables (of the months up to ``through``, when given), from their Delta logs
+    (what the build reads, for a rate)."""
     from deltalake import DeltaTable
 
     from crimelake.engine import INCIDENT_TABLES
@@ -42,16 +43,22 @@ def bronze_rows(home: Path) -> int:
         path = home / "lake" / "bronze" / source / entity
         if DeltaTable.is_deltatable(str(path)):
             actions = DeltaTable(str(path)).get_add_actions(flatten=True)
-            total += int(sum(n or 0 for n in actions.column("num_records").to_pylist()))
+            months = (actions.column("partition.month").to_pylist() if "partition.month" in actions.column_names
+                      else [None] * actions.num_rows)
+            total += int(sum(n or 0 for n, m in zip(actions.column("num_records").to_pylist(), months, strict=True)
+                             if through is None or m is None or m <= through))
     return total
 
 
-def _dbt(executable: str, scratch: Path, target: str, env: dict[str, str]) -> dict:
+def _dbt(executable: str, scratch: Path, target: str, env: dict[str, str], through: str | None = None) -> dict:
     from orchestration.lib.dbt import DBT_DIR
 
     out = scratch / "dbt"
     command = [executable, "build", "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR),
                "--target", target, "--target-path", str(out / "target"), "--log-path", str(out / "logs")]
+    if through:
+        # A first build with a month range holds every month up to its end (crimelake.month_filter).
+        command += ["--vars", json.dumps({"month_from": through, "month_to": through})]
     started = time.perf_counter()
     with (scratch / "dbt.log").open("wb") as log:
         code = subprocess.run(command, cwd=DBT_DIR, stdout=log, stderr=subprocess.STDOUT,
@@ -67,15 +74,17 @@ def _dbt(executable: str, scratch: Path, target: str, env: dict[str, str]) -> di
     return {"dbt_seconds": round(seconds, 1), "nodes": len(results), "statuses": dict(statuses), "failed": failed}
 
 
-def dbt_full_build(home: Path, engine: str) -> dict:
-    """A full `dbt build` of the home's bronze on `engine` (duckdb or spark), in a scratch home; what it did."""
+def dbt_full_build(home: Path, engine: str, through: str | None = None) -> dict:
+    """A full `dbt build` of the home's bronze on `engine` (duckdb or spark), in a scratch home, of every month or
+    of the months up to ``through``; what it did."""
     from crimelake import engine as engines
     from orchestration.lib.dbt import DBT_EXECUTABLE
 
     scratch = scratch_home(home, engine)
-    rows = bronze_rows(home)
+    rows = bronze_rows(home, through)
     if engine == "duckdb":
-        return {"rows": rows, "engine": engine, **_dbt(DBT_EXECUTABLE, scratch, engines.TARGETS[engine], {})}
+        return {"rows": rows, "engine": engine, "through": through,
+                **_dbt(DBT_EXECUTABLE, scratch, engines.TARGETS[engine], {}, through)}
     if engine != "spark":
         raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
     dbt = engines.spark_tool("dbt")
@@ -86,8 +95,9 @@ def dbt_full_build(home: Path, engine: str) -> dict:
     cells = engines.write_cell_geometry(scratch)
     geometry_seconds = time.perf_counter() - started
     with engines.sail_server(log=scratch / "sail.log") as url:
-        built = _dbt(dbt, scratch, engines.TARGETS[engine], {"SPARK_REMOTE": url})
-    return {"rows": rows, "engine": engine, "cells": cells, "geometry_seconds": round(geometry_seconds, 1), **built}
+        built = _dbt(dbt, scratch, engines.TARGETS[engine], {"SPARK_REMOTE": url}, through)
+    return {"rows": rows, "engine": engine, "through": through, "cells": cells,
+            "geometry_seconds": round(geometry_seconds, 1), **built}
 
 
 def parse_engines(text: str) -> list[str]:
@@ -102,14 +112,17 @@ def parse_engines(text: str) -> list[str]:
     return engines
 
 
-def compare_engines(home: Path, months: list[str], logs: Path, engines: list[str], say) -> list[dict]:
-    """A full dbt build of the home's lake on each engine, measured as a stage (wall time, peak memory of the
-    process tree, Sail's included)."""
+def compare_engines(home: Path, months: list[str], logs: Path, engines: list[str], say,
+                    through: str | None = None) -> list[dict]:
+    """A full dbt build of the home's lake (its months up to ``through``, when given) on each engine, measured as a
+    stage (wall time, peak memory of the process tree, Sail's included)."""
     from benchmarks.national_stages import measure
 
     out = []
+    if through:
+        months = [m for m in months if m <= through]
     for engine in engines:
-        r = measure(ENGINE_STAGES[engine], home, months, logs) | {"phase": "engines"}
+        r = measure(ENGINE_STAGES[engine], home, months, logs, {"through": through}) | {"phase": "engines"}
         out.append(r)
         say(f"  {r['stage']:<10} {r['seconds']:8.1f}s  peak {r['peak_rss_mb']:6,} MB  dbt {r['dbt_seconds']:.1f}s, "
             f"{r['nodes']} nodes {r['statuses']}")
@@ -130,3 +143,40 @@ def print_engines(console, records: list[dict], pipeline_dbt: float | None) -> N
     console.print(t)
     if pipeline_dbt is not None:
         console.print(f"dbt steps of the pipeline's own runs (DuckDB, by month): {pipeline_dbt:,.1f}s in all")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.dbt_engines --home HOME`: the engine comparison alone, on a home already built (for
+    example the national benchmark's, kept with --keep); results in bench-results/engines.json."""
+    import argparse
+
+    from rich.console import Console
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dbt_engines", description=main.__doc__.split("\n\n")[0])
+    p.add_argument("--home", type=Path, required=True, help="a crimelake home with bronze tables")
+    p.add_argument("--engines", default="duckdb,spark", help="comma-separated engines (duckdb, spark)")
+    p.add_argument("--through", help="build only the months up to this one (YYYY-MM), as a first build of them")
+    a = p.parse_args(argv)
+    from deltalake import DeltaTable
+
+    street = a.home / "lake" / "bronze" / "police_uk" / "street"
+    if not DeltaTable.is_deltatable(str(street)):
+        p.error(f"{a.home} has no bronze street table: build the home first")
+    months = sorted({m for m in DeltaTable(str(street)).get_add_actions(flatten=True)
+                     .column("partition.month").to_pylist() if m})
+    console = Console()
+    records = compare_engines(a.home, months, a.home.parent / "engine-logs", parse_engines(a.engines),
+                              lambda msg: console.print(msg), through=a.through)
+    print_engines(console, records, None)
+    out = Path("bench-results") / "engines.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"home": str(a.home), "through": a.through, "cpus": os.cpu_count(),
+                               "records": records}, indent=2, default=str))
+    console.print(f"Results written to {out}")
+    return 0 if all(not r.get("failed") for r in records) else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engines", default="duckdb,spark",
                    help="after the build, a full dbt build of the lake on each of these engines (duckdb, spark), "
                         "side by side; 'none' skips it")
+    p.add_argument("--engine-months", type=int, default=0,
+                   help="build only the first N months of the lake on each engine (default 0: every month)")
     a = p.parse_args(argv)
     try:
         engines = parse_engines(a.engines)
@@ -262,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  baseline {b['seconds_in_process']:8.1f}s  {b['rows']:,} street rows; crimelake street step "
                     f"{ing['street_step_seconds']}s: ratio {b['ingest_over_baseline']}")
         if engines:
-            say(f"[bold]engines[/bold]: a full dbt build of the {a.months + 1}-month lake on {', '.join(engines)}")
-            engine_records += compare_engines(home, months, logs, engines, say)
+            through = months[a.engine_months - 1] if 0 < a.engine_months <= len(months) else None
+            say(f"[bold]engines[/bold]: a full dbt build of the lake"
+                f"{f' to {through}' if through else f' ({a.months + 1} months)'} on {', '.join(engines)}")
+            engine_records += compare_engines(home, months, logs, engines, say, through=through)
             write(None)
     except StageFailed as e:
         console.print(f"[red]{e}[/red]")

@@ -156,7 +156,7 @@ def run_stage(stage: str, home: Path, months: list[str], extra: dict) -> dict:
     if stage == "baseline":
         return _baseline(settings, months[0], Path(extra["out"]))
     if stage in ENGINE_STAGES.values():
-        return dbt_full_build(settings.home, stage.removeprefix("dbt_"))
+        return dbt_full_build(settings.home, stage.removeprefix("dbt_"), extra.get("through"))
     raise ValueError(f"unknown stage {stage!r}")
 
 

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from crimelake import engine
+from crimelake import engine, lake
 from crimelake.pipeline import run_landed
 from crimelake.simulate import generate
 from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE
@@ -273,3 +273,24 @@ def test_sail_keeps_its_catalog_per_session(tmp_path):
                               capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[-2:] == ["True", "False"]
+
+
+def test_the_benchmarks_engine_builds_cover_the_months_asked_on_both_engines(small_lake):
+    """The national benchmark's engine stages: a full build of the same bronze on each engine, in scratch homes,
+    here of the first month only."""
+    from benchmarks.dbt_engines import bronze_rows, dbt_full_build
+
+    home = small_lake.home.resolve()
+    first = sorted(lake.read(small_lake.bronze("police_uk", "street"), columns=["month"])
+                   .column("month").unique().to_pylist())[0]
+    builds = {e: dbt_full_build(home, e, through=first) for e in ("duckdb", "spark")}
+    for e, b in builds.items():
+        assert b["failed"] == [] and b["nodes"] > 100, (e, b)
+    assert builds["duckdb"]["nodes"] == builds["spark"]["nodes"]
+    assert 0 < builds["duckdb"]["rows"] == bronze_rows(home, first) < bronze_rows(home)
+    con = duckdb.connect(str(home.parent / "dbt-duckdb" / "warehouse" / "crimelake.duckdb"), read_only=True)
+    try:
+        assert con.execute("select distinct month from marts.fct_incidents").fetchall() == [(first,)]
+    finally:
+        con.close()
+    assert set(spark_mart(home.parent / "dbt-spark", "fct_incidents").column("month").to_pylist()) == {first}
