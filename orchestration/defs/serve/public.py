@@ -24,6 +24,7 @@ from crimelake.disclosure_check import audit_values, recoverable
 from crimelake.forecasting import GROUPS
 from orchestration.defs.automation import checked_eager
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
+from orchestration.defs.transform.dbt_assets import run_months as run_tag_months
 from orchestration.defs.transform.gold import GOLD_MARTS
 from orchestration.lib.partitions import monthly_partitions
 from orchestration.lib.resources import LakeResource
@@ -232,7 +233,9 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
     def _public(context: dg.AssetExecutionContext, lake: LakeResource):
         settings = lake.settings()
         target = settings.lake / "public" / name
-        months = None if whole else run_months(context)
+        # A table from a whole-table gold export has no partitions of its own; in a run over months it still
+        # rewrites only the periods of those months (from the run's tags), else every period.
+        months = run_tag_months(context) if whole else run_months(context)
         span = None if months is None else period_span(months, spec.period)
         cells = None
         if spec.uses_cells and delta.table_exists(settings.gold("dim_cells")):
