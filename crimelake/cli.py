@@ -572,6 +572,7 @@ def ui(
     from orchestration.lib.dbt import ensure_manifest
 
     ensure_manifest()  # parsed here if stale, so the code server and run workers read it as it is
+    settings.dagster_instance().dispose()  # its storage created here, before the webserver and daemon open it
     from crimelake.supervise import run_supervised
 
     # A child rather than exec: `dagster dev` ignores SIGTERM, so this process turns Ctrl-C and SIGTERM into the

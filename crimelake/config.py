@@ -134,6 +134,24 @@ class Settings:
         except ValueError:
             return path.resolve().as_posix()
 
+    def dagster_instance(self):
+        """The home's Dagster instance. Its SQLite storage is created once, under a file lock: two processes creating
+        it at once (a command and the UI, or a command and a test reading the instance) can both stamp the schema
+        version, and every later open then fails with "more than one head present"."""
+        import fcntl
+
+        import dagster as dg
+
+        self.prepare()
+        created = self.dagster_home / ".storage-created"
+        if not created.exists():
+            with open(self.dagster_home / ".storage.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not created.exists():
+                    dg.DagsterInstance.from_config(str(self.dagster_home)).dispose()
+                    created.touch()
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
+
     def prepare(self) -> Settings:
         """Create the home's folders and point every tool's state into it, with telemetry off."""
         for p in (self.landing, self.lake, self.dagster_home, self.warehouse.parent, self.mlflow_artifacts):

@@ -50,7 +50,7 @@ def execute(factory: Callable[[], dg.JobDefinition], settings, *, partition_key:
             asset_selection: list[dg.AssetKey] | None = None, tags: dict[str, str] | None = None):
     """One run of `factory`'s job (`ingest_job` or `training_job`) for one partition in the home's Dagster
     instance; the run's result (`success`, `run_id`, events)."""
-    settings.prepare()  # points DAGSTER_HOME (and what the step processes read) at the home
-    return dg.execute_job(dg.reconstructable(factory), instance=dg.DagsterInstance.get(),
+    # The home's instance; DAGSTER_HOME (what the step processes read) points at the home.
+    return dg.execute_job(dg.reconstructable(factory), instance=settings.dagster_instance(),
                           asset_selection=asset_selection, tags={"dagster/partition": partition_key, **(tags or {})},
                           raise_on_error=False)

@@ -85,9 +85,7 @@ class Guard:
         self._install_signals()
         try:
             self._take_lock()
-            import dagster as dg
-
-            for r in recover_dead_runs(dg.DagsterInstance.get()):
+            for r in recover_dead_runs(self.settings.dagster_instance()):
                 self.say(r.line())
         except BaseException:
             self._restore_signals()
@@ -175,9 +173,8 @@ class Guard:
 
     # -- the watcher ----------------------------------------------------------------------------------------------
     def _watch(self) -> None:
-        import dagster as dg
 
-        instance = dg.DagsterInstance.get()
+        instance = self.settings.dagster_instance()
         stop_at: float | None = None
         waiting: tuple[str, float, float] | None = None  # run id, since, last said
         while not self._done.is_set():

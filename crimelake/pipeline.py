@@ -40,7 +40,6 @@ class MonthRun:
 def _job(settings: Settings, name: str):
     """A job of the code location and the home's Dagster instance, with the home prepared and the dbt manifest
     built first (loading the definitions needs it)."""
-    import dagster as dg
 
     from orchestration.lib.dbt import ensure_manifest
 
@@ -48,17 +47,16 @@ def _job(settings: Settings, name: str):
     ensure_manifest()
     from orchestration.definitions import defs
 
-    return defs().resolve_job_def(name), dg.DagsterInstance.get()
+    return defs().resolve_job_def(name), settings.dagster_instance()
 
 
 def pending(settings: Settings, *, months: list[str] | None = None, everything: bool = False) -> dict[str, list]:
     """Month -> asset keys to materialize: months whose files changed since they were last loaded (or all)."""
-    import dagster as dg
 
     from orchestration.defs.ingest.automation import recorded_fingerprint, source_assets
     from orchestration.lib.partitions import monthly_partitions
 
-    instance = dg.DagsterInstance.get()
+    instance = settings.dagster_instance()
     valid = set(monthly_partitions.get_partition_keys())
     todo: dict[str, list] = {}
     for source, keys in source_assets().items():
@@ -199,8 +197,7 @@ def held_months(settings: Settings, months: list[str]) -> dict[str, list[str]]:
     from orchestration.defs.ingest.assets import HELD_BACK
     from orchestration.defs.ingest.automation import source_assets
 
-    settings.prepare()
-    instance = dg.DagsterInstance.get()
+    instance = settings.dagster_instance()
     wanted = set(months)
     held: dict[str, list[str]] = {}
     for source, keys in source_assets().items():
@@ -233,8 +230,7 @@ def untransformed_months(settings: Settings, months: list[str] | None = None) ->
 
     from orchestration.defs.ingest.automation import source_assets
 
-    settings.prepare()
-    instance = dg.DagsterInstance.get()
+    instance = settings.dagster_instance()
     loaded: dict[str, float] = {}
     for source, keys in source_assets().items():
         for month in landed_months(settings, source):

@@ -91,8 +91,8 @@ def _ask_mlflow(settings: Settings, p: dict) -> Hop:
     import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(settings.mlflow_uri)
-    client = MlflowClient()
+    # Runs and registry both in this home, whatever another caller in this process pointed MLflow at.
+    client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
     try:
         run = client.get_run(p["mlflow_run_id"])
     except mlflow.exceptions.MlflowException as e:

@@ -42,12 +42,9 @@ def _run(settings: Settings, **popen) -> subprocess.Popen:
 
 
 def _land(settings: Settings) -> None:
-    import dagster as dg
-
     generate(settings.landing, seed=11, forces=["city-of-london"], months=MONTHS, incidents=80, defect_rate=0)
-    # The instance's storage is created here, before any command starts: the test reads it while a command runs,
-    # and two processes creating a SQLite storage at once can both stamp its schema version.
-    dg.DagsterInstance.from_config(str(settings.dagster_home)).dispose()
+    # The test reads the instance while a command runs: both create its storage under one lock.
+    settings.dagster_instance().dispose()
 
 
 def _records_landed(settings: Settings) -> Counter:
@@ -72,7 +69,7 @@ def _rows(path) -> int:
 def _step_started(settings: Settings, prefix: str) -> bool:
     import dagster as dg
 
-    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    instance = settings.dagster_instance()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
         for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START):
             if (e.step_key or "").startswith(prefix):

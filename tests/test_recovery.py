@@ -42,9 +42,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _instance(settings: Settings):
-    import dagster as dg
-
-    return dg.DagsterInstance.from_config(str(settings.dagster_home))
+    return settings.dagster_instance()  # created under the same lock as the command's, which runs meanwhile
 
 
 def _police_zip(tmp_path: Path) -> Path:
@@ -184,3 +182,24 @@ def test_a_blocked_run_says_what_it_waits_for_gives_up_and_stops_on_sigterm(sett
     done = subprocess.run(_cli("run"), env=_env(settings), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Transform run" in done.stdout and "succeeded" in done.stdout
+
+
+def test_processes_opening_a_new_home_at_once_create_one_dagster_storage(tmp_path):
+    """Unlocked, two processes creating the SQLite storage together can both stamp its schema version, and every
+    later open of the instance fails ("more than one head present")."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env["CRIMELAKE_HOME"] = str(home)
+    code = ("import sys; from crimelake.config import Settings; "
+            "Settings.from_env(sys.argv[1]).dagster_instance().dispose()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(home)], env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    import sqlite3
+
+    for db in sorted((home / "dagster").rglob("*.db")):
+        with sqlite3.connect(db) as con:
+            heads = con.execute("select count(*) from alembic_version").fetchone()[0]
+        assert heads == 1, f"{db}: {heads} schema versions stamped"
+    assert Settings.from_env(home).dagster_instance().get_runs() == []

@@ -364,6 +364,22 @@ def test_trace_for_auditors_only(client, as_role, map_home):
     assert client.get("/api/trace/nonsense", headers=as_role("auditor")).status_code == 422
 
 
+def test_trace_reads_this_homes_registry_whatever_mlflow_was_pointed_at(client, as_role, map_home, tmp_path):
+    import mlflow
+
+    preds = lake.read(map_home.lake / "ml" / "predictions").to_pandas()
+    pid = preds.sort_values("rank")["prediction_id"].iloc[0]
+    before = mlflow.get_registry_uri()
+    # Another home trained in this process earlier: MLflow's process-wide registry points at its database.
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'other-home.db'}")
+    try:
+        # rehash: asked again rather than remembered from the test before
+        body = client.get(f"/api/trace/{pid}", params={"rehash": "true"}, headers=as_role("auditor")).json()
+    finally:
+        mlflow.set_registry_uri(before)
+    assert body["verified"] is True, [h for h in body["hops"] if not h["ok"]]
+
+
 def test_audit_log_and_key_list(client, as_role):
     assert client.get("/api/audit", headers=as_role("analyst")).status_code == 403
     client.get("/api/layers/emerging")  # a refusal to find
