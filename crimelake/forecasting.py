@@ -269,7 +269,9 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     result = backtest(panel, group, months=months, context=context, progress=progress,
                       cache=origin_cache(settings), feature_cache=features, horizon=h,
                       intervened=intervened if intervened.any() else None)
-    nxt = forecast(panel, group, context=context, feature_cache=features, horizon=h)
+    # The production model's intervals: the last origin's out-of-time residuals, the months its features read.
+    nxt = forecast(panel, group, context=context, feature_cache=features, horizon=h,
+                   dispersion=result.residual_dispersion)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
     if force:

@@ -26,7 +26,7 @@ import pandas as pd
 from ml.backtest_cache import OriginCache, origin_key
 from ml.baselines import BASELINES
 from ml.features import Context, data_cut
-from ml.intervals import LEVEL, baseline_dispersion, coverage, interval
+from ml.intervals import LEVEL, baseline_dispersion, coverage, fit_dispersion, interval
 from ml.metrics import LOWER_IS_BETTER, score, top_cells
 from ml.model import TrainedModel, default_train_months, train
 from ml.panel import Panel
@@ -36,6 +36,8 @@ MIN_HISTORY = 3
 # Scores again without the cells under an active intervention: a fall an intervention caused is not the forecast's
 # skill. The headline ranking scores and the count deviance.
 EXCL_INTERVENTIONS = "_excl_interventions"
+# Kept with an origin's model row (and in the origin cache), not a score: the model's out-of-time dispersion there.
+RESIDUAL = "residual_dispersion"
 EXCL_METRICS = ("pei_star_5", "pai_5", "hit_rate_5", "deviance")
 
 
@@ -53,6 +55,9 @@ class BacktestResult:
     horizon: int = 1
     # Per method, the negative binomial dispersion its intervals used at the last origin.
     dispersion: dict[str, float] = field(default_factory=dict)
+    # The model's dispersion around the counts of the last origin's month, forecast out of time: what a model
+    # trained on the months up to it expects of its own residuals (None without the model).
+    residual_dispersion: float | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -142,19 +147,61 @@ def backtest(
     # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
     prev_flags: dict[str, set] = {}
     origins = scorable[-months:]
+    # Per origin, the model's dispersion around that month's counts, forecast out of time. The model of origin t
+    # takes its intervals' dispersion from the residuals of the model of origin t - horizon (a month its features
+    # may read) rather than from a second fit on held-out months; that origin, when it lies before the months
+    # scored here, is read from the cache or fitted for its residuals alone. With no scorable month there (the
+    # panel's first months), the model fits its dispersion on held-out months.
+    residual: dict[int, float | None] = {}
+    scorable_set = set(scorable)
+    with_model = MODEL in chosen
+
+    def prior_of(t: int) -> int | None:
+        return t - horizon if with_model and t - horizon in scorable_set else None
+
+    def key_of(t: int, known: np.ndarray) -> str | None:
+        if not cache:
+            return None
+        key = origin_key(panel, group, t, known, context, list(chosen), model_params, horizon)
+        salt = np.packbits(intervened[known, t]).tobytes() if intervened is not None else b""
+        salt += b"dispersion from " + (b"the origin before" if prior_of(t) is not None else b"held-out months")
+        return hashlib.blake2b(key.encode() + salt, digest_size=20).hexdigest()
+
+    def residual_alone(t: int) -> float | None:
+        """The residual dispersion of origin ``t``'s model, for an origin before the ones scored here."""
+        known = panel.known_before(data_cut(t, horizon))
+        key = key_of(t, known)
+        hit = cache.get(group, key) if key else None
+        if hit is not None:
+            value = next((r.get(RESIDUAL) for r in hit[0] if r["method"] == MODEL), None)
+            if value is not None and np.isfinite(value):
+                return float(value)
+        start = time.perf_counter()
+        # Its own intervals are not wanted: no held-out fit for them (dispersion given as 0).
+        model = train(panel, group, default_train_months(t, horizon=horizon), context, model_params,
+                      feature_cache=feature_cache, cells=known, horizon=horizon, dispersion=0.0)
+        scored = panel.observed_in(t)[known]
+        value = fit_dispersion(model.predict(panel, t, context, feature_cache)[known][scored], counts[known, t][scored])
+        seconds[MODEL] += time.perf_counter() - start
+        return value
+
     for t in origins:
         known = panel.known_before(data_cut(t, horizon))
+        prior = prior_of(t)
+        if prior is not None and prior not in residual:
+            residual[prior] = residual_alone(prior)
+            # Its training window reaches back before this origin's: drop the feature rows only it read.
+            _forget_before(feature_cache, min(default_train_months(t, horizon=horizon), default=t))
         # The final origin is always computed: its per-cell predictions are part of the result.
-        key = origin_key(panel, group, t, known, context, list(chosen), model_params, horizon) if cache else None
-        if key and intervened is not None:
-            key = hashlib.blake2b(key.encode() + np.packbits(intervened[known, t]).tobytes(), digest_size=20).hexdigest()
+        key = key_of(t, known)
         hit = cache.get(group, key) if key and t != origins[-1] else None
         if hit is not None:
             origin_rows, origin_flags = hit
             reused.append(panel.months[t])
         else:
             preds, alphas = _predict_origin(panel, group, t, known, chosen, context, model_params, feature_cache,
-                                            seconds, models, horizon)
+                                            seconds, models, horizon,
+                                            dispersion=residual.get(prior) if prior is not None else None)
             scored = panel.observed_in(t)[known]
             observed = counts[known, t][scored]
             area = panel.area_km2[known][scored]
@@ -172,11 +219,18 @@ def backtest(
                                     "width_90": float(np.mean(upper - lower))})
                 if intervened is not None:
                     origin_rows[-1].update(_excluding(pred[scored], observed, area, intervened[known, t][scored]))
+                if name == MODEL:
+                    origin_rows[-1][RESIDUAL] = fit_dispersion(pred[scored], observed)
                 if t == origins[-1]:
                     last_preds[name] = pred[scored]
                     dispersion[name] = alphas[name]
             if cache:
                 cache.put(group, key, origin_rows, origin_flags)
+        residual[t] = None
+        for row in origin_rows:
+            value = row.pop(RESIDUAL, None)
+            if row["method"] == MODEL and value is not None and np.isfinite(value):
+                residual[t] = float(value)
         for row in origin_rows:
             name = row["method"]
             flags, before = origin_flags[name], prev_flags.get(name)
@@ -185,9 +239,7 @@ def backtest(
             rows.append({**row, "flag_jaccard_5": drift})
         # Later origins train on later windows: drop the feature rows no later origin reads, so a national panel
         # holds about one training window of features at a time.
-        oldest = min(default_train_months(t + 1, horizon=horizon), default=t)
-        for key_ in [k for k in feature_cache if k[1] < oldest]:
-            del feature_cache[key_]
+        _forget_before(feature_cache, min(default_train_months(t + 1, horizon=horizon), default=t))
         if progress is not None:
             how = "kept from an earlier run" if hit is not None else f"scored {len(chosen)} methods"
             progress(f"{group} {panel.months[t]} (h={horizon}): {how} on "
@@ -204,7 +256,14 @@ def backtest(
             **last_preds,
         }
     )
-    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused, horizon, dispersion)
+    return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused, horizon, dispersion,
+                          residual.get(origins[-1]))
+
+
+def _forget_before(feature_cache: dict, oldest: int) -> None:
+    """Drop the cached feature rows of target months before ``oldest``."""
+    for key in [k for k in feature_cache if k[1] < oldest]:
+        del feature_cache[key]
 
 
 def _excluding(pred: np.ndarray, observed: np.ndarray, area: np.ndarray, under: np.ndarray) -> dict[str, float]:
@@ -214,10 +273,10 @@ def _excluding(pred: np.ndarray, observed: np.ndarray, area: np.ndarray, under: 
 
 
 def _predict_origin(panel: Panel, group: str, t: int, known: np.ndarray, chosen: dict, context: Context | None,
-                    model_params: dict | None, feature_cache: dict, seconds: dict, models: dict, horizon: int = 1
-                    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                    model_params: dict | None, feature_cache: dict, seconds: dict, models: dict, horizon: int = 1,
+                    dispersion: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every method's prediction for month ``t`` at ``horizon`` on the cells ``known`` as of its origin (in cell
-    order), and the dispersion of each method's intervals.
+    order), and the dispersion of each method's intervals (the model's ``dispersion`` when given, see ``train``).
 
     The model trains on those cells only; the baselines run on the panel cut to them and to the months before
     t - horizon + 1, so cells first seen later, and any month after the origin, change nothing."""
@@ -228,7 +287,7 @@ def _predict_origin(panel: Panel, group: str, t: int, known: np.ndarray, chosen:
         start = time.perf_counter()
         if fn is None:
             model = train(panel, group, default_train_months(t, horizon=horizon), context, model_params,
-                          feature_cache=feature_cache, cells=known, horizon=horizon)
+                          feature_cache=feature_cache, cells=known, horizon=horizon, dispersion=dispersion)
             out[name] = model.predict(panel, t, context, feature_cache)[known]
             alphas[name] = model.dispersion
             models[panel.months[t]] = model
@@ -259,6 +318,7 @@ def forecast(
     model_params: dict | None = None,
     feature_cache: dict | None = None,
     horizon: int | None = None,
+    dispersion: float | None = None,
 ) -> Forecast:
     """Forecast month ``target_month_index`` from the months before ``target - horizon + 1`` (default target:
     ``horizon`` months after the panel's last month).
@@ -267,7 +327,8 @@ def forecast(
     known by then (as in the backtest); ``horizon`` defaults to the model's, else 1. The frame holds h3_cell, force,
     month, predicted_count, lower_90 and upper_90 and, for reference, the ewma baseline, for the study area as of
     the origin: cells with any crime in the months read (a cell first seen later is on no one's map yet).
-    ``feature_cache`` may hold feature rows a ``backtest`` of the same panel left.
+    ``feature_cache`` may hold feature rows a ``backtest`` of the same panel left; ``dispersion``, for a model trained
+    here, its intervals' dispersion when known already (a backtest's ``residual_dispersion``, see ``train``).
     """
     if horizon is None:
         horizon = model.horizon if model is not None else 1
@@ -285,7 +346,7 @@ def forecast(
             raise ValueError(f"the panel is too short to train a model at horizon {horizon}: it needs at least "
                              f"{horizon + 1} months")
         model = train(panel, group, train_months, context, model_params, feature_cache=feature_cache,
-                      cells=known, horizon=horizon)
+                      cells=known, horizon=horizon, dispersion=dispersion)
     elif model.group != group:
         raise ValueError(f"model was trained for {model.group!r}, not {group!r}")
     label = panel.month_label(t)

@@ -85,3 +85,56 @@ def test_predictions_carry_the_interval_and_horizon():
                   lower=lower, upper=upper, horizon=2)
     assert (frame["lower_90"] <= frame["upper_90"]).all() and (frame["horizon"] == 2).all()
     np.testing.assert_array_equal(frame["upper_90"], upper)
+
+
+@pytest.mark.parametrize("horizon", [1, 2])
+def test_each_origin_takes_its_dispersion_from_the_residuals_of_the_origin_its_features_may_read(horizon, tmp_path):
+    from ml import model as model_module
+    from ml.backtest import forecast
+    from ml.backtest_cache import OriginCache
+
+    cells = disk(4)
+    rng = np.random.default_rng(5)
+    rate = rng.gamma(0.6, 2.0, size=(len(cells), 1))
+    counts = {"all_crime": rng.poisson(rate * rng.gamma(2.0, 0.5, size=(len(cells), 20))).astype(float)}
+    panel = make_panel(counts, cells)
+    # The panel's first scorable months: min_history + horizon - 1 months of history before them.
+    short = make_panel({g: m[:, :5 + 3 + horizon - 1] for g, m in counts.items()}, cells)
+    fits = []
+    real = model_module._holdout_dispersion
+    model_module._holdout_dispersion = lambda *a, **k: fits.append(1) or real(*a, **k)
+    try:
+        result = backtest(panel, "all_crime", months=5, methods=["model"], horizon=horizon)
+        assert fits == []  # every origin had a scorable month `horizon` months before it
+        backtest(short, "all_crime", months=5, methods=["model"], horizon=horizon)
+    finally:
+        model_module._holdout_dispersion = real
+    # On the shortest panel the first `horizon` origins have none: they fit their dispersion on held-out months.
+    assert len(fits) == horizon
+    origins = [list(panel.months).index(m) for m in result.per_month["month"]]
+    models = result.models
+    for t in origins[horizon:]:
+        prior = t - horizon
+        known = panel.known_before(prior - horizon + 1)
+        observed = panel.observed_in(prior)[known]
+        mu = models[panel.months[prior]].predict(panel, prior)[known][observed]
+        expected = fit_dispersion(mu, panel.counts["all_crime"][known, prior][observed])
+        assert models[panel.months[t]].dispersion == pytest.approx(expected)
+    last = origins[-1]
+    known = panel.known_before(last - horizon + 1)
+    observed = panel.observed_in(last)[known]
+    mu = models[panel.months[last]].predict(panel, last)[known][observed]
+    assert result.residual_dispersion == pytest.approx(
+        fit_dispersion(mu, panel.counts["all_crime"][known, last][observed]))
+    assert forecast(panel, "all_crime", horizon=horizon,
+                    dispersion=result.residual_dispersion).model.dispersion == result.residual_dispersion
+    # Kept in the origin cache: a rerun reading every origin but the last back gives the same intervals.
+    cache = OriginCache(tmp_path / "cache")
+    first = backtest(panel, "all_crime", months=5, methods=["model"], horizon=horizon, cache=cache)
+    again = backtest(panel, "all_crime", months=5, methods=["model"], horizon=horizon, cache=cache)
+    assert len(again.reused_origins) == 4
+    assert again.residual_dispersion == pytest.approx(first.residual_dispersion)
+    assert again.dispersion == pytest.approx(first.dispersion)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(again.per_month, first.per_month)
