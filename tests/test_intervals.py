@@ -138,3 +138,21 @@ def test_each_origin_takes_its_dispersion_from_the_residuals_of_the_origin_its_f
     import pandas as pd
 
     pd.testing.assert_frame_equal(again.per_month, first.per_month)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_quantiles_of_repeated_rates_are_those_of_each_rate(alpha):
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    mu = np.concatenate([rng.integers(0, 12, 5_000) / 3.0, rng.gamma(0.7, 2.0, 500), [0.0, 1e-12]])
+    lower, upper = interval(mu, alpha)
+    m = np.clip(mu, 1e-9, None)
+    if alpha == 0:
+        expected = stats.poisson.ppf(0.05, m), stats.poisson.ppf(0.95, m)
+    else:
+        expected = stats.nbinom.ppf(0.05, 1 / alpha, (1 / alpha) / (1 / alpha + m)), \
+            stats.nbinom.ppf(0.95, 1 / alpha, (1 / alpha) / (1 / alpha + m))
+    np.testing.assert_array_equal(lower, expected[0])
+    np.testing.assert_array_equal(upper, expected[1])
+    assert interval(np.array([]), alpha)[0].shape == (0,)
