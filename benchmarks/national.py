@@ -13,8 +13,9 @@ of the whole process tree's resident memory sampled every half second (dbt runs 
 One pass, no second build for the comparison: months 1 to 16 land together and run (the first build, as a new user
 with an archive would), month 17 lands and runs as the early incremental month, months 18 to N land together and run
 (the same incremental path `crimelake run` takes), then month N+1 lands and runs as the late incremental month. The build to N is the sum
-of those first three phases: it includes one extra downstream pass (dbt to hot spots at months 12 and 13), so it
-is an upper bound on a single-pass build. With N <= 12 there is no month-12 comparison. The raw baseline (pyarrow
+of those first three phases: it includes one extra downstream pass (dbt to hot spots at months 16 and 17), so it
+is an upper bound on a single-pass build. `--compare-at N` builds the N months in one pass instead (then month N+1),
+with no early month to compare with. With N <= 12 there is no month-12 comparison. The raw baseline (pyarrow
 reads the month's street CSVs, every column as text, and writes them with write_deltalake) runs on each incremental
 month; crimelake's rate is its street ingest step's (from the Dagster run's step statistics) on the same files.
 
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-at", type=int, default=MODEL_MONTHS,
                    help="build this many months, time the next one for the comparison with the last month "
                         f"(default {MODEL_MONTHS}: the first month count at which the models can run)")
+    p.add_argument("--results", type=Path, default=RESULTS, help=f"where the results go (default {RESULTS})")
     p.add_argument("--engines", default="duckdb,spark",
                    help="after the build, a full dbt build of the lake on each of these engines (duckdb, spark), "
                         "side by side; 'none' skips it")
@@ -229,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                   "cpus": os.cpu_count(), "complete": targets is not None, "generate": gen, "stages": records,
                   "targets": targets or [], "engines": engine_records,
                   "total_seconds": round(time.perf_counter() - t_start, 1)}
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2, default=str))
+        a.results.parent.mkdir(parents=True, exist_ok=True)
+        a.results.write_text(json.dumps(result, indent=2, default=str))
 
     try:
         if not a.generated:
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if engine_records:
         pipeline_dbt = sum(r.get("layers", {}).get("dbt", 0.0) for r in records if r["stage"] == "run")
         print_engines(console, engine_records, pipeline_dbt)
-    console.print(f"Results written to {RESULTS}" + (f"; work folder kept at {work}" if a.keep else ""))
+    console.print(f"Results written to {a.results}" + (f"; work folder kept at {work}" if a.keep else ""))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
