@@ -125,6 +125,7 @@ def create_app(settings: Settings, *, refresh_seconds: float | None = None) -> F
     )
 
     app.state.audits = audits
+    app.state.limits = limits
     # Added before the header middleware below, so it sits inside it and sees each answer whole: outside it, every
     # body arrives as a stream and would be compressed whatever its size.
     app.add_middleware(GZipUnder, prefix=GZIP_PREFIX, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)

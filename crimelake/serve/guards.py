@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crimelake import audit
@@ -105,10 +106,12 @@ class _Bucket:
 
 class RateLimiter:
     """Token buckets by name: `rate` tokens a second refill up to `burst`. `take(name)` spends one and returns
-    None, or the seconds until one is available; `peek(name)` says the same without spending."""
+    None, or the seconds until one is available; `peek(name)` says the same without spending. `clock` gives the
+    time in seconds (monotonic by default)."""
 
-    def __init__(self, rate: float, burst: float, max_buckets: int = 100_000):
-        self.rate, self.burst, self.max_buckets = rate, burst, max_buckets
+    def __init__(self, rate: float, burst: float, max_buckets: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.max_buckets, self.clock = rate, burst, max_buckets, clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -126,7 +129,7 @@ class RateLimiter:
         return b
 
     def take(self, name: str, now: float | None = None) -> float | None:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             b = self._refilled(name, now)
             if b.tokens >= 1:
@@ -135,7 +138,7 @@ class RateLimiter:
             return (1 - b.tokens) / self.rate
 
     def peek(self, name: str, now: float | None = None) -> float | None:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             b = self._refilled(name, now)
             return None if b.tokens >= 1 else (1 - b.tokens) / self.rate
