@@ -141,3 +141,25 @@ def test_an_lsoa_first_named_by_a_new_month_is_not_read_before_it(tmp_path):
     assert np.isnan(context.indicator_features(panel, last)["area_council_reports"].iloc[at])
     assert context.indicator_features(panel, last + 1)["area_council_reports"].iloc[at] == 14.0
     assert context.indicator_features(panel, last)["area_council_reports"].notna().sum() == panel.n_cells - 1
+
+
+def test_an_origin_key_is_the_same_whichever_origins_were_keyed_before_it():
+    from ml.backtest_cache import origin_key
+
+    counts, dim = frames(14)
+
+    def key(panel, t):
+        return origin_key(panel, "all_crime", t, panel.known_before(t), None, ["model", "ewma"], FAST)
+
+    alone = {t: key(Panel.from_frames(counts, dim), t) for t in (5, 8, 12)}
+    shared = Panel.from_frames(counts, dim)  # the digest chains kept for one origin serve the others
+    assert [key(shared, t) for t in (12, 5, 8, 12)] == [alone[12], alone[5], alone[8], alone[12]]
+    assert len(set(alone.values())) == 3
+    # One digest per cell kept for each month asked for, not one per month of the history.
+    assert sorted(shared.cache()[("prefix_digests", "counts", "all_crime")]) == [5, 8, 12]
+    # A count changed in month 6 changes the keys of the origins that read it, and only those.
+    changed = counts.copy()
+    row = changed.index[changed["month"] == sorted(changed["month"].unique())[6]][0]
+    changed.loc[row, "incident_count"] += 1
+    other = Panel.from_frames(changed, dim)
+    assert key(other, 5) == alone[5] and key(other, 8) != alone[8] and key(other, 12) != alone[12]
