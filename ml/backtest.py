@@ -171,9 +171,11 @@ def backtest(
         """The residual dispersion of origin ``t``'s model, for an origin before the ones scored here."""
         known = panel.known_before(data_cut(t, horizon))
         key = key_of(t, known)
-        hit = cache.get(group, key) if key else None
-        if hit is not None:
-            value = next((r.get(RESIDUAL) for r in hit[0] if r["method"] == MODEL), None)
+        # Kept as a scored origin of an earlier run, or as this residual alone.
+        alone = hashlib.blake2b(key.encode() + b"residual alone", digest_size=20).hexdigest() if key else None
+        for k in (key, alone) if key else ():
+            hit = cache.get(group, k)
+            value = next((r.get(RESIDUAL) for r in hit[0] if r["method"] == MODEL), None) if hit else None
             if value is not None and np.isfinite(value):
                 return float(value)
         start = time.perf_counter()
@@ -183,6 +185,8 @@ def backtest(
         scored = panel.observed_in(t)[known]
         value = fit_dispersion(model.predict(panel, t, context, feature_cache)[known][scored], counts[known, t][scored])
         seconds[MODEL] += time.perf_counter() - start
+        if alone:
+            cache.put(group, alone, [{"method": MODEL, RESIDUAL: value}], {MODEL: set()})
         return value
 
     for t in origins:

@@ -131,8 +131,18 @@ def test_each_origin_takes_its_dispersion_from_the_residuals_of_the_origin_its_f
     # Kept in the origin cache: a rerun reading every origin but the last back gives the same intervals.
     cache = OriginCache(tmp_path / "cache")
     first = backtest(panel, "all_crime", months=5, methods=["model"], horizon=horizon, cache=cache)
-    again = backtest(panel, "all_crime", months=5, methods=["model"], horizon=horizon, cache=cache)
+    import ml.backtest as backtest_module
+
+    trained = []
+    real_train = backtest_module.train
+    backtest_module.train = lambda *a, **k: trained.append(1) or real_train(*a, **k)
+    try:
+        again = backtest(panel, "all_crime", months=5, methods=["model"], horizon=horizon, cache=cache)
+    finally:
+        backtest_module.train = real_train
     assert len(again.reused_origins) == 4
+    # Only the last origin is fitted again: the residuals of the origins before the window were kept too.
+    assert len(trained) == 1
     assert again.residual_dispersion == pytest.approx(first.residual_dispersion)
     assert again.dispersion == pytest.approx(first.dispersion)
     import pandas as pd
