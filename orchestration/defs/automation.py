@@ -10,7 +10,6 @@ the step itself."""
 
 import dagster as dg
 
-
 # Assets by grain: partitioned by month, or one table rebuilt whole (seeds, table models and their exports).
 MONTHLY_ASSETS = dg.AssetSelection.from_string('partitions:"time"')
 WHOLE_TABLE_ASSETS = dg.AssetSelection.from_string('partitions:"none"')

@@ -47,3 +47,15 @@ def first_month(settings: Settings | None = None) -> str:
 
 
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=first_month(), fmt="%Y-%m")
+
+
+def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
+    """The first and last month of the step's partition range, or, for an unpartitioned step, of the run's (from
+    its tags); None for a run without months."""
+    if context.has_partition_key_range:
+        keys = context.partition_key_range
+        return keys.start, keys.end
+    tags = context.run.tags
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    return (first, last) if first else None

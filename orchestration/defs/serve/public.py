@@ -24,9 +24,8 @@ from crimelake.disclosure_check import audit_values, recoverable
 from crimelake.forecasting import GROUPS
 from orchestration.defs.automation import checked_eager
 from orchestration.defs.transform.dbt_assets import WAREHOUSE_POOL
-from orchestration.defs.transform.dbt_assets import run_months as run_tag_months
 from orchestration.defs.transform.gold import GOLD_MARTS
-from orchestration.lib.partitions import monthly_partitions
+from orchestration.lib.partitions import monthly_partitions, run_months
 from orchestration.lib.resources import LakeResource
 
 PUBLIC_GROUP = "public"
@@ -153,14 +152,6 @@ def replace_span(path: Path, table: pa.Table, period: str, span: tuple[str, str]
     return delta.replace_months(path, table, span, partition_column=period)
 
 
-def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
-    """The first and last month of the run's partition range (None when the run names no partition)."""
-    if not context.has_partition_key_range:
-        return None
-    keys = context.partition_key_range
-    return keys.start, keys.end
-
-
 def staging_path(settings, name: str) -> Path:
     """Where a public table is written and audited before it is published; no reader looks here."""
     return settings.lake / "staging" / "public" / name
@@ -235,7 +226,7 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
         target = settings.lake / "public" / name
         # A table from a whole-table gold export has no partitions of its own; in a run over months it still
         # rewrites only the periods of those months (from the run's tags), else every period.
-        months = run_tag_months(context) if whole else run_months(context)
+        months = run_months(context)
         span = None if months is None else period_span(months, spec.period)
         cells = None
         if spec.uses_cells and delta.table_exists(settings.gold("dim_cells")):

@@ -8,8 +8,8 @@ from crimelake import release
 from orchestration.defs.automation import checked_eager
 from orchestration.defs.serve.public import PUBLIC_ASSETS
 from orchestration.defs.transform.coverage import COVERAGE_KEY
-from orchestration.defs.transform.dbt_assets import run_months
 from orchestration.defs.transform.gold import GOLD_ASSETS
+from orchestration.lib.partitions import run_months
 from orchestration.lib.resources import LakeResource
 
 RELEASE_GROUP = "release"

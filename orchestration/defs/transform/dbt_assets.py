@@ -22,7 +22,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from orchestration.defs.automation import checked_eager
 from orchestration.lib.dbt import dbt_project, dbt_resource, prepare_if_dev
 from orchestration.lib.dbt_checks import describe
-from orchestration.lib.partitions import monthly_partitions
+from orchestration.lib.partitions import monthly_partitions, run_months
 from orchestration.lib.resources import LakeResource
 from orchestration.lib.spark_build import ensure_full_build, on_spark, report
 
@@ -133,15 +133,6 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, arg
             materialized.append(key)
         yield event
     _emit_lineage(settings, context.run_id, materialized)
-
-
-def run_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
-    """The first and last month of the run's partition range (an unpartitioned step reads them from the run's
-    tags), or None for a run without months."""
-    tags = context.run.tags
-    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    last = tags.get("dagster/asset_partition_range_end") or first
-    return (first, last) if first else None
 
 
 def _spark_step(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings):
