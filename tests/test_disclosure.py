@@ -231,3 +231,52 @@ def test_a_count_rounded_below_the_threshold_is_suppressed():
     out = protect(pd.DataFrame({"incident_count": [6, 7, 8, 12]}), ["incident_count"], min_count=7)
     assert out["incident_count"].isna().tolist() == [True, True, False, False]  # 6 and 7 round to 5
     assert out["incident_count"].dropna().tolist() == [10, 10]
+
+
+def test_a_long_range_published_a_month_at_a_time_equals_one_pass_and_publishes_nothing_unless_all_pass(
+        settings, tmp_path, monkeypatch):
+    import dagster as dg
+    from deltalake import DeltaTable
+
+    from crimelake import lake
+    from crimelake.config import Settings
+    from orchestration.defs.serve import public
+    from orchestration.lib.resources import LakeResource
+
+    months = ["2024-01", "2024-02", "2024-03", "2024-04"]
+    counts, cells = _gold_counts(months)
+    _write_gold(settings, counts, cells)
+    monkeypatch.setenv("CRIMELAKE_WRITE_CHUNK_MONTHS", "1")
+    _materialize(settings, months[0], months[-1])
+    # The first build writes each month in its own commit.
+    assert DeltaTable(str(settings.lake / "public" / "cell_month_counts")).version() == len(months) - 1
+    monkeypatch.setenv("CRIMELAKE_WRITE_CHUNK_MONTHS", "36")
+    once = Settings.from_env(tmp_path / "once").prepare()
+    _write_gold(once, counts, cells)
+    _materialize(once, months[0], months[-1])
+    assert DeltaTable(str(once.lake / "public" / "cell_month_counts")).version() == 0
+    for name in PUBLIC_NAMES:
+        pd.testing.assert_frame_equal(_public(settings, name), _public(once, name), check_dtype=False)
+
+    # A month that breaks the rules in the last part of the range: no part of the range is published.
+    monkeypatch.setenv("CRIMELAKE_WRITE_CHUNK_MONTHS", "1")
+    protected = public.PUBLIC_TABLES["force_month_totals"].make
+
+    def leaky(frame, cells=None):
+        out = protected(frame, cells=cells)
+        out.loc[out["month"] == "2024-04", "incident_count"] += 1
+        return out
+
+    monkeypatch.setitem(public.PUBLIC_TABLES, "force_month_totals",
+                        public.PublicTable("fct_cell_month_counts", leaky, "month", tuple(public.COUNT_COLUMNS)))
+    before = DeltaTable(str(settings.lake / "public" / "force_month_totals")).version()
+    result = dg.materialize([public.build_public_asset("force_month_totals")],
+                            resources={"lake": LakeResource(home=str(settings.home))},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": months[0],
+                                  "dagster/asset_partition_range_end": months[-1]})
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and {f["month"] for f in check.metadata["offending_rows"].value} == {"2024-04"}
+    assert check.metadata["rows_checked"].value == len(_public(once, "force_month_totals"))
+    assert DeltaTable(str(settings.lake / "public" / "force_month_totals")).version() == before
+    assert lake.table_exists(settings.lake / "public" / "force_month_totals")

@@ -94,3 +94,68 @@ def test_maintain_lake_walks_every_layer_and_protects_versions_predictions_recor
     assert lake.recorded_versions(root) == {gold: 2}
     with pytest.raises(ValueError):
         lake.maintain_lake(root, retention_hours=-1)
+
+
+def test_period_ranges_cut_months_and_quarters_into_chunks():
+    assert lake.period_range("2023-11", "2024-02") == ["2023-11", "2023-12", "2024-01", "2024-02"]
+    assert lake.period_range("2023-Q4", "2024-Q2") == ["2023-Q4", "2024-Q1", "2024-Q2"]
+    assert lake.period_chunks("2024-01", "2024-05", 2) == [("2024-01", "2024-02"), ("2024-03", "2024-04"),
+                                                          ("2024-05", "2024-05")]
+    assert lake.period_chunks("2024-Q1", "2024-Q4", 3) == [("2024-Q1", "2024-Q3"), ("2024-Q4", "2024-Q4")]
+    with pytest.raises(ValueError, match="not a range"):
+        lake.period_range("2024-01", "2024-Q2")
+
+
+def test_a_long_range_is_written_a_few_months_per_commit_with_the_same_rows(tmp_path, monkeypatch):
+    months = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    rows = months_table(months * 2, 3)
+
+    def rows_between(first, last, nulls):
+        if first is None:
+            return rows
+        return rows.filter((pa.compute.field("month") >= first) & (pa.compute.field("month") <= last))
+
+    whole = tmp_path / "whole"
+    written = lake.write_by_chunks(whole, rows_between, ("2024-01", "2024-05"), whole=True, size=2)
+    assert written.rows == 10 and written.version == 2  # three commits: 2 + 2 + 1 months
+    assert sorted(r["month"] for r in lake.read(whole).to_pylist()) == sorted(months * 2)
+    assert lake.partitioning(whole) == ["month"]
+
+    # A partial replacement touches only its span, chunk by chunk; the environment sets the chunk size.
+    monkeypatch.setenv("CRIMELAKE_WRITE_CHUNK_MONTHS", "1")
+    rows = months_table(["2024-02", "2024-03"], 9)
+    written = lake.write_by_chunks(whole, rows_between, ("2024-02", "2024-03"))
+    assert written.rows == 2 and written.version == 4
+    assert sorted((r["month"], r["n"]) for r in lake.read(whole).to_pylist()) == [
+        ("2024-01", 3), ("2024-01", 3), ("2024-02", 9), ("2024-03", 9), ("2024-04", 3), ("2024-04", 3),
+        ("2024-05", 3), ("2024-05", 3)]
+    with pytest.raises(ValueError, match="needs the span"):
+        lake.write_by_chunks(whole, rows_between, None)
+
+
+def test_a_warehouse_export_of_many_months_matches_one_written_at_once(tmp_path, monkeypatch):
+    import duckdb
+
+    from orchestration.lib.warehouse import export_mart
+
+    warehouse = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.sql("create schema marts")
+    con.sql("create table marts.t as select strftime(date '2024-01-01' + to_months(i % 7), '%Y-%m') as month, "
+            "i as n from range(700) r(i)")
+    con.close()
+    monkeypatch.setenv("CRIMELAKE_WRITE_CHUNK_MONTHS", "36")
+    export_mart(warehouse, "marts.t", tmp_path / "once", partition_column="month")
+    monkeypatch.setenv("CRIMELAKE_WRITE_CHUNK_MONTHS", "2")
+    written, replaced = export_mart(warehouse, "marts.t", tmp_path / "chunked", partition_column="month")
+    assert replaced == "whole table" and written.rows == 700
+    assert DeltaTable(str(tmp_path / "once")).version() == 0 and written.version == 3  # 7 months, 2 a commit
+
+    def rows(path):
+        return sorted((r["month"], r["n"]) for r in lake.read(path).to_pylist())
+
+    assert rows(tmp_path / "once") == rows(tmp_path / "chunked")
+    written, replaced = export_mart(warehouse, "marts.t", tmp_path / "chunked", partition_column="month",
+                                    months=("2024-02", "2024-05"))
+    assert replaced == "2024-02..2024-05" and written.rows == 400 and written.version == 5
+    assert rows(tmp_path / "once") == rows(tmp_path / "chunked")

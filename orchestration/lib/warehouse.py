@@ -9,7 +9,14 @@ from pathlib import Path
 
 import duckdb
 
-from crimelake.lake import WriteResult, partitioning, replace_months, replace_table, same_schema, table_exists
+from crimelake.lake import (
+    WriteResult,
+    partitioning,
+    replace_table,
+    same_schema,
+    table_exists,
+    write_by_chunks,
+)
 
 BATCH_ROWS = 100_000
 # The reader shares the machine with Dagster; DuckDB's default (80% of RAM) is far more than a streamed scan needs.
@@ -22,7 +29,8 @@ def export_mart(warehouse: Path, relation: str, path: Path, *, partition_column:
 
     Without a partition column the table is replaced whole. With one, only `months` (inclusive) are read and
     replaced; the whole table is rewritten (partitioned) instead when there is no table yet, when it is partitioned
-    otherwise or has another schema, or when no months are given.
+    otherwise or has another schema, or when no months are given. A long range is written a few months per commit
+    (`crimelake.lake.write_by_chunks`), so memory does not grow with the months exported.
     """
     con = duckdb.connect(str(warehouse), read_only=True, config={"memory_limit": MEMORY_LIMIT, "threads": 1})
     try:
@@ -32,20 +40,32 @@ def export_mart(warehouse: Path, relation: str, path: Path, *, partition_column:
         schema = everything.limit(0).to_arrow_table().schema
         whole = (months is None or not table_exists(path) or partitioning(path) != [partition_column]
                  or not same_schema(path, schema))
-        if whole:
-            written = replace_table(path, everything.to_arrow_reader(BATCH_ROWS), partition_by=[partition_column])
-            return written, "whole table"
-        rows = con.sql(f"select * from {relation} where {partition_column} between ? and ?", params=list(months))
-        written = replace_months(path, rows.to_arrow_reader(BATCH_ROWS), months, partition_column=partition_column)
-        return written, f"{months[0]}..{months[1]}"
+        span = _span(con.sql(f"select min({partition_column}), max({partition_column}) from {relation}")
+                     .fetchall()[0]) if whole else months
+
+        def rows_between(first, last, nulls):
+            if first is None:
+                return everything.to_arrow_reader(BATCH_ROWS)
+            where = f"{partition_column} between ? and ?" + (f" or {partition_column} is null" if nulls else "")
+            return con.sql(f"select * from {relation} where {where}", params=[first, last]).to_arrow_reader(
+                BATCH_ROWS)
+
+        written = write_by_chunks(path, rows_between, span, partition_column=partition_column, whole=whole)
+        return written, "whole table" if whole else f"{months[0]}..{months[1]}"
     finally:
         con.close()
+
+
+def _span(bounds) -> tuple[str, str] | None:
+    first, last = bounds or (None, None)
+    return None if first is None else (str(first), str(last))
 
 
 def export_spark_mart(source: Path, path: Path, *, partition_column: str | None = None,
                       months: tuple[str, str] | None = None) -> tuple[WriteResult, str]:
     """`export_mart` from a mart the Spark build wrote as a Delta table (read with deltalake, streamed by batch):
     the same partition-range semantics."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
 
@@ -60,12 +80,21 @@ def export_spark_mart(source: Path, path: Path, *, partition_column: str | None 
         return replace_table(path, rows()), "whole table"
     whole = (months is None or not table_exists(path) or partitioning(path) != [partition_column]
              or not same_schema(path, dataset.schema))
-    if whole:
-        return replace_table(path, rows(), partition_by=[partition_column]), "whole table"
     column = ds.field(partition_column)
-    written = replace_months(path, rows((column >= months[0]) & (column <= months[1])), months,
-                             partition_column=partition_column)
-    return written, f"{months[0]}..{months[1]}"
+    if whole:
+        values = dataset.to_table(columns=[partition_column]).column(partition_column)
+        span = _span((pc.min(values).as_py(), pc.max(values).as_py()) if len(values) else None)
+    else:
+        span = months
+
+    def rows_between(first, last, nulls):
+        if first is None:
+            return rows()
+        where = (column >= first) & (column <= last)
+        return rows(where | column.is_null() if nulls else where)
+
+    written = write_by_chunks(path, rows_between, span, partition_column=partition_column, whole=whole)
+    return written, "whole table" if whole else f"{months[0]}..{months[1]}"
 
 
 def export_engine_mart(settings, mart: str, path: Path, *, partition_column: str | None = None,

@@ -152,6 +152,37 @@ def replace_span(path: Path, table: pa.Table, period: str, span: tuple[str, str]
     return delta.replace_months(path, table, span, partition_column=period)
 
 
+def period_parts(source: Path, period: str, span: tuple[str, str] | None) -> list[tuple[str, str] | None]:
+    """The ranges of `period`s a run makes one at a time (`crimelake.lake.write_chunk` periods each): `span`
+    cut up, or with no span every period the source holds ([None] when it holds none)."""
+    if span is None:
+        if not delta.table_exists(source):
+            return [None]
+        values = DeltaTable(str(source)).to_pyarrow_dataset().to_table(columns=[period]).column(period)
+        low, high = pc.min_max(values).values()
+        if not low.is_valid:
+            return [None]
+        span = (low.as_py(), high.as_py())
+    return delta.period_chunks(span[0], span[1], delta.write_chunk(period))
+
+
+def read_staged(staging: Path, version: int, period: str, sub: tuple[str, str] | None,
+                schema: pa.Schema | None) -> pa.Table:
+    """The rows of the staged table (as of `version`) whose `period` lies in `sub` (every row with no `sub`),
+    cast to `schema` when given."""
+    dataset = DeltaTable(str(staging), version=version).to_pyarrow_dataset()
+    where = None if sub is None else (pc.field(period) >= sub[0]) & (pc.field(period) <= sub[1])
+    table = dataset.to_table(filter=where)
+    return table.cast(schema) if schema is not None else table
+
+
+def suppressed_values(table: pa.Table) -> int:
+    """How many counts of a public table are suppressed (its `<count>_suppressed` flags set)."""
+    counts = {c for c in table.column_names if c not in KEYS and not c.endswith("_suppressed")}
+    flags = [c for c in table.column_names if c.endswith("_suppressed") and c[:-11] in counts]
+    return sum(int(pc.sum(table.column(c).cast(pa.int64())).as_py() or 0) for c in flags)
+
+
 def staging_path(settings, name: str) -> Path:
     """Where a public table is written and audited before it is published; no reader looks here."""
     return settings.lake / "staging" / "public" / name
@@ -224,6 +255,7 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
     def _public(context: dg.AssetExecutionContext, lake: LakeResource):
         settings = lake.settings()
         target = settings.lake / "public" / name
+        source = settings.gold(spec.source)
         # A table from a whole-table gold export has no partitions of its own; in a run over months it still
         # rewrites only the periods of those months (from the run's tags), else every period.
         months = run_months(context)
@@ -231,20 +263,30 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
         cells = None
         if spec.uses_cells and delta.table_exists(settings.gold("dim_cells")):
             cells = read_span(settings.gold("dim_cells"), spec.period, None, ["h3_cell", "force"])
-        frame = spec.make(read_span(settings.gold(spec.source), spec.period, span, spec.columns), cells=cells)
-        table = arrow_table(frame)
-        if span is not None and not laid_out_by(target, spec.period, table.schema):
+
+        def make(sub: tuple[str, str] | None) -> pa.Table:
+            return arrow_table(spec.make(read_span(source, spec.period, sub, spec.columns), cells=cells))
+
+        if span is not None and not laid_out_by(target, spec.period, make((span[0], span[0])).schema):
             context.log.info(f"public/{name} is not partitioned by {spec.period} yet: rebuilt whole, once")
             span = None
-            frame = spec.make(read_span(settings.gold(spec.source), spec.period, None, spec.columns), cells=cells)
-            table = arrow_table(frame)
+        # A long range is made, staged, audited and published a few periods at a time, so memory does not grow
+        # with the months of the run; nothing is published until every part has passed the audit.
+        parts = [span] if whole else period_parts(source, spec.period, span)
         staging = staging_path(settings, name)
-        staged = delta.replace_table(staging, table, partition_by=[spec.period])
-        # The audit reads what the staging table holds, not the frame handed to the writer.
-        stored = delta.read(staging, version=staged.version).cast(table.schema)
-        findings = audit(name, stored.to_pandas(), settings, span)
+        findings, checked, suppressed, staged = [], 0, 0, None
+        for i, sub in enumerate(parts):
+            table = make(sub)
+            staged = (delta.replace_table(staging, table, partition_by=[spec.period]) if i == 0
+                      else delta.replace_months(staging, table, sub, partition_column=spec.period))
+            # The audit reads what the staging table holds, not the table handed to the writer.
+            stored = read_staged(staging, staged.version, spec.period, sub if len(parts) > 1 else None,
+                                 table.schema)
+            findings += audit(name, stored.to_pandas(), settings, sub)
+            checked += stored.num_rows
+            suppressed += suppressed_values(table)
         check_md = {"offending_rows": dg.MetadataValue.json(findings[:LISTED]), "offending": len(findings),
-                    "rows_checked": stored.num_rows, "threshold": threshold(),
+                    "rows_checked": checked, "threshold": threshold(),
                     "staged_table": dg.MetadataValue.path(str(staging)), "staged_version": staged.version}
         if findings:
             context.log.error(f"public/{name}: {len(findings)} values break the disclosure rules; lake/public "
@@ -253,13 +295,17 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
                                       description=f"{len(findings)} published values break the disclosure rules "
                                                   f"(first: {_brief(findings[0])}); not published")
             return
-        written = replace_span(target, stored, spec.period, span)
+        rows = 0
+        for i, sub in enumerate(parts):
+            stored = read_staged(staging, staged.version, spec.period, sub if len(parts) > 1 else None, None)
+            written = (replace_span(target, stored, spec.period, None) if span is None and i == 0
+                       else replace_span(target, stored, spec.period, sub))
+            rows += written.rows
         shutil.rmtree(staging, ignore_errors=True)
-        flags = [c for c in frame.columns if c.endswith("_suppressed") and c[:-11] in count_columns(frame)]
         yield dg.MaterializeResult(
-            metadata={"dagster/row_count": written.rows, "delta_version": written.version,
+            metadata={"dagster/row_count": rows, "delta_version": written.version,
                       "replaced": "every " + spec.period if span is None else f"{span[0]} to {span[1]}",
-                      "suppressed_values": int(frame[flags].to_numpy().sum()) if flags else 0},
+                      "suppressed_values": suppressed},
             check_results=[dg.AssetCheckResult(check_name=CHECK_DISCLOSURE, passed=True, metadata=check_md)],
         )
 

@@ -246,10 +246,9 @@ def chunk_months() -> int:
 
 def month_chunks(first: str, last: str, size: int) -> list[tuple[str, str]]:
     """`first`..`last` (YYYY-MM, inclusive) cut into consecutive ranges of at most `size` months."""
-    from ml.cell_months import month_range
+    from crimelake.lake import period_chunks
 
-    months = month_range(first, last)
-    return [(months[i], months[min(i + size, len(months)) - 1]) for i in range(0, len(months), size)]
+    return period_chunks(first, last, size)
 
 
 def _emit_lineage(settings, run_id: str, keys, spark: bool = False) -> None:
