@@ -166,3 +166,28 @@ def test_quantiles_of_repeated_rates_are_those_of_each_rate(alpha):
     np.testing.assert_array_equal(lower, expected[0])
     np.testing.assert_array_equal(upper, expected[1])
     assert interval(np.array([]), alpha)[0].shape == (0,)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.35, 3.0])
+def test_quantiles_of_many_distinct_rates_equal_scipys_at_every_rate(alpha):
+    from scipy import stats
+
+    from ml.intervals import monotone_map
+
+    rng = np.random.default_rng(5)
+    mu = np.concatenate([rng.gamma(0.4, 3.0, 40_000), rng.uniform(0, 200, 2_000), [1e-12, 0.0, 500.0]])
+    lower, upper = interval(mu, alpha)
+    m = np.clip(mu, 1e-9, None)
+    for p, got in ((0.05, lower), (0.95, upper)):
+        want = stats.poisson.ppf(p, m) if alpha == 0 else stats.nbinom.ppf(p, 1 / alpha, (1 / alpha) / (1 / alpha + m))
+        np.testing.assert_array_equal(got, want)
+    # Evaluated at few points: a step function over many points is found from a few hundred evaluations.
+    calls = []
+
+    def steps(x):
+        calls.append(len(x))
+        return np.floor(x / 10.0)
+
+    x = np.linspace(0, 100, 100_000)
+    np.testing.assert_array_equal(monotone_map(steps, x), np.floor(x / 10.0))
+    assert sum(calls) < 1_000

@@ -106,3 +106,22 @@ def test_a_registered_baseline_has_a_signature_and_takes_the_alias(panel, tmp_pa
     assert [c.name for c in loaded.metadata.get_input_schema().inputs] == ["h3_cell", "month", "incident_count"]
     out = loaded.predict(frame)
     np.testing.assert_allclose(out["predicted_count"], BASELINES["kde"](panel, "theft", panel.n_months))
+
+
+def test_the_dataset_schema_from_distinct_values_is_mlflows_schema_of_every_row():
+    from mlflow.types.utils import _infer_schema
+
+    from ml.tracking import dataset_schema
+
+    rng = np.random.default_rng(2)
+    n = 5_000
+    frame = pd.DataFrame({
+        "h3_cell": pd.Categorical(rng.choice(["a", "b", "c"], n)),
+        "force": rng.choice(["x", "y"], n).astype(object),
+        "note": pd.Series(rng.choice(["p", None], n), dtype=object),
+        "incident_count": rng.integers(0, 9, n),
+        "share": np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),
+        "flag": rng.random(n) < 0.5,
+    })
+    assert dataset_schema(frame) == _infer_schema(frame)
+    assert dataset_schema(frame.head(0)) == _infer_schema(frame.head(0))
