@@ -6,6 +6,7 @@ checks and metadata.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -278,8 +279,9 @@ WORKER_BYTES_PER_CELL = 12_000
 def model_workers(settings: Settings | None = None) -> int:
     """Forecast groups trained at once: `CRIMELAKE_MODEL_WORKERS`, else one per core up to 2 when two workers fit
     in `CRIMELAKE_MEMORY_BUDGET_MB` (default 4096) at ``WORKER_BYTES_PER_CELL`` per cell of the study area. Each
-    group trains on one thread (see ml.model.DEFAULT_PARAMS), so two cores train two groups side by side; a
-    national study area trains one group at a time and the groups share the loaded tables."""
+    group's fits then take one thread each (ml.model.train_threads), so two cores train two groups side by side; a
+    national study area trains one group at a time, its fits on every core, and the groups share the loaded
+    tables."""
     workers = max(1, min(2, os.cpu_count() or 1))
     if settings is not None and workers > 1 and "CRIMELAKE_MODEL_WORKERS" not in os.environ:
         budget = env_count("CRIMELAKE_MEMORY_BUDGET_MB", 4096) * 2**20
@@ -319,6 +321,26 @@ def run_models(settings: Settings, groups: list[str], on_group: Callable[[ModelR
     MLflow and XGBoost state); they share the home's Dagster instance and MLflow store, and the predictions table
     is appended one run at a time (the asset's pool). Results come back in the order of `groups`."""
     workers = min(model_workers(settings) if workers is None else workers, len(groups))
+    # The cores the workers leave go to each fit's threads (ml.model.train_threads): one group at a time gets both.
+    with _environment("CRIMELAKE_TRAIN_THREADS", str(max(1, (os.cpu_count() or 1) // max(workers, 1)))):
+        return _run_groups(settings, groups, on_group, workers)
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """`name` set to `value` for the block unless the environment sets it already."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _run_groups(settings: Settings, groups: list[str], on_group: Callable[[ModelRun], None] | None,
+                workers: int) -> list[ModelRun]:
     if workers <= 1:
         out = []
         for group in groups:

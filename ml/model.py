@@ -8,6 +8,7 @@ features come from ``build_features(panel, group, m)``, which reads months ``< m
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -30,8 +31,9 @@ DEFAULT_PARAMS = {
     "reg_lambda": 1.0,
     "tree_method": "hist",
     "max_bin": 128,
-    # One thread: on the 2-vCPU machines here two OpenMP threads trained 10-15x slower than one (their barriers
-    # stall whenever a vCPU is descheduled), and one thread is trivially reproducible.
+    # One thread unless `CRIMELAKE_TRAIN_THREADS` says otherwise (see ``train_threads``): `crimelake models` gives a
+    # fit both cores when it trains one group at a time. XGBoost's hist fits are the same model on any number of
+    # threads.
     "n_jobs": 1,
     "random_state": 0,
 }
@@ -44,6 +46,18 @@ MAX_TRAIN_ROWS = 300_000
 # Never keep fewer than this share of the zero-target rows, however large the panel.
 MIN_ZERO_KEEP = 0.02
 TRAIN_WINDOW = 12
+
+
+def train_threads() -> int:
+    """Threads per XGBoost fit: `CRIMELAKE_TRAIN_THREADS`, default 1. On the 2-core machines here one 300,000-row
+    national fit took 14.4 s on one thread and 7.9 s on two; two groups training at once in two processes want one
+    each."""
+    raw = os.environ.get("CRIMELAKE_TRAIN_THREADS", "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CRIMELAKE_TRAIN_THREADS must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
 
 
 def default_train_months(t: int, window: int = TRAIN_WINDOW, horizon: int = 1) -> list[int]:
@@ -272,7 +286,7 @@ def train(
     held-out months with a second fit (see ``_holdout_dispersion``). On the demo
     panel (12,237 cells, 12 origin months, about 129,000 rows after subsampling) training takes about 2 s.
     """
-    merged = {**DEFAULT_PARAMS, **(params or {})}
+    merged = {**DEFAULT_PARAMS, "n_jobs": train_threads(), **(params or {})}
     x, y, w = training_rows(
         panel, group, list(train_months), context, quiet_keep, int(merged["random_state"]), feature_cache,
         cells=cells, horizon=horizon,

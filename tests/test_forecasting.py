@@ -256,3 +256,27 @@ def test_groups_train_side_by_side_and_a_champion_keeps_forecasting(settings, mo
         mine = preds[preds["forecast_group"] == after.group]
         assert len(mine) == 2 * written["dagster/row_count"]
         assert set(mine["model_version"]) == {written["model_version"]}
+
+
+def test_a_fit_gets_the_cores_the_model_workers_leave(monkeypatch):
+    import os
+
+    import crimelake.pipeline as pipeline
+    from ml.model import train_threads
+
+    seen = []
+    monkeypatch.setattr(pipeline, "_run_groups",
+                        lambda settings, groups, on_group, workers: seen.append((workers, train_threads())) or [])
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("CRIMELAKE_TRAIN_THREADS", raising=False)
+    pipeline.run_models(None, ["all_crime", "asb"], workers=1)
+    pipeline.run_models(None, ["all_crime", "asb"], workers=2)
+    assert seen == [(1, 2), (2, 1)]
+    assert "CRIMELAKE_TRAIN_THREADS" not in os.environ and train_threads() == 1
+    # A user's own setting wins; a bad one is refused by name.
+    monkeypatch.setenv("CRIMELAKE_TRAIN_THREADS", "3")
+    pipeline.run_models(None, ["all_crime"], workers=1)
+    assert seen[-1] == (1, 3)
+    monkeypatch.setenv("CRIMELAKE_TRAIN_THREADS", "two")
+    with pytest.raises(ValueError, match="CRIMELAKE_TRAIN_THREADS"):
+        train_threads()
