@@ -252,9 +252,9 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     on all months, log everything to MLflow and decide the champion (ml.promotion): the model or a baseline,
     whichever the backtest supports. ``gates`` adds gates per method ({method: {gate: passed}}) to the fairness
     gate every method goes through. Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
-    from ml.backtest import backtest_and_forecast
+    from ml.backtest import backtest, forecast
     from ml.baseline_model import history_frame
-    from ml.model import FeatureCache, cached_features
+    from ml.model import cached_features
     from ml.tracking import DatasetRef, log_backtest
 
     check_group(group)
@@ -264,13 +264,14 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     from crimelake.interventions import active_matrix
 
     h = horizon_for(gold, force) if horizon is None else horizon
-    features = FeatureCache()  # the backtest's last training window serves the production model too
+    features: dict = {}  # the backtest's last training window serves the production model too
     intervened = active_matrix(gold.interventions, panel.cells, panel.months)
-    # The production model is fitted beside the backtest's final origin; its intervals take that origin's
-    # out-of-time residuals (the months its features read).
-    result, nxt = backtest_and_forecast(panel, group, months=months, context=context, progress=progress,
-                                        cache=origin_cache(settings), feature_cache=features, horizon=h,
-                                        intervened=intervened if intervened.any() else None)
+    result = backtest(panel, group, months=months, context=context, progress=progress,
+                      cache=origin_cache(settings), feature_cache=features, horizon=h,
+                      intervened=intervened if intervened.any() else None)
+    # The production model's intervals: the last origin's out-of-time residuals, the months its features read.
+    nxt = forecast(panel, group, context=context, feature_cache=features, horizon=h,
+                   dispersion=result.residual_dispersion)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
     if force:

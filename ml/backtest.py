@@ -18,7 +18,6 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +28,7 @@ from ml.baselines import BASELINES
 from ml.features import Context, data_cut
 from ml.intervals import LEVEL, baseline_dispersion, coverage, fit_dispersion, interval
 from ml.metrics import LOWER_IS_BETTER, score, top_cells
-from ml.model import FeatureCache, TrainedModel, default_train_months, train
+from ml.model import TrainedModel, default_train_months, train
 from ml.panel import Panel
 
 MODEL = "model"
@@ -104,7 +103,6 @@ def backtest(
     feature_cache: dict | None = None,
     horizon: int = 1,
     intervened: np.ndarray | None = None,
-    before_final: Callable[[], None] | None = None,
 ) -> BacktestResult:
     """Score every method on each of the last ``months`` months of ``panel``, ``horizon`` months ahead.
 
@@ -120,8 +118,7 @@ def backtest(
     is always computed, for its per-cell predictions). ``feature_cache`` (a caller-owned dict) keeps the feature
     rows of the last training window afterwards, for a ``forecast`` from the same panel. ``intervened`` (cells x
     months booleans: the cell lies in an intervention active that month) adds ``EXCL_METRICS`` scored without
-    those cells, each suffixed ``EXCL_INTERVENTIONS``. ``before_final`` is called once, just before the final
-    origin is computed (``backtest_and_forecast`` starts the forecast's fit there).
+    those cells, each suffixed ``EXCL_INTERVENTIONS``.
     """
     panel.group_counts(group)
     if months < 1:
@@ -202,8 +199,6 @@ def backtest(
         # The final origin is always computed: its per-cell predictions are part of the result.
         key = key_of(t, known)
         hit = cache.get(group, key) if key and t != origins[-1] else None
-        if t == origins[-1] and before_final is not None:
-            before_final()
         if hit is not None:
             origin_rows, origin_flags = hit
             reused.append(panel.months[t])
@@ -343,9 +338,19 @@ def forecast(
         horizon = model.horizon if model is not None else 1
     if model is not None and model.horizon != horizon:
         raise ValueError(f"model was trained for horizon {model.horizon}, not {horizon}")
-    t, known = _forecast_target(panel, horizon, target_month_index)
+    t = panel.n_months + horizon - 1 if target_month_index is None else target_month_index
+    cut = data_cut(t, horizon)
+    if not 1 <= cut <= panel.n_months:
+        raise ValueError(f"target month index must be in {horizon}..{panel.n_months + horizon - 1} at horizon "
+                         f"{horizon}, got {t}")
+    known = panel.known_before(cut)
     if model is None:
-        model = forecast_model(panel, group, t, context, model_params, feature_cache, horizon, dispersion)
+        train_months = default_train_months(t, horizon=horizon)
+        if not train_months:
+            raise ValueError(f"the panel is too short to train a model at horizon {horizon}: it needs at least "
+                             f"{horizon + 1} months")
+        model = train(panel, group, train_months, context, model_params, feature_cache=feature_cache,
+                      cells=known, horizon=horizon, dispersion=dispersion)
     elif model.group != group:
         raise ValueError(f"model was trained for {model.group!r}, not {group!r}")
     label = panel.month_label(t)
@@ -359,60 +364,7 @@ def forecast(
             "predicted_count": pred,
             "lower_90": lower,
             "upper_90": upper,
-            "ewma_baseline": BASELINES["ewma"](panel, group, data_cut(t, horizon))[known],
+            "ewma_baseline": BASELINES["ewma"](panel, group, cut)[known],
         }
     )
     return Forecast(label, frame, model, horizon)
-
-
-def _forecast_target(panel: Panel, horizon: int, target_month_index: int | None) -> tuple[int, np.ndarray]:
-    """The target month index of a forecast (default: ``horizon`` months after the panel's last) and the cells
-    known as of its origin."""
-    t = panel.n_months + horizon - 1 if target_month_index is None else target_month_index
-    cut = data_cut(t, horizon)
-    if not 1 <= cut <= panel.n_months:
-        raise ValueError(f"target month index must be in {horizon}..{panel.n_months + horizon - 1} at horizon "
-                         f"{horizon}, got {t}")
-    return t, panel.known_before(cut)
-
-
-def forecast_model(panel: Panel, group: str, t: int | None = None, context: Context | None = None,
-                   model_params: dict | None = None, feature_cache: dict | None = None, horizon: int = 1,
-                   dispersion: float | None = None) -> TrainedModel:
-    """The model ``forecast`` trains for target month index ``t`` (default: ``horizon`` months after the panel's
-    last): the target months up to the last one the forecast may read, on the cells known by then."""
-    t, known = _forecast_target(panel, horizon, t)
-    train_months = default_train_months(t, horizon=horizon)
-    if not train_months:
-        raise ValueError(f"the panel is too short to train a model at horizon {horizon}: it needs at least "
-                         f"{horizon + 1} months")
-    return train(panel, group, train_months, context, model_params, feature_cache=feature_cache, cells=known,
-                 horizon=horizon, dispersion=dispersion)
-
-
-def backtest_and_forecast(panel: Panel, group: str, *, context: Context | None = None, horizon: int = 1,
-                          model_params: dict | None = None, feature_cache: FeatureCache | None = None,
-                          **backtest_args) -> tuple[BacktestResult, Forecast]:
-    """``backtest`` and then the ``forecast`` whose intervals take the backtest's last residual dispersion, with the
-    forecast's model fitted on a second thread while the backtest computes its final origin: XGBoost fits outside
-    Python's lock on one thread each, so the two fits of a retrain use two cores, and the feature rows both read
-    are built once (``FeatureCache``). The results are those of the two run one after the other: the model is the
-    same fit (one thread, fixed seed), its dispersion set once the backtest has it."""
-    cache = FeatureCache() if feature_cache is None else feature_cache
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        started = []
-
-        def before_final() -> None:
-            # Its dispersion comes from the backtest, later: none fitted here (given as 0, replaced below).
-            started.append(pool.submit(forecast_model, panel, group, None, context, model_params, cache, horizon,
-                                       0.0))
-
-        result = backtest(panel, group, context=context, horizon=horizon, model_params=model_params,
-                          feature_cache=cache, before_final=before_final, **backtest_args)
-        model = started[0].result() if started else None
-    if model is None or result.residual_dispersion is None:
-        # No residuals to take the dispersion from: the forecast fits its own (see ``train``).
-        return result, forecast(panel, group, context=context, model_params=model_params, feature_cache=cache,
-                                horizon=horizon, dispersion=result.residual_dispersion)
-    model.dispersion = result.residual_dispersion
-    return result, forecast(panel, group, context=context, model=model, feature_cache=cache, horizon=horizon)

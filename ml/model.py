@@ -9,7 +9,6 @@ features come from ``build_features(panel, group, m)``, which reads months ``< m
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,54 +75,9 @@ def cached_features(
     if cache is None:
         return build_features(panel, group, t, context, horizon)
     key = (group, t, id(context), horizon)
-    if isinstance(cache, FeatureCache):
-        return cache.get_or_build(key, lambda: build_features(panel, group, t, context, horizon))
     if key not in cache:
         cache[key] = build_features(panel, group, t, context, horizon)
     return cache[key]
-
-
-class FeatureCache(dict):
-    """A feature-row cache (see ``cached_features``) that threads can share: a month's rows are built once, by the
-    first thread to ask; another asking meanwhile waits for them. Iterating takes a snapshot of the keys, so one
-    thread may drop old months (``ml.backtest``) while another adds new ones."""
-
-    def __init__(self):
-        super().__init__()
-        self._lock = threading.Lock()
-        self._building: dict = {}
-
-    def get_or_build(self, key, build):
-        while True:
-            with self._lock:
-                if dict.__contains__(self, key):
-                    return dict.__getitem__(self, key)
-                pending = self._building.get(key)
-                if pending is None:
-                    pending = self._building[key] = threading.Event()
-                    break
-            pending.wait()  # built by another thread (or it failed: then try here)
-        try:
-            value = build()
-            with self._lock:
-                dict.__setitem__(self, key, value)
-            return value
-        finally:
-            with self._lock:
-                del self._building[key]
-            pending.set()
-
-    def __iter__(self):
-        with self._lock:
-            return iter(list(dict.keys(self)))
-
-    def keys(self):
-        with self._lock:
-            return list(dict.keys(self))
-
-    def __delitem__(self, key):
-        with self._lock:
-            dict.__delitem__(self, key)
 
 
 def training_rows(

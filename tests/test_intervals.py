@@ -191,35 +191,3 @@ def test_quantiles_of_many_distinct_rates_equal_scipys_at_every_rate(alpha):
     x = np.linspace(0, 100, 100_000)
     np.testing.assert_array_equal(monotone_map(steps, x), np.floor(x / 10.0))
     assert sum(calls) < 1_000
-
-
-def test_the_forecast_fitted_beside_the_final_origin_equals_the_two_in_turn(monkeypatch):
-    import threading
-
-    import pandas as pd
-
-    import ml.backtest as backtest_module
-    import ml.model as model_module
-    from ml.backtest import backtest_and_forecast, forecast
-
-    cells = disk(4)
-    rng = np.random.default_rng(8)
-    rate = rng.gamma(0.6, 2.0, size=(len(cells), 1))
-    panel = make_panel({"all_crime": rng.poisson(rate * rng.gamma(2.0, 0.5, size=(len(cells), 16))).astype(float)},
-                       cells)
-    result = backtest(panel, "all_crime", months=4, horizon=2, feature_cache=(features := {}))
-    alone = forecast(panel, "all_crime", horizon=2, feature_cache=features, dispersion=result.residual_dispersion)
-
-    threads, built = [], []
-    real_forecast_model, real_build = backtest_module.forecast_model, model_module.build_features
-    monkeypatch.setattr(backtest_module, "forecast_model",
-                        lambda *a, **k: threads.append(threading.current_thread()) or real_forecast_model(*a, **k))
-    monkeypatch.setattr(model_module, "build_features", lambda *a: built.append(a[2:]) or real_build(*a))
-    both, nxt = backtest_and_forecast(panel, "all_crime", months=4, horizon=2)
-    # Fitted on another thread, and no month's features were built twice by the two.
-    assert len(threads) == 1 and threads[0] is not threading.main_thread()
-    assert len(built) == len(set(built))
-    pd.testing.assert_frame_equal(both.per_month, result.per_month)
-    assert both.residual_dispersion == result.residual_dispersion
-    assert nxt.model.dispersion == alone.model.dispersion
-    pd.testing.assert_frame_equal(nxt.predictions, alone.predictions)
