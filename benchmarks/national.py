@@ -133,7 +133,7 @@ def evaluate(records: list[dict], n: int, compare_at: int) -> list[dict]:
                            f"stages compared: {', '.join(s for s in STAGES if s in common)}"))
     else:
         out.append(_target("incremental month over early month", None, TARGETS["incremental_ratio"], None,
-                           f"needs --months > {compare_at}"))
+                           f"needs an early incremental month: --compare-at below --months (now {compare_at})"))
     out.append(_target(f"incremental month {n + 1} (s)", round(last_s, 1), TARGETS["incremental_seconds"],
                        last_s < TARGETS["incremental_seconds"],
                        "" if any(r["stage"] == "models" for r in last_inc) else "models skipped (too few months)"))
@@ -146,7 +146,8 @@ def evaluate(records: list[dict], n: int, compare_at: int) -> list[dict]:
                        hs < TARGETS["hotspots_seconds"], "slowest run"))
     out.append(_target(f"build to {n} months (s)", round(build_s, 1), TARGETS["build_seconds"],
                        build_s < TARGETS["build_seconds"] if n >= 36 else None,
-                       f"phases {', '.join(build_phases)}; includes one extra downstream pass"
+                       f"phases {', '.join(build_phases)}"
+                       + ("; includes one extra downstream pass" if len(build_phases) > 1 else "; one pass")
                        + ("" if n >= 36 else f"; target is for 36 months, linear extrapolation "
                           f"{round(build_s * 36 / n)} s")))
     return out
