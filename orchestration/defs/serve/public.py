@@ -167,13 +167,12 @@ def period_parts(source: Path, period: str, span: tuple[str, str] | None) -> lis
 
 
 def read_staged(staging: Path, version: int, period: str, sub: tuple[str, str] | None,
-                schema: pa.Schema | None) -> pa.Table:
+                schema: pa.Schema) -> pa.Table:
     """The rows of the staged table (as of `version`) whose `period` lies in `sub` (every row with no `sub`),
-    cast to `schema` when given."""
+    cast to the `schema` they were written with."""
     dataset = DeltaTable(str(staging), version=version).to_pyarrow_dataset()
     where = None if sub is None else (pc.field(period) >= sub[0]) & (pc.field(period) <= sub[1])
-    table = dataset.to_table(filter=where)
-    return table.cast(schema) if schema is not None else table
+    return dataset.to_table(filter=where).cast(schema)
 
 
 def suppressed_values(table: pa.Table) -> int:
@@ -297,7 +296,8 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
             return
         rows = 0
         for i, sub in enumerate(parts):
-            stored = read_staged(staging, staged.version, spec.period, sub if len(parts) > 1 else None, None)
+            stored = read_staged(staging, staged.version, spec.period, sub if len(parts) > 1 else None,
+                                 table.schema)
             written = (replace_span(target, stored, spec.period, None) if span is None and i == 0
                        else replace_span(target, stored, spec.period, sub))
             rows += written.rows
