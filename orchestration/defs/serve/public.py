@@ -158,7 +158,11 @@ def period_parts(source: Path, period: str, span: tuple[str, str] | None) -> lis
     if span is None:
         if not delta.table_exists(source):
             return [None]
-        values = DeltaTable(str(source)).to_pyarrow_dataset().to_table(columns=[period]).column(period)
+        table = DeltaTable(str(source))
+        # A table partitioned by the period names its periods in its log: no data file is read for them.
+        values = (pa.table(table.get_add_actions(flatten=True)).column(f"partition.{period}")
+                  if table.metadata().partition_columns == [period]
+                  else table.to_pyarrow_dataset().to_table(columns=[period]).column(period))
         low, high = pc.min_max(values).values()
         if not low.is_valid:
             return [None]
@@ -266,16 +270,19 @@ def build_public_asset(name: str) -> dg.AssetsDefinition:
         def make(sub: tuple[str, str] | None) -> pa.Table:
             return arrow_table(spec.make(read_span(source, spec.period, sub, spec.columns), cells=cells))
 
-        if span is not None and not laid_out_by(target, spec.period, make((span[0], span[0])).schema):
-            context.log.info(f"public/{name} is not partitioned by {spec.period} yet: rebuilt whole, once")
-            span = None
         # A long range is made, staged, audited and published a few periods at a time, so memory does not grow
         # with the months of the run; nothing is published until every part has passed the audit.
         parts = [span] if whole else period_parts(source, spec.period, span)
+        first = make(parts[0])
+        if span is not None and not laid_out_by(target, spec.period, first.schema):
+            context.log.info(f"public/{name} is not partitioned by {spec.period} yet: rebuilt whole, once")
+            span = None
+            parts = [span] if whole else period_parts(source, spec.period, span)
+            first = make(parts[0])
         staging = staging_path(settings, name)
         findings, checked, suppressed, staged = [], 0, 0, None
         for i, sub in enumerate(parts):
-            table = make(sub)
+            table, first = (first if i == 0 else make(sub)), None  # the first part is not held past its turn
             staged = (delta.replace_table(staging, table, partition_by=[spec.period]) if i == 0
                       else delta.replace_months(staging, table, sub, partition_column=spec.period))
             # The audit reads what the staging table holds, not the table handed to the writer.
