@@ -40,6 +40,7 @@ from ml import metrics
 DECILES = tuple(range(1, 11))
 UNKNOWN = "unknown"
 IMD_COLUMNS = ("lsoa_code", "imd_decile", "population")
+_NO_DECILE = np.iinfo(np.int64).min  # the decile of a cell whose LSOA has none
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -153,17 +154,16 @@ class FairnessAudit:
         return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-def _missing(code) -> bool:
-    if code is None:
-        return True
-    if isinstance(code, float) and math.isnan(code):
-        return True
-    try:
-        if pd.isna(code):
-            return True
-    except (TypeError, ValueError):
-        pass
-    return isinstance(code, str) and not code.strip()
+def _lsoa_index(lsoa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the position of its LSOA among the distinct codes (-1 where none is given: None, NaN, pandas'
+    NA or blank text), and those codes as text without surrounding spaces. Each distinct value is read once: a
+    national month has hundreds of thousands of cells in a few tens of thousands of LSOAs."""
+    raw_index, raw = pd.factorize(pd.Series(lsoa, dtype=object), use_na_sentinel=True)
+    text = pd.Series([str(v).strip() for v in raw], dtype=object)
+    text[text == ""] = None
+    index, uniques = pd.factorize(text, use_na_sentinel=True)
+    # The blank codes' sentinel (-1) stays -1; so does a cell with no code at all.
+    return np.append(index, -1)[raw_index], np.asarray(uniques, dtype=object)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -209,16 +209,20 @@ def audit(
     if missing_cols:
         raise ValueError(f"imd table is missing column(s) {', '.join(missing_cols)}")
 
-    dec_of = dict(zip(imd["lsoa_code"].astype(str), imd["imd_decile"].astype(int), strict=True))
-    pop_of = dict(zip(imd["lsoa_code"].astype(str), imd["population"].astype(float), strict=True))
-    codes = [None if _missing(c) else str(c).strip() for c in lsoa]
-    decile = np.array([dec_of.get(c, UNKNOWN) if c is not None else UNKNOWN for c in codes], dtype=object)
+    index, uniques = _lsoa_index(lsoa)
+    # An LSOA listed twice takes its last row.
+    table = imd.assign(lsoa_code=imd["lsoa_code"].astype(str)).drop_duplicates("lsoa_code", keep="last")
+    row = pd.Index(table["lsoa_code"]).get_indexer(pd.Index(uniques, dtype=object))
+    listed = row >= 0
+    decile_of = np.full(len(uniques) + 1, _NO_DECILE, dtype=np.int64)  # the last entry: no LSOA
+    decile_of[:-1][listed] = table["imd_decile"].astype(int).to_numpy()[row[listed]]
+    decile = decile_of[index]
 
     # Population: each LSOA's population shared equally among the study-area cells in it.
-    counts = pd.Series([c for c in codes if c is not None], dtype=object).value_counts().to_dict()
-    cell_pop = np.array(
-        [pop_of[c] / counts[c] if c is not None and c in pop_of else 0.0 for c in codes], dtype=float
-    )
+    cells_in = np.bincount(index[index >= 0], minlength=len(uniques))
+    pop_of = np.zeros(len(uniques) + 1)
+    pop_of[:-1][listed] = table["population"].astype(float).to_numpy()[row[listed]] / cells_in[listed]
+    cell_pop = pop_of[index]
 
     flagged = np.zeros(n, dtype=bool)
     flagged[metrics.top_cells(pred, coverage)] = True
@@ -229,7 +233,7 @@ def audit(
 
     rows = []
     for d in (*DECILES, UNKNOWN):
-        m = np.array([x == d for x in decile], dtype=bool) if n else np.zeros(0, dtype=bool)
+        m = decile == (_NO_DECILE if d == UNKNOWN else d)
         k = int(m.sum())
         f = int((m & flagged).sum())
         crime = float(obs[m].sum())

@@ -95,7 +95,8 @@ def test_no_crime_fails_the_gate():
 
 def test_cells_without_a_known_decile_are_counted_as_unknown():
     cells = np.array(["a", "b", "c", "d", "e", "f"])
-    lsoa = np.array(["L1", None, np.nan, "", "E99999999", "L1"], dtype=object)
+    # Missing as None, pandas' NA or blank text; a code padded with spaces is the code itself.
+    lsoa = np.array(["L1", None, pd.NA, "  ", "E99999999", " L1 "], dtype=object)
     pred = np.array([0.0, 9, 8, 0, 0, 0])
     obs = np.array([1.0, 1, 0, 0, 2, 0])
     a = audit(cells, lsoa, pred, obs, IMD, coverage=0.34)  # 2 flags: cells b and c
