@@ -125,3 +125,21 @@ def test_the_dataset_schema_from_distinct_values_is_mlflows_schema_of_every_row(
     })
     assert dataset_schema(frame) == _infer_schema(frame)
     assert dataset_schema(frame.head(0)) == _infer_schema(frame.head(0))
+
+
+def test_the_dataset_digest_changes_with_the_rows_the_table_or_its_version():
+    from ml.tracking import DatasetRef, dataset_digest
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"h3_cell": rng.choice(["a", "b"], 20_000).astype(object),
+                          "incident_count": rng.integers(0, 9, 20_000)})
+    ref = DatasetRef("file:///lake/gold/t", 4, frame)
+    digest = dataset_digest(ref)
+    assert digest == dataset_digest(DatasetRef("file:///lake/gold/t", 4, frame.copy()))
+    assert len(digest) == 8  # MLflow's digest length
+    changed_head = frame.copy()
+    changed_head.loc[0, "incident_count"] += 1
+    assert dataset_digest(DatasetRef("file:///lake/gold/t", 4, changed_head)) != digest
+    assert dataset_digest(DatasetRef("file:///lake/gold/t", 5, frame)) != digest
+    assert dataset_digest(DatasetRef("file:///lake/gold/u", 4, frame)) != digest
+    assert dataset_digest(DatasetRef("file:///lake/gold/t", 4, frame.head(19_999))) != digest
