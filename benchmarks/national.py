@@ -157,10 +157,11 @@ def _print_table(console, records: list[dict], targets: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title="National benchmark: stages (wall time includes process start and Dagster definitions)")
-    for col in ("phase", "stage", "months", "seconds", "peak RSS MB", "rows", "rows/s"):
+    for col in ("phase", "stage", "months", "seconds", "CPU s", "stolen s", "peak RSS MB", "rows", "rows/s"):
         t.add_column(col, justify="left" if col in ("phase", "stage", "months") else "right")
     for r in records:
-        t.add_row(r["phase"], r["stage"], r["months"], f"{r['seconds']:,.1f}", f"{r['peak_rss_mb']:,}",
+        t.add_row(r["phase"], r["stage"], r["months"], f"{r['seconds']:,.1f}",
+                  *(f"{r[k]:,.1f}" if k in r else "-" for k in ("cpu_seconds", "steal_seconds")), f"{r['peak_rss_mb']:,}",
                   f"{r['rows']:,}", f"{r['rows_per_s']:,}" if r.get("rows_per_s") is not None else "-")
     console.print(t)
     g = Table(title="Targets")

@@ -181,6 +181,15 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
+def _steal_seconds() -> float:
+    """Seconds of all cores the hypervisor has given to other guests since boot (0 where not reported)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def measure(stage: str, home: Path, months: list[str], logs: Path, extra: dict | None = None) -> dict:
     """Run one stage in a child process; wall seconds, peak memory and what the stage reported."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -189,6 +198,7 @@ def measure(stage: str, home: Path, months: list[str], logs: Path, extra: dict |
     cmd = [sys.executable, "-m", "benchmarks.national_stages", "--stage", stage, "--home", str(home),
            "--months", ",".join(months), "--out", str(out), "--extra", json.dumps(extra or {})]
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DAGSTER_HOME", "CRIMELAKE_HOME")}
+    stolen = _steal_seconds()
     t0 = time.perf_counter()
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -200,6 +210,7 @@ def measure(stage: str, home: Path, months: list[str], logs: Path, extra: dict |
         tree = max(tree, _tree_rss_kib(proc.pid))
         time.sleep(0.5)
     seconds = time.perf_counter() - t0
+    stolen = _steal_seconds() - stolen
     proc.returncode = os.waitstatus_to_exitcode(status)
     report = json.loads(out.read_text()) if out.exists() else {"failed": ["no report"]}
     if proc.returncode != 0 or report.get("failed"):
@@ -210,7 +221,10 @@ def measure(stage: str, home: Path, months: list[str], logs: Path, extra: dict |
     rows = int(report.get("rows", 0))
     return {"stage": stage, "months": f"{months[0]}..{months[-1]}", "n_months": len(months),
             "seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb), "ru_maxrss_mb": round(usage.ru_maxrss / 1024),
-            "tree_rss_mb": round(tree / 1024), "rows": rows, "rows_per_s": round(rows / seconds) if seconds else None,
+            "tree_rss_mb": round(tree / 1024),
+            # CPU time of the stage's processes, and the time the machine's host gave its cores to others meanwhile
+            # (/proc/stat "steal"): wall time on a shared machine varies with the second, the first much less.
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "steal_seconds": round(stolen, 1), "rows": rows, "rows_per_s": round(rows / seconds) if seconds else None,
             **{k: v for k, v in report.items() if k not in ("rows", "failed")}}
 
 
