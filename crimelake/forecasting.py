@@ -252,7 +252,7 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     on all months, log everything to MLflow and decide the champion (ml.promotion): the model or a baseline,
     whichever the backtest supports. ``gates`` adds gates per method ({method: {gate: passed}}) to the fairness
     gate every method goes through. Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
-    from ml.backtest import backtest, forecast
+    from ml.backtest import backtest, forecast, keep_forecast_model
     from ml.baseline_model import history_frame
     from ml.model import cached_features
     from ml.tracking import DatasetRef, log_backtest
@@ -266,12 +266,15 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     h = horizon_for(gold, force) if horizon is None else horizon
     features: dict = {}  # the backtest's last training window serves the production model too
     intervened = active_matrix(gold.interventions, panel.cells, panel.months)
+    cache = origin_cache(settings)
     result = backtest(panel, group, months=months, context=context, progress=progress,
-                      cache=origin_cache(settings), feature_cache=features, horizon=h,
+                      cache=cache, feature_cache=features, horizon=h,
                       intervened=intervened if intervened.any() else None)
     # The production model's intervals: the last origin's out-of-time residuals, the months its features read.
     nxt = forecast(panel, group, context=context, feature_cache=features, horizon=h,
                    dispersion=result.residual_dispersion)
+    # Kept for the run that observes its month: that backtest scores this model as published.
+    keep_forecast_model(cache, panel, nxt, context, dispersion=result.residual_dispersion)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
     if force:

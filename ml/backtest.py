@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.backtest_cache import OriginCache, origin_key
+from ml.backtest_cache import OriginCache, model_key, origin_key
 from ml.baselines import BASELINES
 from ml.features import Context, data_cut
 from ml.intervals import LEVEL, baseline_dispersion, coverage, fit_dispersion, interval
@@ -58,6 +58,9 @@ class BacktestResult:
     # The model's dispersion around the counts of the last origin's month, forecast out of time: what a model
     # trained on the months up to it expects of its own residuals (None without the model).
     residual_dispersion: float | None = None
+    # The last origin's month when its model was the one an earlier run published as that month's forecast
+    # (``keep_forecast_model``) rather than a new fit; None otherwise.
+    reused_model: str | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -144,6 +147,7 @@ def backtest(
     last_preds: dict[str, np.ndarray] = {}
     dispersion: dict[str, float] = {}
     reused: list[str] = []
+    reused_model: str | None = None
     # How far the flagged set moves between consecutive origins: Jaccard overlap of the top 5% of cells.
     prev_flags: dict[str, set] = {}
     origins = scorable[-months:]
@@ -203,9 +207,15 @@ def backtest(
             origin_rows, origin_flags = hit
             reused.append(panel.months[t])
         else:
+            given = residual.get(prior) if prior is not None else None
+            # The final origin's model is the one a run before this one published as its forecast of month t,
+            # when that was fitted on exactly what this origin reads: it is scored as published, not fitted again.
+            stored = (cache.get_model(group, model_key(panel, group, t, known, context, model_params, horizon, given))
+                      if cache and with_model and t == origins[-1] else None)
+            if stored is not None:
+                reused_model = panel.months[t]
             preds, alphas = _predict_origin(panel, group, t, known, chosen, context, model_params, feature_cache,
-                                            seconds, models, horizon,
-                                            dispersion=residual.get(prior) if prior is not None else None)
+                                            seconds, models, horizon, dispersion=given, model=stored)
             scored = panel.observed_in(t)[known]
             observed = counts[known, t][scored]
             area = panel.area_km2[known][scored]
@@ -245,7 +255,8 @@ def backtest(
         # holds about one training window of features at a time.
         _forget_before(feature_cache, min(default_train_months(t + 1, horizon=horizon), default=t))
         if progress is not None:
-            how = "kept from an earlier run" if hit is not None else f"scored {len(chosen)} methods"
+            how = "kept from an earlier run" if hit is not None else f"scored {len(chosen)} methods" + (
+                " (the model as published by an earlier run)" if reused_model == panel.months[t] else "")
             progress(f"{group} {panel.months[t]} (h={horizon}): {how} on "
                      f"{int((panel.observed_in(t) & known).sum())} observed "
                      f"cells of the {int(known.sum())} known before it ({panel.n_cells} in all)")
@@ -261,7 +272,7 @@ def backtest(
         }
     )
     return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused, horizon, dispersion,
-                          residual.get(origins[-1]))
+                          residual.get(origins[-1]), reused_model)
 
 
 def _forget_before(feature_cache: dict, oldest: int) -> None:
@@ -278,20 +289,23 @@ def _excluding(pred: np.ndarray, observed: np.ndarray, area: np.ndarray, under: 
 
 def _predict_origin(panel: Panel, group: str, t: int, known: np.ndarray, chosen: dict, context: Context | None,
                     model_params: dict | None, feature_cache: dict, seconds: dict, models: dict, horizon: int = 1,
-                    dispersion: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                    dispersion: float | None = None,
+                    model: TrainedModel | None = None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every method's prediction for month ``t`` at ``horizon`` on the cells ``known`` as of its origin (in cell
     order), and the dispersion of each method's intervals (the model's ``dispersion`` when given, see ``train``).
 
     The model trains on those cells only; the baselines run on the panel cut to them and to the months before
-    t - horizon + 1, so cells first seen later, and any month after the origin, change nothing."""
+    t - horizon + 1, so cells first seen later, and any month after the origin, change nothing. ``model``, when
+    given, is the model's fit for this origin already made (``keep_forecast_model``) and is not fitted again."""
     cut = data_cut(t, horizon)
     area = panel.subset(known, cut, [group]) if any(fn is not None for fn in chosen.values()) else None
     out, alphas = {}, {}
     for name, fn in chosen.items():
         start = time.perf_counter()
         if fn is None:
-            model = train(panel, group, default_train_months(t, horizon=horizon), context, model_params,
-                          feature_cache=feature_cache, cells=known, horizon=horizon, dispersion=dispersion)
+            if model is None:
+                model = train(panel, group, default_train_months(t, horizon=horizon), context, model_params,
+                              feature_cache=feature_cache, cells=known, horizon=horizon, dispersion=dispersion)
             out[name] = model.predict(panel, t, context, feature_cache)[known]
             alphas[name] = model.dispersion
             models[panel.months[t]] = model
@@ -368,3 +382,19 @@ def forecast(
         }
     )
     return Forecast(label, frame, model, horizon)
+
+
+def keep_forecast_model(cache: OriginCache | None, panel: Panel, fc: Forecast, context: Context | None = None,
+                        model_params: dict | None = None, dispersion: float | None = None) -> str | None:
+    """Keep the model of a forecast beyond the panel (``forecast`` with the default target, ``model_params`` and
+    ``dispersion`` as given to it), so that the backtest of a later run that observes its month scores this very
+    model at that origin instead of fitting it again (``model_key``: only when nothing it was fitted on changed).
+    Returns the key, or None without a cache."""
+    if cache is None:
+        return None
+    t = panel.n_months + fc.horizon - 1
+    known = panel.known_before(data_cut(t, fc.horizon))
+    key = model_key(panel, fc.model.group, t, known, context, model_params, fc.horizon, dispersion)
+    cache.put_model(fc.model.group, key, fc.model)
+    return key
+

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -114,18 +115,38 @@ def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Con
     docstring)."""
     h = hashlib.blake2b(digest_size=20)
     _text(h, [code_fingerprint(), group, f"horizon={horizon}", *methods, repr(sorted((params or {}).items()))])
+    _inputs(h, panel, t, known, context, data_cut(t, horizon), through=t)
+    return h.hexdigest()
+
+
+def model_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Context | None, params: dict | None,
+              horizon: int, dispersion: float | None) -> str:
+    """The digest of everything the model that forecasts month ``t`` at ``horizon`` is fitted on: what its origin's
+    key covers less the scored month and after (the counts up to the month before the data cut), and the
+    dispersion its intervals were given. The model published as month ``t``'s forecast and the model a later
+    backtest fits for origin ``t`` have the same key when their inputs are the same."""
+    h = hashlib.blake2b(digest_size=20)
     cut = data_cut(t, horizon)
+    _text(h, [code_fingerprint(), "model", group, f"horizon={horizon}", panel.month_label(t),
+              repr(sorted((params or {}).items())), repr(None if dispersion is None else float(dispersion))])
+    _inputs(h, panel, cut - 1, known, context, cut, through=cut - 1)
+    return h.hexdigest()
+
+
+def _inputs(h, panel: Panel, t: int, known: np.ndarray, context: Context | None, cut: int, through: int) -> None:
+    """Hash the months up to ``t``, the ``known`` cells' attributes, their counts and observed mask up to
+    ``through``, and the context the features of a forecast with data cut ``cut`` read."""
     _text(h, panel.months[: t + 1])
     _array(h, _cell_digests(panel)[known])
     _array(h, panel.area_km2[known])
     _array(h, panel.xy[known])
-    _through(h, panel, ("observed",), panel.observed, known, t)
+    _through(h, panel, ("observed",), panel.observed, known, through)
     for g in sorted(panel.counts):
         # Counts are whole numbers (NaN where unobserved), hashed as single precision whatever the panel's dtype.
-        _through(h, panel, ("counts", g), panel.counts[g].astype(np.float32, copy=False), known, t)
+        _through(h, panel, ("counts", g), panel.counts[g].astype(np.float32, copy=False), known, through)
     if context is None:
         _text(h, ["no context"])
-        return h.hexdigest()
+        return
     al = context.aligned(panel)
     for part in ("stop_search", "outcomes"):
         for name in sorted(al[part]):
@@ -133,7 +154,6 @@ def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Con
                      known, cut - 1, label=f"{part}/{name}")
     _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut)[known], dtype=object)))
     _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(cut)))])
-    return h.hexdigest()
 
 
 class OriginCache:
@@ -166,6 +186,38 @@ class OriginCache:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
+
+    def _model_paths(self, group: str, key: str) -> tuple[Path, Path]:
+        base = self.root / group / f"model-{key}"
+        return base.with_suffix(".ubj"), base.with_suffix(".json")
+
+    def get_model(self, group: str, key: str):
+        """The model stored under ``key`` (``model_key``), or None (also when the entry is damaged)."""
+        from xgboost.core import XGBoostError
+
+        from ml.model import TrainedModel
+
+        booster, meta = self._model_paths(group, key)
+        try:
+            model = TrainedModel.load(booster.read_bytes(), json.loads(meta.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, XGBoostError):
+            return None
+        for p in (booster, meta):
+            os.utime(p)
+        return model
+
+    def put_model(self, group: str, key: str, model) -> None:
+        """Store a fitted model under ``key``: its booster, then its description (each written aside and renamed;
+        an entry counts once its description is there)."""
+        booster, meta = self._model_paths(group, key)
+        booster.parent.mkdir(parents=True, exist_ok=True)
+        raw, described = model.save()
+        tmp = booster.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(raw)
+        os.replace(tmp, booster)
+        tmp = meta.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(described))
+        os.replace(tmp, meta)
 
     def prune(self, group: str) -> int:
         """Delete the group's entries unused for ``keep_days`` days (and stray temporary files); returns how many."""

@@ -184,6 +184,20 @@ class TrainedModel:
             columns=self.feature_names)
         return self.regressor.predict(x).astype(float)
 
+    def save(self) -> tuple[bytes, dict]:
+        """The booster (XGBoost's UBJSON, exact) and the rest of the model, for ``load``."""
+        raw = bytes(self.regressor.get_booster().save_raw(raw_format="ubj"))
+        return raw, {"group": self.group, "feature_names": self.feature_names, "params": self.params,
+                     "train_months": self.train_months, "n_rows": self.n_rows, "uses_context": self.uses_context,
+                     "extra": self.extra, "horizon": self.horizon, "dispersion": self.dispersion}
+
+    @classmethod
+    def load(cls, raw: bytes, described: dict) -> TrainedModel:
+        """The model ``save`` gave: its booster from ``raw``, the rest from ``described``."""
+        reg = xgb.XGBRegressor(**described["params"])
+        reg.load_model(bytearray(raw))
+        return cls(regressor=reg, **described)
+
     def feature_importance(self) -> dict[str, float]:
         """XGBoost "gain" importance: mean loss reduction of the splits on each feature (features never split
         on get 0), largest first."""

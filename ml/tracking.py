@@ -283,7 +283,10 @@ def log_backtest(
                    "backtest_months": f"{months[0]}..{months[-1]}",
                    "feature_tables": json.dumps(feature_tables, sort_keys=True),
                    # Origins read back unchanged from an earlier run (ml.backtest_cache) rather than recomputed.
-                   "backtest_origins_reused": ",".join(getattr(result, "reused_origins", [])) or "none"}
+                   "backtest_origins_reused": ",".join(getattr(result, "reused_origins", [])) or "none",
+                   # The last origin scored the model an earlier run published for that month (ml.backtest).
+                   "backtest_last_model": ("as published for " + result.reused_model
+                                           if getattr(result, "reused_model", None) else "fitted")}
     ds = mlflow.data.from_pandas(dataset.frame, source=dataset.table_uri,
                                  name=f"{dataset.name}@v{dataset.delta_version}", digest=dataset_digest(dataset))
     # MLflow infers the schema value by value (about 10 s a group on a national table); the same schema from

@@ -163,3 +163,50 @@ def test_an_origin_key_is_the_same_whichever_origins_were_keyed_before_it():
     changed.loc[row, "incident_count"] += 1
     other = Panel.from_frames(changed, dim)
     assert key(other, 5) == alone[5] and key(other, 8) != alone[8] and key(other, 12) != alone[12]
+
+
+def test_the_last_origin_scores_the_model_published_for_its_month_without_fitting_it_again(tmp_path, monkeypatch):
+    import ml.backtest as bt
+
+    counts, dim = frames(12)
+    cache = OriginCache(tmp_path)
+    panel = Panel.from_frames(counts, dim)
+    first = backtest(panel, "all_crime", months=4, model_params=FAST, cache=cache)
+    published = bt.forecast(panel, "all_crime", model_params=FAST, dispersion=first.residual_dispersion)
+    assert bt.keep_forecast_model(cache, panel, published, None, FAST, first.residual_dispersion)
+
+    # Month 13 arrives (with a cell first seen in it): its origin's model is the one published a month ago.
+    counts13, dim13 = with_new_cell(*frames(13))
+    fitted = []
+    real_train = bt.train
+    monkeypatch.setattr(bt, "train", lambda *a, **k: fitted.append(a[3:4]) or real_train(*a, **k))
+    incremental = run(counts13, dim13, cache)
+    assert fitted == [] and incremental.reused_model == published.month
+    monkeypatch.setattr(bt, "train", real_train)
+    fresh = run(counts13, dim13)
+    assert fresh.reused_model is None
+    pdt.assert_frame_equal(incremental.per_month, fresh.per_month)
+    pdt.assert_frame_equal(incremental.predictions, fresh.predictions)
+
+    # A late correction to a month the model was fitted on: the model is fitted again.
+    late = counts13.copy()
+    late.loc[late["month"] == late["month"].unique()[-2], "incident_count"] += 1
+    monkeypatch.setattr(bt, "train", lambda *a, **k: fitted.append(a[3:4]) or real_train(*a, **k))
+    corrected = run(late, dim13, cache)
+    assert corrected.reused_model is None and fitted
+
+
+def test_a_damaged_model_entry_is_fitted_again(tmp_path):
+    from ml.backtest import forecast, keep_forecast_model
+
+    counts, dim = frames(12)
+    cache = OriginCache(tmp_path)
+    panel = Panel.from_frames(counts, dim)
+    published = forecast(panel, "all_crime", model_params=FAST, dispersion=0.5)
+    key = keep_forecast_model(cache, panel, published, None, FAST, 0.5)
+    back = cache.get_model("all_crime", key)
+    np.testing.assert_array_equal(back.predict(panel, panel.n_months), published.model.predict(panel, panel.n_months))
+    assert back.dispersion == 0.5 and back.feature_names == published.model.feature_names
+    (tmp_path / "all_crime" / f"model-{key}.ubj").write_bytes(b"not a booster")
+    assert cache.get_model("all_crime", key) is None
+    assert cache.get_model("all_crime", "0" * 40) is None
