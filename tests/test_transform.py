@@ -232,3 +232,34 @@ def test_checks_of_a_monthly_model_read_the_months_the_run_built(built, tmp_path
     assert january.returncode == 1 and "Got 1 result" in january.stdout, january.stdout
     everything = _dbt_test(settings, tmp_path, select)
     assert everything.returncode == 1, everything.stdout
+
+
+def test_months_in_the_environment_scope_the_checks_as_vars_do_and_keep_the_home_parse_state(built, tmp_path):
+    """How Dagster gives dbt a run's months (orchestration.lib.dbt): in the environment, with the home's parse
+    state, so that a new month is not a full parse of the project. The checks read the same months as with vars."""
+    from orchestration.lib.dbt import DBT_DIR, DBT_EXECUTABLE, PARSE_STATE, invocation_target, months_in_env
+
+    settings = built
+    assert run_transform(settings).success  # its dbt invocations leave the home's parse state
+    state = settings.home / "cache" / "dbt" / PARSE_STATE
+    assert state.exists()
+    con = duckdb.connect(str(settings.warehouse))
+    try:
+        con.execute("insert into marts.fct_incidents select * from marts.fct_incidents "
+                    "where month = '2024-01' limit 1")
+    finally:
+        con.close()
+
+    def test_months(months: dict) -> subprocess.CompletedProcess:
+        with invocation_target(settings.home) as target, months_in_env(months):
+            return subprocess.run([DBT_EXECUTABLE, "test", "--project-dir", str(DBT_DIR), "--profiles-dir",
+                                   str(DBT_DIR), "--target-path", str(target), "--select",
+                                   "unique_fct_incidents_incident_id"], capture_output=True, text=True, timeout=600)
+
+    march = test_months({"month_from": "2024-03", "month_to": "2024-03"})
+    assert march.returncode == 0, march.stdout
+    january = test_months({"month_from": "2024-03", "month_to": "2024-03", "check_from": "2024-01"})
+    assert january.returncode == 1 and "Got 1 result" in january.stdout, january.stdout
+    for out in (march, january):
+        assert "Unable to do partial parsing" not in out.stdout, out.stdout
+    assert not [p for p in (settings.home / "cache" / "dbt" / "runs").iterdir()]  # each folder removed after use

@@ -3,9 +3,18 @@
     first month; a long run builds in chunks and tests with the last one) or month_from, to month_to. A build
     without months (a full refresh) checks every month. -#}
 
+{% macro run_var(name) -%}
+    {#- A month of the run (month_from, month_to, check_from): a dbt var when one is given on the command line,
+        else CRIMELAKE_DBT_MONTH_FROM, _MONTH_TO or _CHECK_FROM, which Dagster sets for each invocation. The
+        variables are read when models run, never while the project is parsed: dbt parses the whole project
+        again whenever its vars change, so months given as vars would cost every run a full parse (seconds per
+        invocation), while the parse state of a run with months in the environment serves the next one. -#}
+    {{ return(var(name, '') or (env_var('CRIMELAKE_DBT_' ~ (name | upper), '') if execute else '')) }}
+{%- endmacro %}
+
 {% macro checked_months(column='month') -%}
-    {%- set lo = var('check_from', '') or var('month_from', '') -%}
-    {%- set hi = var('month_to', '') or lo -%}
+    {%- set lo = crimelake.run_var('check_from') or crimelake.run_var('month_from') -%}
+    {%- set hi = crimelake.run_var('month_to') or lo -%}
     {%- if lo -%} {{ column }} between '{{ lo }}' and '{{ hi }}'
     {%- else -%} true
     {%- endif -%}
@@ -29,7 +38,7 @@
         the run built. -#}
     {%- set where = config.get('where', '') -%}
     {%- set column = crimelake.tested_month_column() if execute else none -%}
-    {%- set scoped = column and (var('check_from', '') or var('month_from', '')) -%}
+    {%- set scoped = column and (crimelake.run_var('check_from') or crimelake.run_var('month_from')) -%}
     {%- if where or scoped -%}
         {%- set clauses = [] -%}
         {%- if where %}{% do clauses.append('(' ~ where ~ ')') %}{% endif -%}

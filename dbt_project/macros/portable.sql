@@ -7,9 +7,9 @@
 {% macro spark__regex_matches(expr, pattern) -%} ({{ expr }} rlike '{{ pattern }}') {%- endmacro %}
 
 {% macro month_filter(column='month') -%}
-    {#- Restrict to the months Dagster is rebuilding (vars month_from..month_to), or none on a full build. -#}
-    {%- set lo = var('month_from', '') -%}
-    {%- set hi = var('month_to', '') or lo -%}
+    {#- Restrict to the months Dagster is rebuilding (month_from..month_to, see run_var), or none on a full build. -#}
+    {%- set lo = crimelake.run_var('month_from') -%}
+    {%- set hi = crimelake.run_var('month_to') or lo -%}
     {%- if lo and not is_incremental() -%}
         {#- A first (or full-refresh) build of an incremental model holds every month up to the range's end; later
             months come with the runs (or the later chunks of a long run) that build them, so a first national
@@ -80,19 +80,19 @@
 {%- endmacro %}
 
 {% macro delete_rebuilt_months(column='month') -%}
-    {#- On an incremental run, delete the months the run rebuilds (vars month_from..month_to; every month when
+    {#- On an incremental run, delete the months the run rebuilds (month_from..month_to, see run_var; every month when
         none is given), which is what delete+insert by month removes on DuckDB. -#}
     {%- if is_incremental() -%}
-        {%- set lo = var('month_from', '') -%}
-        {%- set hi = var('month_to', '') or lo -%}
+        {%- set lo = crimelake.run_var('month_from') -%}
+        {%- set hi = crimelake.run_var('month_to') or lo -%}
         delete from {{ this }}{% if lo %} where {{ column }} between '{{ lo }}' and '{{ hi }}'{% endif %}
     {%- endif -%}
 {%- endmacro %}
 
 {% macro quarter_bounds() -%}
     {#- The first month of month_from's quarter and the last month of month_to's: the quarters a run rebuilds. -#}
-    {%- set lo = var('month_from', '') -%}
-    {%- set hi = var('month_to', '') or lo -%}
+    {%- set lo = crimelake.run_var('month_from') -%}
+    {%- set hi = crimelake.run_var('month_to') or lo -%}
     {%- if not lo -%}{{ return(none) }}{%- endif -%}
     {%- set lo_m = ((lo[5:7] | int) - 1) // 3 * 3 + 1 -%}
     {%- set hi_m = ((hi[5:7] | int) - 1) // 3 * 3 + 3 -%}

@@ -10,9 +10,13 @@ reader sees the old manifest or the new one, never a half-written file, and no l
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -84,6 +88,54 @@ def prepare_if_dev(manifest: Path | None = None, project_dir: Path = DBT_DIR) ->
 
 
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+
+# The months of a run, passed to dbt in the environment (dbt_project/macros/checked_months.sql, `run_var`).
+RUN_VARS = ("month_from", "month_to", "check_from")
+PARSE_STATE = "partial_parse.msgpack"
+
+
+def run_var_env(name: str) -> str:
+    return f"CRIMELAKE_DBT_{name.upper()}"
+
+
+@contextmanager
+def months_in_env(months: dict[str, str] | None) -> Iterator[None]:
+    """The run's months (``RUN_VARS``) in this process's environment while a dbt invocation starts (it copies the
+    environment when it starts); any left from before are cleared, and the environment is restored after."""
+    unknown = set(months or {}) - set(RUN_VARS)
+    if unknown:
+        raise ValueError(f"unknown run months {sorted(unknown)}; expected some of {RUN_VARS}")
+    names = [run_var_env(n) for n in RUN_VARS]
+    saved = {n: os.environ.pop(n, None) for n in names}
+    os.environ.update({run_var_env(k): v for k, v in (months or {}).items() if v})
+    try:
+        yield
+    finally:
+        for n in names:
+            os.environ.pop(n, None)
+            if saved[n] is not None:
+                os.environ[n] = saved[n]
+
+
+@contextmanager
+def invocation_target(home: Path) -> Iterator[Path]:
+    """A new target folder for one dbt invocation of a home (under ``<home>/cache/dbt/runs``), holding the parse
+    state the home's last invocation left. dbt checks that state against the project, its vars and the profile
+    (whose DuckDB path is the home's) and parses again only what changed; the state `make install` leaves beside
+    the manifest was made for no home in particular, and with it every invocation parsed the whole project
+    (about 6 s more each; a month's run makes three). On success the invocation's state becomes the home's and
+    its folder is removed; a failed invocation's folder is kept, with dbt's log, for a look."""
+    root = home / "cache" / "dbt"
+    target = root / "runs" / uuid.uuid4().hex[:12]
+    target.mkdir(parents=True)
+    state = root / PARSE_STATE
+    if state.exists():
+        shutil.copyfile(state, target / PARSE_STATE)
+    yield target
+    made = target / PARSE_STATE
+    if made.exists():
+        os.replace(made, state)
+    shutil.rmtree(target, ignore_errors=True)
 
 
 def dbt_resource(engine: str | None = None) -> DbtCliResource:

@@ -20,7 +20,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.automation import checked_eager
-from orchestration.lib.dbt import dbt_project, dbt_resource, prepare_if_dev
+from orchestration.lib.dbt import dbt_project, dbt_resource, invocation_target, months_in_env, prepare_if_dev
 from orchestration.lib.dbt_checks import describe
 from orchestration.lib.partitions import monthly_partitions, run_months
 from orchestration.lib.resources import LakeResource
@@ -124,14 +124,19 @@ def indirect_selection(context: dg.AssetExecutionContext) -> list[str]:
     return ["--indirect-selection", "buildable"]
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, args: list[str]):
-    """`dbt <args>` over the step's selection, its events yielded, then lineage for every node it built."""
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, args: list[str],
+           months: dict[str, str] | None = None):
+    """`dbt <args>` over the step's selection with the run's ``months`` (orchestration.lib.dbt.RUN_VARS), its
+    events yielded, then lineage for every node it built."""
     materialized = []
-    for event in dbt.cli([*args, *indirect_selection(context)], context=context).stream():
-        key = getattr(event, "asset_key", None)
-        if key is not None:
-            materialized.append(key)
-        yield event
+    with invocation_target(settings.home) as target:
+        with months_in_env(months):
+            invocation = dbt.cli([*args, *indirect_selection(context)], context=context, target_path=target)
+        for event in invocation.stream():
+            key = getattr(event, "asset_key", None)
+            if key is not None:
+                materialized.append(key)
+            yield event
     _emit_lineage(settings, context.run_id, materialized)
 
 
@@ -160,14 +165,9 @@ def _build_whole(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: L
         yield from _spark_step(context, dbt, settings)
         return
     months = None if config.full_refresh else run_months(context)
-    if config.full_refresh:
-        args = ["build", "--full-refresh"]
-    elif months:
-        args = ["build", "--vars", json.dumps({"month_from": months[0], "month_to": months[1],
-                                               "check_from": months[0]})]
-    else:
-        args = ["build"]
-    yield from _build(context, dbt, settings, args)
+    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+    yield from _build(context, dbt, settings, args, {"month_from": months[0], "month_to": months[1],
+                                                     "check_from": months[0]} if months else None)
 
 
 # Three steps, in the order of their dependencies: seeds, the monthly models (which read them), the table models
@@ -202,21 +202,23 @@ def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
         yield from _spark_step(context, dbt, settings)
         return
     if config.full_refresh:
-        args = ["build", "--full-refresh"]
-    else:
-        first, last = context.partition_key_range
-        chunks = month_chunks(first, last, chunk_months())
-        # A long range (a first load, a backfill) is built a few months at a time, so DuckDB's working set is a
-        # few months of data whatever the history: every chunk but the last builds the models without tests;
-        # the last builds and tests, and its events are the run's.
-        for a, b in chunks[:-1]:
-            context.log.info(f"dbt: building {a}..{b} (models only; tests run with the last months)")
-            dbt.cli(["build", "--exclude-resource-type", "test", "--vars",
-                     json.dumps({"month_from": a, "month_to": b})], context=context).wait()
-        a, b = chunks[-1]
-        # The tests read every month the run built (check_from, dbt_project/macros/checked_months.sql).
-        args = ["build", "--vars", json.dumps({"month_from": a, "month_to": b, "check_from": first})]
-    yield from _build(context, dbt, settings, args)
+        yield from _build(context, dbt, settings, ["build", "--full-refresh"])
+        return
+    first, last = context.partition_key_range
+    chunks = month_chunks(first, last, chunk_months())
+    # A long range (a first load, a backfill) is built a few months at a time, so DuckDB's working set is a
+    # few months of data whatever the history: every chunk but the last builds the models without tests;
+    # the last builds and tests, and its events are the run's.
+    for a, b in chunks[:-1]:
+        context.log.info(f"dbt: building {a}..{b} (models only; tests run with the last months)")
+        with invocation_target(settings.home) as target:
+            with months_in_env({"month_from": a, "month_to": b}):
+                invocation = dbt.cli(["build", "--exclude-resource-type", "test"], context=context,
+                                     target_path=target)
+            invocation.wait()
+    a, b = chunks[-1]
+    # The tests read every month the run built (check_from, dbt_project/macros/checked_months.sql).
+    yield from _build(context, dbt, settings, ["build"], {"month_from": a, "month_to": b, "check_from": first})
 
 
 @dbt_assets(
