@@ -82,31 +82,44 @@ def _indicator_digest(panel: Panel, context: Context, quarter: str) -> str:
     return cache[key]
 
 
-def _prefix_digest(panel: Panel, name: tuple, matrix: np.ndarray, last: int) -> np.ndarray:
-    """Per cell, one 64-bit digest of the cell's values in months 0..``last``: pandas' vectorised hashing chained
-    month by month. An origin then hashes one digest per cell of its study area rather than every month before it
-    (twelve origins of a national panel re-read the whole history otherwise); a new month extends the chains and
-    leaves the earlier digests as they were. Only the months asked for are kept, each chain continued from the
-    latest kept month before it, so a national panel holds a dozen digests per cell and series, not one per month
-    of its history (a third of the memory at three years, less as the history grows)."""
+def _prefix_digest(panel: Panel, name: tuple, matrix: np.ndarray, last: int, single: bool) -> np.ndarray:
+    """Per cell, one 64-bit digest of the cell's values in months 0..``last`` (as single precision with ``single``):
+    pandas' vectorised hashing chained month by month, so an origin hashes one digest per cell of its study area
+    rather than every month before it. Only the latest chain of a series is kept, and continued when a later month
+    is asked for (origins come in order); what each origin needs of it is kept by ``_through``, a few bytes."""
     kept: dict[int, np.ndarray] = panel.cache().setdefault(("prefix_digests", *name), {})
     if last not in kept:
         start = max((m for m in kept if m < last), default=-1)
         chain = kept[start] if start >= 0 else np.zeros(matrix.shape[0], dtype=np.uint64)
         for m in range(start + 1, last + 1):
-            step = pd.DataFrame({"before": chain, "value": np.ascontiguousarray(matrix[:, m])})
+            column = matrix[:, m].astype(np.float32) if single else np.ascontiguousarray(matrix[:, m])
+            step = pd.DataFrame({"before": chain, "value": column})
             chain = pd.util.hash_pandas_object(step, index=False).to_numpy()
+        kept.clear()
         kept[last] = chain
     return kept[last]
 
 
+def _mask_digest(mask: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.packbits(mask).tobytes() + f";{len(mask)}".encode(), digest_size=16).digest()
+
+
 def _through(h, panel: Panel, name: tuple, matrix: np.ndarray, known: np.ndarray, last: int,
-             label: str | None = None) -> None:
+             label: str | None = None, single: bool = False) -> None:
     """Hash the values of the ``known`` cells in months 0..``last`` (nothing when ``last`` < 0), under ``label``
-    (default: the name)."""
+    (default: the name). The digest of each series, month and study area is worked out once per panel and kept
+    (20 bytes): the forecast groups of a run key the same origins over the same series, and a national panel then
+    holds one chain per series rather than one per origin (about 2.5 MB each)."""
     _text(h, [label or "/".join(map(str, name)), f"through={last}"])
-    if last >= 0:
-        _array(h, _prefix_digest(panel, name, matrix, last)[known])
+    if last < 0:
+        return
+    done: dict[tuple, bytes] = panel.cache().setdefault(("through", *name), {})
+    key = (last, _mask_digest(known))
+    if key not in done:
+        part = hashlib.blake2b(digest_size=20)
+        _array(part, _prefix_digest(panel, name, matrix, last, single)[known])
+        done[key] = part.digest()
+    h.update(done[key])
 
 
 def origin_key(panel: Panel, group: str, t: int, known: np.ndarray, context: Context | None,
@@ -143,15 +156,15 @@ def _inputs(h, panel: Panel, t: int, known: np.ndarray, context: Context | None,
     _through(h, panel, ("observed",), panel.observed, known, through)
     for g in sorted(panel.counts):
         # Counts are whole numbers (NaN where unobserved), hashed as single precision whatever the panel's dtype.
-        _through(h, panel, ("counts", g), panel.counts[g].astype(np.float32, copy=False), known, through)
+        _through(h, panel, ("counts", g), panel.counts[g], known, through, single=True)
     if context is None:
         _text(h, ["no context"])
         return
     al = context.aligned(panel)
     for part in ("stop_search", "outcomes"):
         for name in sorted(al[part]):
-            _through(h, panel, ("context", id(context), part, name), al[part][name].astype(np.float32, copy=False),
-                     known, cut - 1, label=f"{part}/{name}")
+            _through(h, panel, ("context", id(context), part, name), al[part][name], known, cut - 1,
+                     label=f"{part}/{name}", single=True)
     _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut)[known], dtype=object)))
     _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(cut)))])
 
