@@ -104,17 +104,17 @@ def _mask_digest(mask: np.ndarray) -> bytes:
     return hashlib.blake2b(np.packbits(mask).tobytes() + f";{len(mask)}".encode(), digest_size=16).digest()
 
 
-def _through(h, panel: Panel, name: tuple, matrix: np.ndarray, known: np.ndarray, last: int,
+def _through(h, panel: Panel, name: tuple, matrix: np.ndarray, known: np.ndarray, area: bytes, last: int,
              label: str | None = None, single: bool = False) -> None:
     """Hash the values of the ``known`` cells in months 0..``last`` (nothing when ``last`` < 0), under ``label``
-    (default: the name). The digest of each series, month and study area is worked out once per panel and kept
+    (default: the name); ``area`` is ``_mask_digest(known)``. The digest of each series, month and study area is worked out once per panel and kept
     (20 bytes): the forecast groups of a run key the same origins over the same series, and a national panel then
     holds one chain per series rather than one per origin (about 2.5 MB each)."""
     _text(h, [label or "/".join(map(str, name)), f"through={last}"])
     if last < 0:
         return
     done: dict[tuple, bytes] = panel.cache().setdefault(("through", *name), {})
-    key = (last, _mask_digest(known))
+    key = (last, area)
     if key not in done:
         part = hashlib.blake2b(digest_size=20)
         _array(part, _prefix_digest(panel, name, matrix, last, single)[known])
@@ -153,17 +153,18 @@ def _inputs(h, panel: Panel, t: int, known: np.ndarray, context: Context | None,
     _array(h, _cell_digests(panel)[known])
     _array(h, panel.area_km2[known])
     _array(h, panel.xy[known])
-    _through(h, panel, ("observed",), panel.observed, known, through)
+    area = _mask_digest(known)
+    _through(h, panel, ("observed",), panel.observed, known, area, through)
     for g in sorted(panel.counts):
         # Counts are whole numbers (NaN where unobserved), hashed as single precision whatever the panel's dtype.
-        _through(h, panel, ("counts", g), panel.counts[g], known, through, single=True)
+        _through(h, panel, ("counts", g), panel.counts[g], known, area, through, single=True)
     if context is None:
         _text(h, ["no context"])
         return
     al = context.aligned(panel)
     for part in ("stop_search", "outcomes"):
         for name in sorted(al[part]):
-            _through(h, panel, ("context", id(context), part, name), al[part][name], known, cut - 1,
+            _through(h, panel, ("context", id(context), part, name), al[part][name], known, area, cut - 1,
                      label=f"{part}/{name}", single=True)
     _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut)[known], dtype=object)))
     _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(cut)))])

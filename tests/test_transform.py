@@ -213,17 +213,21 @@ def _dbt_test(settings, tmp_path, select: str, months: dict | None = None) -> su
     return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
-def test_checks_of_a_monthly_model_read_the_months_the_run_built(built, tmp_path):
-    """A run's checks cost the months it wrote, not the whole history: a repeated incident in January fails the
-    checks of a run that built January (or of a full build), not those of a run that built March alone."""
-    settings = built
-    assert run_transform(settings).success
+def _repeat_a_january_incident(settings) -> None:
     con = duckdb.connect(str(settings.warehouse))
     try:
         con.execute("insert into marts.fct_incidents select * from marts.fct_incidents "
                     "where month = '2024-01' limit 1")
     finally:
         con.close()
+
+
+def test_checks_of_a_monthly_model_read_the_months_the_run_built(built, tmp_path):
+    """A run's checks cost the months it wrote, not the whole history: a repeated incident in January fails the
+    checks of a run that built January (or of a full build), not those of a run that built March alone."""
+    settings = built
+    assert run_transform(settings).success
+    _repeat_a_january_incident(settings)
     select = "unique_fct_incidents_incident_id"
     march = _dbt_test(settings, tmp_path, select, {"month_from": "2024-03", "month_to": "2024-03"})
     assert march.returncode == 0, march.stdout
@@ -243,12 +247,7 @@ def test_months_in_the_environment_scope_the_checks_as_vars_do_and_keep_the_home
     assert run_transform(settings).success  # its dbt invocations leave the home's parse state
     state = settings.home / "cache" / "dbt" / PARSE_STATE
     assert state.exists()
-    con = duckdb.connect(str(settings.warehouse))
-    try:
-        con.execute("insert into marts.fct_incidents select * from marts.fct_incidents "
-                    "where month = '2024-01' limit 1")
-    finally:
-        con.close()
+    _repeat_a_january_incident(settings)
 
     def test_months(months: dict) -> subprocess.CompletedProcess:
         with invocation_target(settings.home) as target, months_in_env(months):

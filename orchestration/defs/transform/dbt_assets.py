@@ -14,6 +14,7 @@ orchestration.lib.spark_build for why a build on Sail is one full build per run)
 
 import json
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -124,14 +125,23 @@ def indirect_selection(context: dg.AssetExecutionContext) -> list[str]:
     return ["--indirect-selection", "buildable"]
 
 
+@contextmanager
+def _invocation(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, args: list[str],
+                months: dict[str, str] | None):
+    """`dbt <args>` started with the run's ``months`` in its environment, in a target folder of the home's
+    (``invocation_target``), which outlives the block only if the block fails."""
+    with invocation_target(settings.home) as target:
+        with months_in_env(months):
+            invocation = dbt.cli(args, context=context, target_path=target)
+        yield invocation
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, args: list[str],
            months: dict[str, str] | None = None):
     """`dbt <args>` over the step's selection with the run's ``months`` (orchestration.lib.dbt.RUN_VARS), its
     events yielded, then lineage for every node it built."""
     materialized = []
-    with invocation_target(settings.home) as target:
-        with months_in_env(months):
-            invocation = dbt.cli([*args, *indirect_selection(context)], context=context, target_path=target)
+    with _invocation(context, dbt, settings, [*args, *indirect_selection(context)], months) as invocation:
         for event in invocation.stream():
             key = getattr(event, "asset_key", None)
             if key is not None:
@@ -211,10 +221,8 @@ def crimelake_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     # the last builds and tests, and its events are the run's.
     for a, b in chunks[:-1]:
         context.log.info(f"dbt: building {a}..{b} (models only; tests run with the last months)")
-        with invocation_target(settings.home) as target:
-            with months_in_env({"month_from": a, "month_to": b}):
-                invocation = dbt.cli(["build", "--exclude-resource-type", "test"], context=context,
-                                     target_path=target)
+        with _invocation(context, dbt, settings, ["build", "--exclude-resource-type", "test"],
+                         {"month_from": a, "month_to": b}) as invocation:
             invocation.wait()
     a, b = chunks[-1]
     # The tests read every month the run built (check_from, dbt_project/macros/checked_months.sql).
