@@ -252,7 +252,7 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
     on all months, log everything to MLflow and decide the champion (ml.promotion): the model or a baseline,
     whichever the backtest supports. ``gates`` adds gates per method ({method: {gate: passed}}) to the fairness
     gate every method goes through. Returns (BacktestResult, Forecast, TrackedBacktest, GoldInputs)."""
-    from ml.backtest import backtest, forecast, keep_forecast_model
+    from ml.backtest import backtest, forecast, keep_forecast_model, keep_next_origin_model
     from ml.baseline_model import history_frame
     from ml.model import cached_features
     from ml.tracking import DatasetRef, log_backtest
@@ -275,6 +275,8 @@ def run_backtest(settings: Settings, group: str, *, force: str | None = None, mo
                    dispersion=result.residual_dispersion)
     # Kept for the run that observes its month: that backtest scores this model as published.
     keep_forecast_model(cache, panel, nxt, context, dispersion=result.residual_dispersion)
+    # And the one the next run's backtest scores at its last origin, when no earlier run kept it (a first build).
+    keep_next_origin_model(cache, panel, group, result, context, feature_cache=features)
     counts = gold.frames["fct_cell_month_counts"]
     frame = counts[counts["forecast_group"] == group]
     if force:

@@ -61,6 +61,9 @@ class BacktestResult:
     # The last origin's month when its model was the one an earlier run published as that month's forecast
     # (``keep_forecast_model``) rather than a new fit; None otherwise.
     reused_model: str | None = None
+    # Per scored origin (month index), the model's residual dispersion there (None where not finite): the
+    # dispersion given to the model of the origin ``horizon`` months later (``keep_next_origin_model``).
+    origin_residuals: dict[int, float | None] = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -272,7 +275,7 @@ def backtest(
         }
     )
     return BacktestResult(group, pd.DataFrame(rows), predictions, seconds, models, reused, horizon, dispersion,
-                          residual.get(origins[-1]), reused_model)
+                          residual.get(origins[-1]), reused_model, {t: residual.get(t) for t in origins})
 
 
 def _forget_before(feature_cache: dict, oldest: int) -> None:
@@ -396,5 +399,30 @@ def keep_forecast_model(cache: OriginCache | None, panel: Panel, fc: Forecast, c
     known = panel.known_before(data_cut(t, fc.horizon))
     key = model_key(panel, fc.model.group, t, known, context, model_params, fc.horizon, dispersion)
     cache.put_model(fc.model.group, key, fc.model)
+    return key
+
+
+def keep_next_origin_model(cache: OriginCache | None, panel: Panel, group: str, result: BacktestResult,
+                           context: Context | None = None, model_params: dict | None = None,
+                           feature_cache: dict | None = None) -> str | None:
+    """Make sure the model the next run's backtest scores at its last origin is kept: the model of month
+    ``panel.n_months`` (the month after the panel's last) at the backtest's horizon, fitted on the months before
+    its data cut. A run publishes that model as its forecast (``keep_forecast_model``) ``horizon`` months ahead,
+    so in a month-by-month routine the run before this one kept it already and nothing is fitted here. After a
+    first build of the history, or a month when the models did not run, it is missing: it is fitted here, once,
+    so that the next month fits one model (its forecast) rather than two. At horizon 1 it is this run's forecast
+    model. Returns the key, or None without a cache, at horizon 1, or with no scored origin to give the model its
+    intervals' dispersion (the next backtest then fits it itself)."""
+    h = result.horizon
+    t = panel.n_months
+    if cache is None or h < 2 or t - h not in result.origin_residuals:
+        return None
+    given = result.origin_residuals[t - h]
+    known = panel.known_before(data_cut(t, h))
+    key = model_key(panel, group, t, known, context, model_params, h, given)
+    if not cache.has_model(group, key):
+        model = train(panel, group, default_train_months(t, horizon=h), context, model_params,
+                      feature_cache=feature_cache, cells=known, horizon=h, dispersion=given)
+        cache.put_model(group, key, model)
     return key
 

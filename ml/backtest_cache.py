@@ -92,12 +92,32 @@ def _prefix_digest(panel: Panel, name: tuple, matrix: np.ndarray, last: int, sin
         start = max((m for m in kept if m < last), default=-1)
         chain = kept[start] if start >= 0 else np.zeros(matrix.shape[0], dtype=np.uint64)
         for m in range(start + 1, last + 1):
-            column = matrix[:, m].astype(np.float32) if single else np.ascontiguousarray(matrix[:, m])
-            step = pd.DataFrame({"before": chain, "value": column})
-            chain = pd.util.hash_pandas_object(step, index=False).to_numpy()
+            column = matrix[:, m].astype(np.float32) if single else matrix[:, m]
+            # pandas' 64-bit hash is a bijection: two cells' chains meet only if chain ^ value do.
+            chain = pd.util.hash_array(chain ^ _bits(column))
         kept.clear()
         kept[last] = chain
     return kept[last]
+
+
+def _bits(column: np.ndarray) -> np.ndarray:
+    """Each value's bits as a 64-bit word (booleans as 0 or 1; other kinds by pandas' hash of the value)."""
+    a = np.ascontiguousarray(column)
+    if a.dtype.kind == "b":
+        return a.astype(np.uint64)
+    if a.dtype.kind in "fiu" and a.dtype.itemsize in (4, 8):
+        return a.view(np.uint64) if a.dtype.itemsize == 8 else a.view(np.uint32).astype(np.uint64)
+    return pd.util.hash_array(a)
+
+
+def _lsoa_digests(panel: Panel, context: Context, cut: int) -> np.ndarray:
+    """Per cell, a 64-bit digest of the LSOA the features of a forecast with data cut ``cut`` may read (pandas'
+    hash of each value on its own, so a study area's digests are these, indexed), once per panel, context and cut."""
+    cache = panel.cache()
+    key = ("lsoa_digests", id(context), cut)
+    if key not in cache:
+        cache[key] = pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut), dtype=object))
+    return cache[key]
 
 
 def _mask_digest(mask: np.ndarray) -> bytes:
@@ -166,7 +186,7 @@ def _inputs(h, panel: Panel, t: int, known: np.ndarray, context: Context | None,
         for name in sorted(al[part]):
             _through(h, panel, ("context", id(context), part, name), al[part][name], known, area, cut - 1,
                      label=f"{part}/{name}", single=True)
-    _array(h, pd.util.hash_array(np.asarray(context.lsoa_before(panel, cut)[known], dtype=object)))
+    _array(h, _lsoa_digests(panel, context, cut)[known])
     _text(h, [_indicator_digest(panel, context, _quarter_before(panel.month_label(cut)))])
 
 
@@ -219,6 +239,10 @@ class OriginCache:
         for p in (booster, meta):
             os.utime(p)
         return model
+
+    def has_model(self, group: str, key: str) -> bool:
+        """Whether a model is stored under ``key`` (its description written: the last step of ``put_model``)."""
+        return self._model_paths(group, key)[1].is_file()
 
     def put_model(self, group: str, key: str, model) -> None:
         """Store a fitted model under ``key``: its booster, then its description (each written aside and renamed;

@@ -211,3 +211,36 @@ def test_a_damaged_model_entry_is_fitted_again(tmp_path):
     (tmp_path / "all_crime" / f"model-{key}.ubj").write_bytes(b"not a booster")
     assert cache.get_model("all_crime", key) is None
     assert cache.get_model("all_crime", "0" * 40) is None
+
+
+def test_a_first_build_keeps_the_model_the_next_month_scores_and_a_routine_month_fits_none_for_it(tmp_path,
+                                                                                                   monkeypatch):
+    import ml.backtest as bt
+
+    def publish(counts, dim):
+        """What a run of the models does with the cache at horizon 2: backtest, forecast, keep both models."""
+        panel = Panel.from_frames(counts, dim)
+        result = backtest(panel, "all_crime", months=4, model_params=FAST, cache=cache, horizon=2)
+        fc = bt.forecast(panel, "all_crime", model_params=FAST, horizon=2, dispersion=result.residual_dispersion)
+        bt.keep_forecast_model(cache, panel, fc, None, FAST, result.residual_dispersion)
+        return result, bt.keep_next_origin_model(cache, panel, "all_crime", result, None, FAST)
+
+    cache = OriginCache(tmp_path)
+    fitted = []
+    real_train = bt.train
+    monkeypatch.setattr(bt, "train", lambda *a, **k: fitted.append(a[2]) or real_train(*a, **k))
+    # A first build of 11 months: nothing published the model of month 12 (data to month 10), so it is fitted.
+    _, key = publish(*frames(11))
+    assert key and cache.has_model("all_crime", key)
+    # Month 12 arrives: its last origin scores that model as kept, and equals a fresh backtest.
+    counts12, dim12 = with_new_cell(*frames(12))
+    fitted.clear()
+    result12, key12 = publish(counts12, dim12)
+    assert result12.reused_model == result12.per_month["month"].iloc[-1]
+    # Only the forecast of month 14 was fitted: the model month 13 will score is the one run 11 published.
+    assert len(fitted) == 1 and key12 != key and cache.has_model("all_crime", key12)
+    monkeypatch.setattr(bt, "train", real_train)
+    fresh = backtest(Panel.from_frames(counts12, dim12), "all_crime", months=4, model_params=FAST, horizon=2)
+    assert fresh.reused_model is None
+    pdt.assert_frame_equal(result12.per_month, fresh.per_month)
+    pdt.assert_frame_equal(result12.predictions, fresh.predictions)

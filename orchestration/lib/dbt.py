@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -138,6 +139,23 @@ def invocation_target(home: Path) -> Iterator[Path]:
     shutil.rmtree(target, ignore_errors=True)
 
 
+class LocalDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource for the dbt installed in this environment, less two things each invocation paid for
+    and nothing here reads: a `dbt --version` subprocess per run to learn the version (about 3 s: dbt's imports),
+    which is this environment's dbt-core package, and a dbt adapter opened inside the Dagster process before each
+    command (about 3 s the first time), which dagster-dbt uses only to fetch row counts and column metadata."""
+
+    @cached_property
+    def _cli_version(self):
+        from importlib.metadata import version as installed
+        from packaging import version
+
+        return version.parse(installed("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
 def dbt_resource(engine: str | None = None) -> DbtCliResource:
     """The dbt of the engine (CRIMELAKE_ENGINE when not given): this environment's dbt on DuckDB's default
     target, or the spark environment's dbt (dbt-spark) on the `spark` target."""
@@ -145,7 +163,7 @@ def dbt_resource(engine: str | None = None) -> DbtCliResource:
 
     engine = engine or engine_from_env()
     if engine != "spark":
-        return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE)
+        return LocalDbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE)
     executable = spark_tool("dbt")
     if executable is None:
         raise RuntimeError("CRIMELAKE_ENGINE=spark needs dbt-spark: `make install` installs it in .venv-spark "
