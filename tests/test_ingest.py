@@ -209,6 +209,20 @@ def test_h3_cells_are_computed_once_per_distinct_point_with_the_same_result():
     assert h3_cells(lat, lon, 9).to_pylist() == want
 
 
+def test_h3_cells_over_whole_arrays_equal_the_h3_library_point_by_point():
+    import numpy as np
+
+    from crimelake.ingest.validate import h3_cells
+
+    rng = np.random.default_rng(11)
+    # England and Wales and a margin, points shared by several rows, and the poles and the antimeridian.
+    lat = np.r_[rng.uniform(49.5, 56.0, 3000), [90.0, -90.0, 0.0, 51.5] * 2]
+    lon = np.r_[rng.uniform(-6.5, 2.0, 3000), [0.0, 0.0, 180.0, -0.1275] * 2]
+    for resolution in (0, 7, 9, 12, 15):
+        want = [h3.latlng_to_cell(a, b, resolution) for a, b in zip(lat, lon, strict=True)]
+        assert h3_cells(lat, lon, resolution).to_pylist() == want
+
+
 def test_expectations_read_an_arrow_partition_as_they_read_its_pandas_frame(settings):
     from data_contracts.expectations import validate_frame
 

@@ -13,7 +13,7 @@ import h3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from h3.api.basic_int import latlng_to_cell as _h3_int
+from h3ronpy.vector import coordinates_to_cells
 from pyproj import Transformer
 
 from crimelake.ingest import coerce, row_rules
@@ -38,7 +38,8 @@ def _to_wgs84(crs: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> pa.Array:
     """H3 cell per point (null where either coordinate is NaN). Police locations are snapped to shared map points,
-    so each distinct point is indexed once and the cells are spread back over the rows."""
+    so each distinct point is indexed once (by h3ronpy, H3's Rust port over whole arrays; a test holds it equal to
+    the h3 library point by point) and the cells are spread back over the rows."""
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
     present = ~(np.isnan(lat) | np.isnan(lon))
@@ -48,7 +49,7 @@ def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> pa.Array:
     pairs = np.empty(int(present.sum()), dtype=np.complex128)
     pairs.real, pairs.imag = lat[present], lon[present]
     points, inverse = np.unique(pairs, return_inverse=True)
-    cells = np.frompyfunc(_h3_int, 3, 1)(points.real, points.imag, resolution).astype(np.uint64)
+    cells = pa.array(coordinates_to_cells(points.real, points.imag, resolution)).to_numpy()
     index = np.full(len(lat), -1, dtype=np.int64)
     index[present] = inverse.reshape(-1)
     return _cell_strings(cells).take(pa.array(index, mask=~present))
@@ -83,6 +84,8 @@ class _Reasons:
     def add(self, mask: pa.Array | np.ndarray, message) -> None:
         m = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
         m = np.asarray(m, dtype=bool)
+        if not m.any():  # the usual case, and cheaper to ask than to list no rows
+            return
         for i in np.flatnonzero(m):
             self.by_row.setdefault(int(i), []).append(message(int(i)) if callable(message) else message)
 

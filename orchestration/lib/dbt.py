@@ -148,6 +148,7 @@ class LocalDbtCliResource(DbtCliResource):
     @cached_property
     def _cli_version(self):
         from importlib.metadata import version as installed
+
         from packaging import version
 
         return version.parse(installed("dbt-core"))
