@@ -5,12 +5,17 @@ Both read the gold tables with pyarrow (only the columns needed, one forecast gr
 counts out over dim_cells as (cells x months) arrays and leave out the force-months the coverage ledger does not
 list as complete (without a ledger: the force-months with no count rows at all)."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 import pandas as pd
 
 from crimelake import lake as delta
 from crimelake.forecasting import GROUPS
 from orchestration.lib.resources import LakeResource
+
+if TYPE_CHECKING:
+    from ml.cell_months import CellMonths
 
 HOTSPOT_GROUP = "hotspots"
 WINDOW = 12  # months of the emerging hot spot analysis
@@ -22,7 +27,7 @@ GOLD = [dg.AssetDep(dg.AssetKey(["gold", name]), partition_mapping=dg.AllPartiti
 
 # The last inputs laid out in this process, by home and versions read: the two assets of a run read the same
 # versions, so the second reuses the first's arrays (about 5 s nationally) and new data is never served stale.
-_LAID_OUT: dict[tuple, tuple] = {}
+_LAID_OUT: dict[tuple, "CellMonths"] = {}
 
 
 def _inputs(settings):
