@@ -40,14 +40,18 @@ def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: 
     if months - {month}:
         raise ValueError(f"rows for {sorted(months - {month})} cannot replace partition {month} of {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Given the table itself, the writer commits on its state and leaves it at the new version: the log is read
+    # once, not again after the commit to learn the version.
+    target = DeltaTable(str(path)) if table_exists(path) else str(path)
     write_deltalake(
-        str(path),
+        target,
         table,
         mode="overwrite",
         predicate=f"{partition_column} = '{month}'",
         partition_by=[partition_column],
     )
-    return WriteResult(path, DeltaTable(str(path)).version(), table.num_rows)
+    return WriteResult(path, (target if isinstance(target, DeltaTable) else DeltaTable(str(path))).version(),
+                       table.num_rows)
 
 
 Rows = pa.Table | pa.RecordBatchReader
