@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,7 +269,7 @@ def log_backtest(
     ``gates`` maps each method to its gates ({"fairness": passed}). ``model_example`` (feature rows) and
     ``history_example`` (a baseline's input, ml.baseline_model) give the logged models their signatures and input
     examples."""
-    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
     from mlflow.models import infer_signature
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -302,24 +303,28 @@ def log_backtest(
     promotion_json = json.dumps(decision.to_dict(), indent=2)
 
     def log_method(run, method: str) -> None:
-        mlflow.log_metrics({k: float(v) for k, v in summary.loc[method].items() if pd.notna(v)})
+        """The method's metrics, params and tags in one write to the tracking store (a run holds about 80
+        metrics: one call each would be a transaction each)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in summary.loc[method].items() if pd.notna(v)]
         if method in getattr(result, "dispersion", {}):
-            mlflow.log_metric("interval_dispersion", float(result.dispersion[method]))
-        # Every run carries the same two params beside its own (the model's hyperparameters): the compare view's
-        # parameter axes then hold only what a method really has.
-        mlflow.log_params({"method": method, "horizon": horizon})
+            metrics.append(Metric("interval_dispersion", float(result.dispersion[method]), now, 0))
         # Under keys of their own: on the means' keys the last month would be the value the UI shows (MLflow shows
         # a metric's value at its highest step).
         keys = {**{k: BY_MONTH + k for k in HEADLINE_METRICS},
                 **{k: COUNTS_BY_MONTH + k for k in ("deviance", "coverage_90")}}
         rows = per_month[per_month["method"] == method].sort_values("month")
         for step, (_, r) in enumerate(rows.iterrows()):
-            mlflow.log_metrics({key: float(r[k]) for k, key in keys.items() if k in r and pd.notna(r[k])}, step=step)
+            metrics += [Metric(key, float(r[k]), now, step) for k, key in keys.items() if k in r and pd.notna(r[k])]
+        # Every run carries the same two params beside its own (the model's hyperparameters): the compare view's
+        # parameter axes then hold only what a method really has.
+        params = [Param("method", str(method)), Param("horizon", str(horizon))]
+        tags = [RunTag(f"{gate}_gate", "passed" if passed else "failed")
+                for gate, passed in (gates or {}).get(method, {}).items()]
+        tags.append(RunTag("promotion", "champion" if decision.new_version and decision.champion == method
+                           else "not champion"))
+        client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=tags)
         client.log_inputs(run.info.run_id, datasets=[dataset_input])
-        for gate, passed in (gates or {}).get(method, {}).items():
-            mlflow.set_tag(f"{gate}_gate", "passed" if passed else "failed")
-        mlflow.set_tag("promotion", "champion" if decision.new_version and decision.champion == method
-                       else "not champion")
 
     baseline_runs: dict[str, str] = {}
     for method in summary.index:
