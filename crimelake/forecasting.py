@@ -203,7 +203,7 @@ def fairness_audits(settings: Settings, result, panel, group: str, gold: GoldInp
     """Per method of the backtest, (audit, gate) of its flags in the last backtest month by deprivation decile;
     empty when no deprivation table is available. Crime is split into police-discovered and victim-reported. A
     method that fails the gate cannot become champion, so every method is audited, not only the model."""
-    from ml.fairness import audit, gate, load_imd
+    from ml.fairness import audit, gate, load_imd, places
 
     path = imd_path(settings)
     if path is None:
@@ -211,9 +211,7 @@ def fairness_audits(settings: Settings, result, panel, group: str, gold: GoldInp
     imd = load_imd(path)
     pred = result.predictions
     month = str(pred["month"].iloc[0])
-    v = gold.versions.get("fct_incidents")
-    incidents = lake.read(settings.gold("fct_incidents"), month=month, version=v,
-                          columns=["h3_cell", "month", f"in_{group}", "police_discovered"]).to_pandas()
+    incidents = _month_incidents(settings, month, gold.versions.get("fct_incidents"))
     incidents = incidents[incidents[f"in_{group}"].astype(bool)]
     # The backtest scored the month's observed cells only; the audit looks at the same cells.
     cells = pred["h3_cell"].to_numpy()
@@ -228,11 +226,29 @@ def fairness_audits(settings: Settings, result, panel, group: str, gold: GoldInp
         arr[pos[pos >= 0]] = per_cell.to_numpy()[pos >= 0]
         kinds[kind] = arr
     out = {}
+    where = places(cells, panel.lsoa_code[at], imd)  # the same cells for every method
     for method in [c for c in pred.columns if c not in ("h3_cell", "month", "observed")]:
-        a = audit(cells, panel.lsoa_code[at], pred[method].to_numpy(), pred["observed"].to_numpy(), imd,
-                  coverage=0.05, obs_by_kind=kinds, area=panel.area_km2[at])
+        a = audit(cells, None, pred[method].to_numpy(), pred["observed"].to_numpy(), None,
+                  coverage=0.05, obs_by_kind=kinds, area=panel.area_km2[at], where=where)
         out[method] = (a, gate(a, max_ratio=fairness_max_ratio()))
     return out
+
+
+# The last month of incidents read for the fairness audit: the groups of one `crimelake models` run audit the same
+# month at the same version, so it is read once (about a million rows nationally), every group's flag with it.
+_INCIDENTS: dict[tuple, pd.DataFrame] = {}
+
+
+def _month_incidents(settings: Settings, month: str, version: int | None) -> pd.DataFrame:
+    path = settings.gold("fct_incidents")
+    columns = ["h3_cell", "police_discovered", *(f"in_{g}" for g in GROUPS)]
+    if version is None:  # no pinned version: read what is there now, keep nothing
+        return lake.read(path, month=month, columns=columns).to_pandas()
+    key = (str(path), version, month)
+    if key not in _INCIDENTS:
+        _INCIDENTS.clear()
+        _INCIDENTS[key] = lake.read(path, month=month, version=version, columns=columns).to_pandas()
+    return _INCIDENTS[key]
 
 
 def origin_cache(settings: Settings):

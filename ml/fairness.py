@@ -170,41 +170,26 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
-def audit(
-    cells: np.ndarray,
-    lsoa: np.ndarray,
-    pred: np.ndarray,
-    obs: np.ndarray,
-    imd: pd.DataFrame,
-    *,
-    coverage: float = 0.05,
-    obs_by_kind: dict[str, np.ndarray] | None = None,
-    area=None,
-) -> FairnessAudit:
-    """Audit one month: flag the top ``coverage`` share of all cells (``metrics.top_cells``) and compare, per IMD
-    decile of the cell's LSOA, the share of flags with the share of observed crime, population and accuracy.
+@dataclass(frozen=True)
+class Places:
+    """Per cell of an audited month, the IMD decile of its LSOA (``_NO_DECILE`` where none) and its share of the
+    LSOA's population: the same for every method audited on those cells, so worked out once (``places``)."""
 
-    ``cells``, ``lsoa``, ``pred``, ``obs`` (and every ``obs_by_kind`` array and ``area``) are aligned, one entry
-    per cell. ``imd`` has ``lsoa_code``, ``imd_decile``, ``population`` (see ``load_imd``).
-    """
+    cells: np.ndarray
+    decile: np.ndarray
+    population: np.ndarray
+
+
+def places(cells: np.ndarray, lsoa: np.ndarray, imd: pd.DataFrame) -> Places:
+    """The deciles and population shares of ``cells`` (unique) in LSOAs ``lsoa`` (aligned), from ``imd``
+    (``lsoa_code``, ``imd_decile``, ``population``; see ``load_imd``)."""
     cells = np.asarray(cells)
     lsoa = np.asarray(lsoa, dtype=object)
-    pred, obs = metrics._as_arrays(pred, obs)
-    n = len(pred)
+    n = len(cells)
     if cells.shape != (n,) or lsoa.shape != (n,):
-        raise ValueError(f"cells, lsoa, pred, obs must have one length, got {cells.shape}, {lsoa.shape}, {n}")
+        raise ValueError(f"cells and lsoa must have one length, got {cells.shape}, {lsoa.shape}")
     if len(pd.unique(cells)) != n:
         raise ValueError("cells must be unique")
-    if area is not None:
-        area = np.asarray(area, dtype=float)
-        if area.shape != (n,):
-            raise ValueError(f"area must have one entry per cell, got {area.shape}")
-    kinds: dict[str, np.ndarray] = {}
-    for kind, arr in (obs_by_kind or {}).items():
-        arr = np.asarray(arr, dtype=float)
-        if arr.shape != (n,):
-            raise ValueError(f"obs_by_kind[{kind!r}] must have one entry per cell, got {arr.shape}")
-        kinds[str(kind)] = arr
     missing_cols = [c for c in IMD_COLUMNS if c not in imd.columns]
     if missing_cols:
         raise ValueError(f"imd table is missing column(s) {', '.join(missing_cols)}")
@@ -216,13 +201,53 @@ def audit(
     listed = row >= 0
     decile_of = np.full(len(uniques) + 1, _NO_DECILE, dtype=np.int64)  # the last entry: no LSOA
     decile_of[:-1][listed] = table["imd_decile"].astype(int).to_numpy()[row[listed]]
-    decile = decile_of[index]
 
     # Population: each LSOA's population shared equally among the study-area cells in it.
     cells_in = np.bincount(index[index >= 0], minlength=len(uniques))
     pop_of = np.zeros(len(uniques) + 1)
     pop_of[:-1][listed] = table["population"].astype(float).to_numpy()[row[listed]] / cells_in[listed]
-    cell_pop = pop_of[index]
+    return Places(cells, decile_of[index], pop_of[index])
+
+
+def audit(
+    cells: np.ndarray,
+    lsoa: np.ndarray | None,
+    pred: np.ndarray,
+    obs: np.ndarray,
+    imd: pd.DataFrame | None,
+    *,
+    coverage: float = 0.05,
+    obs_by_kind: dict[str, np.ndarray] | None = None,
+    area=None,
+    where: Places | None = None,
+) -> FairnessAudit:
+    """Audit one month: flag the top ``coverage`` share of all cells (``metrics.top_cells``) and compare, per IMD
+    decile of the cell's LSOA, the share of flags with the share of observed crime, population and accuracy.
+
+    ``cells``, ``lsoa``, ``pred``, ``obs`` (and every ``obs_by_kind`` array and ``area``) are aligned, one entry
+    per cell. ``imd`` has ``lsoa_code``, ``imd_decile``, ``population`` (see ``load_imd``). ``where`` (``places``
+    of the same cells) stands in for ``lsoa`` and ``imd`` when several methods are audited on one month.
+    """
+    cells = np.asarray(cells)
+    pred, obs = metrics._as_arrays(pred, obs)
+    n = len(pred)
+    if cells.shape != (n,):
+        raise ValueError(f"cells, lsoa, pred, obs must have one length, got {cells.shape}, {n}")
+    if where is None:
+        where = places(cells, lsoa, imd)
+    elif where.cells.shape != cells.shape or not np.array_equal(where.cells, cells):
+        raise ValueError("the places given are not those of the cells audited")
+    if area is not None:
+        area = np.asarray(area, dtype=float)
+        if area.shape != (n,):
+            raise ValueError(f"area must have one entry per cell, got {area.shape}")
+    kinds: dict[str, np.ndarray] = {}
+    for kind, arr in (obs_by_kind or {}).items():
+        arr = np.asarray(arr, dtype=float)
+        if arr.shape != (n,):
+            raise ValueError(f"obs_by_kind[{kind!r}] must have one entry per cell, got {arr.shape}")
+        kinds[str(kind)] = arr
+    decile, cell_pop = where.decile, where.population
 
     flagged = np.zeros(n, dtype=bool)
     flagged[metrics.top_cells(pred, coverage)] = True

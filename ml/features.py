@@ -121,7 +121,18 @@ class Context:
         return np.where(panel.lsoa_named_before(t), self.aligned(panel)["lsoa"], None).astype(object)
 
     def indicator_features(self, panel: Panel, t: int) -> pd.DataFrame:
-        """Area indicators of the latest quarter that ended before month ``t`` (per cell, via its LSOA)."""
+        """Area indicators of the latest quarter that ended before month ``t`` (per cell, via its LSOA). The same
+        for every forecast group: worked out once per panel, context and month (the frame returned is shared:
+        copy it before changing it)."""
+        cache = panel.cache()
+        key = ("indicator_features", id(self), t)
+        if key not in cache or cache[key][0] is not self:
+            # Kept in single precision, which is what build_features returns them in (about 6 MB a month
+            # nationally); held with the context itself, so that its id is not another context's.
+            cache[key] = (self, self._indicator_features(panel, t).astype(np.float32))
+        return cache[key][1]
+
+    def _indicator_features(self, panel: Panel, t: int) -> pd.DataFrame:
         cols = [c for c in self.indicators.columns if c not in ("lsoa_code", "quarter")]
         quarters = sorted(
             q

@@ -32,15 +32,25 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _h3_ids(text: str, n: int) -> np.ndarray | None:
     """``n`` H3 ids of 15 hex digits, each followed by one separator character, parsed at once into integers (the
-    id's own value, as ``h3.str_to_int`` gives); None when the text is not laid out that way."""
-    raw = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8)
-    if len(raw) != 16 * n:
+    id's own value, as ``h3.str_to_int`` gives); None when the text is not laid out that way. Each id is read as
+    16 hex digits (a leading 0 added) by ``bytes.fromhex``, which skips the spaces put between ids."""
+    if len(text) != 16 * n or not text.isascii():
         return None
-    digits = raw.reshape(n, 16)[:, :15]
-    nibbles = np.where(digits >= ord("a"), digits - (ord("a") - 10), digits - ord("0")).astype(np.uint64)
-    if (nibbles > 15).any():
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(n, 16)
+    if not (raw[:, 15] == raw[0, 15]).all() or chr(raw[0, 15]) not in ",; ":
         return None
-    return (nibbles << (np.arange(14, -1, -1, dtype=np.uint64) * np.uint64(4))).sum(axis=1, dtype=np.uint64)
+    padded = np.empty((n, 18), dtype=np.uint8)
+    padded[:, 0] = ord(" ")
+    padded[:, 1] = ord("0")
+    padded[:, 2:17] = raw[:, :15]
+    padded[:, 17] = ord(" ")
+    try:
+        packed = bytes.fromhex(padded.tobytes().decode("ascii"))
+    except ValueError:  # a character that is not a hex digit
+        return None
+    return np.frombuffer(packed, dtype=">u8").astype(np.uint64)
 
 
 def _adjacency(cells: np.ndarray, neighbour_lists: pd.Series) -> sparse.csr_matrix:
@@ -84,10 +94,18 @@ def observed_force_months(coverage: pd.DataFrame) -> pd.DataFrame:
 def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
     """Positions of ``values`` in ``index`` (-1 when absent); categorical values are mapped once per category."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        pos = index.get_indexer(values.cat.categories)
+        pos = index.get_indexer(values.cat.categories.astype(str))
         codes = values.cat.codes.to_numpy()
         return np.where(codes >= 0, pos[codes], -1)
-    return index.get_indexer(values)
+    return index.get_indexer(values.astype(str))
+
+
+def _distinct(values: pd.Series) -> list[str]:
+    """The distinct values as text; a categorical's from the categories in use, not row by row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        used = np.unique(values.cat.codes.to_numpy())
+        return [str(values.cat.categories[c]) for c in used if c >= 0]
+    return [str(v) for v in values.dropna().unique()]
 
 
 @dataclass(eq=False)
@@ -226,18 +244,18 @@ class Panel:
         inside = row >= 0
         if cells.empty or not inside.any():
             raise ValueError(f"empty panel: no cells or no counts (force={force!r})")
-        groups = counts["forecast_group"].astype(str)
-        unknown_groups = set(groups.unique()) - set(GROUPS)
+        unknown_groups = set(_distinct(counts["forecast_group"])) - set(GROUPS)
         if unknown_groups:
             raise ValueError(f"unknown forecast groups in counts: {sorted(unknown_groups)}")
+        group_of = _positions(pd.Index(GROUPS), counts["forecast_group"])
 
-        month_col = counts["month"].astype(str)
         if coverage is not None and not coverage.empty:
             seen = observed_force_months(coverage)
-            span = set(coverage["month"].astype(str)) | set(month_col.unique())
+            span = set(coverage["month"].astype(str)) | set(_distinct(counts["month"]))
         else:
-            seen = pd.DataFrame({"force": counts["force"].astype(str), "month": month_col}).drop_duplicates()
-            span = set(month_col.unique())
+            seen = pd.DataFrame({"force": counts["force"].astype(str),
+                                 "month": counts["month"].astype(str)}).drop_duplicates()
+            span = set(_distinct(counts["month"]))
         months = month_range(min(span), max(span))
         month_index = pd.Index(months)
 
@@ -250,15 +268,17 @@ class Panel:
         force_obs[fi[ok], mi[ok]] = True
         observed = force_obs[forces.get_indexer(cell_force)]
 
-        col = month_index.get_indexer(month_col)
-        values = counts["incident_count"].to_numpy(dtype=dtype)
+        col = _positions(month_index, counts["month"])
+        values = counts["incident_count"].to_numpy(dtype=np.float64)
         mats = {}
-        for g in GROUPS:
-            sel = inside & (groups == g).to_numpy()
+        shape = (len(cell_ids), len(months))
+        for k, g in enumerate(GROUPS):
+            sel = inside & (group_of == k)
             if not sel.any():
                 continue
-            m = np.zeros((len(cell_ids), len(months)), dtype=dtype)
-            np.add.at(m, (row[sel], col[sel]), values[sel])
+            # Summed by flat position: a cell may have a row from more than one force in a month.
+            flat = np.bincount(row[sel] * shape[1] + col[sel], weights=values[sel], minlength=shape[0] * shape[1])
+            m = flat.reshape(shape).astype(dtype)
             m[~observed] = np.nan
             mats[g] = m
 
