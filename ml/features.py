@@ -13,6 +13,7 @@ the observed months only, and neighbourhood sums stand each unknown neighbour in
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,8 @@ INDICATOR_COLUMNS = (
 STOP_SEARCH_COLUMNS = ("searches", "searches_for_weapons", "arrests")
 LAGS = (1, 2, 3, 12)
 WINDOWS = (3, 6, 12)
+# Months of area indicator features kept per panel (Context.indicator_features), shared by the forecast groups.
+INDICATOR_MONTHS_KEPT = 16
 
 
 def _quarter_before(month: str) -> str:
@@ -124,13 +127,17 @@ class Context:
         """Area indicators of the latest quarter that ended before month ``t`` (per cell, via its LSOA). The same
         for every forecast group: worked out once per panel, context and month (the frame returned is shared:
         copy it before changing it)."""
-        cache = panel.cache()
-        key = ("indicator_features", id(self), t)
-        if key not in cache or cache[key][0] is not self:
-            # Kept in single precision, which is what build_features returns them in (about 6 MB a month
-            # nationally); held with the context itself, so that its id is not another context's.
-            cache[key] = (self, self._indicator_features(panel, t).astype(np.float32))
-        return cache[key][1]
+        kept: OrderedDict = panel.cache().setdefault(("indicator_features", id(self)), OrderedDict())
+        if t not in kept or kept[t][0] is not self:
+            # Kept in single precision, which is what build_features returns them in (about 11 MB a month
+            # nationally), held with the context itself so that its id is not another context's, and only for the
+            # months used last: a retrain reads 14 or so, the same for every group; a first build reads about 27
+            # in turn, which would hold some 300 MB nationally for nothing.
+            kept[t] = (self, self._indicator_features(panel, t).astype(np.float32))
+            while len(kept) > INDICATOR_MONTHS_KEPT:
+                kept.popitem(last=False)
+        kept.move_to_end(t)
+        return kept[t][1]
 
     def _indicator_features(self, panel: Panel, t: int) -> pd.DataFrame:
         cols = [c for c in self.indicators.columns if c not in ("lsoa_code", "quarter")]

@@ -123,6 +123,32 @@ def test_feature_values_and_short_history():
     np.testing.assert_array_equal(early["mean_12"], m[:, 0])
 
 
+def test_area_indicator_features_are_shared_by_groups_bounded_and_never_another_contexts():
+    from ml import features
+
+    cells, counts = hotspot_counts()
+    panel = make_panel(counts, cells)
+    dim = gold_frames(counts, cells)[1]
+    ind, ss, oc = context_frames(cells, N_MONTHS)
+    ctx = Context.from_frames(ind, ss, oc, dim)
+    area = list(ctx._indicator_features(panel, 9).columns)
+    assert area and set(area) <= set(build_features(panel, "all_crime", 9, ctx).columns)
+    # The groups read the one frame kept for the month, equal to working it out afresh.
+    for group in ("asb", "theft"):
+        pd.testing.assert_frame_equal(build_features(panel, group, 9, ctx)[area].reset_index(drop=True),
+                                      ctx._indicator_features(panel, 9).astype(np.float32))
+    # Another context on the same panel (other indicator values) is never served the first one's frame.
+    ind2 = ind.assign(council_reports=ind["council_reports"] + 1000)
+    other = build_features(panel, "all_crime", 9, Context.from_frames(ind2, ss, oc, dim))
+    assert (other["area_council_reports"] >= 1000).all()
+    # Only the months used last are kept.
+    for t in range(1, N_MONTHS + 1):
+        ctx.indicator_features(panel, t)
+    kept = panel.cache()[("indicator_features", id(ctx))]
+    assert len(kept) == min(features.INDICATOR_MONTHS_KEPT, N_MONTHS)
+    assert list(kept)[-1] == N_MONTHS
+
+
 def test_model_training_is_deterministic():
     cells, counts = hotspot_counts()
     panel = make_panel(counts, cells)
