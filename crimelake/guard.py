@@ -246,6 +246,10 @@ class Guard:
         # of its own.
         with contextlib.suppress(OSError):
             os.write(self._stderr if self._stderr is not None else 2, f"\n{message}\n".encode())
+        # The main thread, still inside Dagster's wait, may have queued for the slot again since the first release
+        # (seen under load): release once more as the last thing before the process ends.
+        with contextlib.suppress(Exception):
+            free_slots(instance, run_id)
         self._release_lock()
         os._exit(code)
 
