@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 # Labels of the periods a table can be partitioned by; both sort as text in calendar order.
@@ -53,6 +54,112 @@ def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: 
     return WriteResult(path, (target if isinstance(target, DeltaTable) else DeltaTable(str(path))).version(),
                        table.num_rows)
 
+
+
+# Staged writes: a month's data files written before the checks that guard it have passed, committed after. -----
+
+@dataclass(frozen=True)
+class StagedMonth:
+    """One month partition's data files, written into a table's folder but not committed: no reader sees them
+    until `commit_staged` adds them to the log in one commit (replacing the month), and `discard_staged` deletes
+    them. A staged file left by a process killed in between is in no version, so vacuum removes it."""
+
+    path: Path
+    month: str
+    partition_column: str
+    rows: int
+    files: tuple[Path, ...]
+    actions: tuple[AddAction, ...]
+
+
+_STATS_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_large_string,
+                pa.types.is_date)
+
+
+def _present_values(col: pa.ChunkedArray) -> pa.Array:
+    """The values a column holds; for a dictionary column, only the dictionary entries its rows use."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        return arr.dictionary.take(pc.drop_null(pc.unique(arr.indices)))
+    return arr
+
+
+def file_stats(table: pa.Table) -> str:
+    """A data file's Delta statistics (numRecords, and per column nullCount, minValues and maxValues): what a
+    reader uses to skip files. Minimum and maximum are given for numbers, text and dates (a column of nulls or
+    NaNs alone has none); other types have their null count only, which the protocol allows."""
+    import json
+
+    mins, maxs, nulls = {}, {}, {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        nulls[name] = col.null_count
+        t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if col.null_count == len(col) or not any(is_(t) for is_ in _STATS_TYPES):
+            continue
+        mm = pc.min_max(_present_values(col))
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        if lo is None or hi is None or (isinstance(lo, float) and (lo != lo or hi != hi)):
+            continue
+        if pa.types.is_date(t):
+            lo, hi = lo.isoformat(), hi.isoformat()
+        mins[name], maxs[name] = lo, hi
+    return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls},
+                      separators=(",", ":"))
+
+
+def stage_month(path: Path, table: pa.Table, month: str, *, partition_column: str = "month") -> StagedMonth:
+    """Write one month's rows as a data file of an existing month-partitioned table, without committing it (see
+    `StagedMonth`). Text columns may be dictionary-encoded; other columns must have the table's types.
+    ValueError for rows of another month or a table partitioned otherwise."""
+    import time
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    if not _MONTH.match(month):
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    months = set(table.column(partition_column).unique().to_pylist()) if table.num_rows else set()
+    if months - {month}:
+        raise ValueError(f"rows for {sorted(months - {month})} cannot replace partition {month} of {path}")
+    dt = DeltaTable(str(path))
+    if dt.metadata().partition_columns != [partition_column]:
+        raise ValueError(f"{path} is not partitioned by [{partition_column!r}]")
+    target = pa.schema(dt.schema().to_arrow())
+    data = table.drop_columns([partition_column])
+    want = [f for f in target if f.name != partition_column]
+    if sorted(f.name for f in want) != sorted(data.column_names):
+        raise ValueError(f"{path} has the columns {[f.name for f in want]}, the rows {data.column_names}")
+    data = data.select([f.name for f in want])
+    for i, f in enumerate(want):
+        t = data.schema.field(i).type
+        if t != f.type and not (pa.types.is_dictionary(t) and t.value_type == f.type):
+            data = data.set_column(i, f.name, data.column(i).cast(f.type))
+    if not data.num_rows:
+        return StagedMonth(path, month, partition_column, 0, (), ())
+    rel = f"{partition_column}={month}/part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    file = path / rel
+    file.parent.mkdir(parents=True, exist_ok=True)
+    # No Arrow schema in the file: readers take its columns as the table's (a dictionary column as plain text).
+    pq.write_table(data, file, compression="snappy", store_schema=False)
+    action = AddAction(rel, file.stat().st_size, {partition_column: month}, int(time.time() * 1000), True,
+                       file_stats(data))
+    return StagedMonth(path, month, partition_column, data.num_rows, (file,), (action,))
+
+
+def commit_staged(staged: StagedMonth) -> WriteResult:
+    """Replace the staged month of its table with the staged files, in one commit."""
+    dt = DeltaTable(str(staged.path))
+    col = staged.partition_column
+    dt.create_write_transaction(list(staged.actions), mode="overwrite", schema=dt.schema(), partition_by=[col],
+                                partition_filters=[(col, "=", staged.month)])
+    dt.update_incremental()
+    return WriteResult(staged.path, dt.version(), staged.rows)
+
+
+def discard_staged(staged: StagedMonth) -> None:
+    """Delete staged files that are not to be committed."""
+    for f in staged.files:
+        f.unlink(missing_ok=True)
 
 Rows = pa.Table | pa.RecordBatchReader
 

@@ -466,6 +466,25 @@ def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.D
     return data if len(present) == len(data.columns) else data[present]
 
 
+def _run_suite(contract: Contract, suite: Any, df: pd.DataFrame, result_format: str) -> Any:
+    from great_expectations.validator.v1_validator import Validator
+
+    # What Batch.validate runs, minus the batch it would load first and load again (GX fingerprints the whole
+    # frame each time a batch is loaded).
+    validator = Validator(
+        _batch_definition(contract),
+        result_format={"result_format": result_format, "partial_unexpected_count": 20},
+        batch_parameters={"dataframe": df},
+    )
+    try:
+        return validator.validate_expectation_suite(suite)
+    finally:
+        # The engine keeps every loaded frame in its batch cache; drop it so partitions do not pile up.
+        engine = _get_context().data_sources.get(_DATASOURCE).get_execution_engine()
+        engine.batch_manager.reset_batch_cache()
+        engine.batch_manager.batch_data_cache.clear()
+
+
 def validate_frame(
     contract: Contract, df: pd.DataFrame | pa.Table, *, rows_read: int, rows_quarantined: int,
     before_filtering: bool = False,
@@ -484,22 +503,12 @@ def validate_frame(
     sensitive = {c.name for c in contract.columns if (c.classification or "").lower() == "sensitive"}
     with _lock:
         suite = _cached_suite(contract, before_filtering)
-        from great_expectations.validator.v1_validator import Validator
-
-        # What Batch.validate runs, minus the batch it would load first and load again (GX fingerprints the
-        # whole frame each time a batch is loaded).
-        validator = Validator(
-            _batch_definition(contract),
-            result_format={"result_format": "BASIC", "partial_unexpected_count": 20},
-            batch_parameters={"dataframe": df},
-        )
-        try:
-            res = validator.validate_expectation_suite(suite)
-        finally:
-            # The engine keeps every loaded frame in its batch cache; drop it so partitions do not pile up.
-            engine = _get_context().data_sources.get(_DATASOURCE).get_execution_engine()
-            engine.batch_manager.reset_batch_cache()
-            engine.batch_manager.batch_data_cache.clear()
+        # A month that meets its suite needs no more than pass or fail from each rule, which GX reaches without
+        # listing the values that broke it; a suite that fails is run again for the counts and sample values
+        # its report shows (about a third of the suite's time on a national month of street rows).
+        res = _run_suite(contract, suite, df, "BOOLEAN_ONLY")
+        if not all(r.success for r in res.results):
+            res = _run_suite(contract, suite, df, "BASIC")
 
     results: list[RuleResult] = []
     for r in res.results:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from crimelake import lake
 from crimelake.ingest.engine import LANDING, ingest_partition
@@ -202,3 +203,11 @@ def test_a_publishers_repeated_rows_are_resolved_and_do_not_hold_the_month_back(
     monkeypatch.setattr(engine, "split_duplicates", lambda table, contract, texts: (table, table.slice(0, 0)))
     missed = ingest_partition(settings, STREET, "2024-03", validate=month_suite(STREET))
     assert missed.held_back and not missed.validation.passed
+    # A failing suite reports its counts: 12 values each held by two rows.
+    unique = missed.validation.failed("expect_column_values_to_be_unique", "crime_id")
+    assert unique and unique[0].observed["unexpected_count"] == 24
+    # The month's bronze file, written while the suite ran, was deleted uncommitted: bronze holds what it held.
+    bronze = settings.bronze("police_uk", "street")
+    assert lake.read(bronze).num_rows == 100
+    on_disk = {str(p) for p in bronze.rglob("*.parquet")}
+    assert on_disk == set(DeltaTable(str(bronze)).file_uris())

@@ -159,3 +159,36 @@ def test_a_warehouse_export_of_many_months_matches_one_written_at_once(tmp_path,
                                     months=("2024-02", "2024-05"))
     assert replaced == "2024-02..2024-05" and written.rows == 400 and written.version == 5
     assert rows(tmp_path / "once") == rows(tmp_path / "chunked")
+
+
+def test_a_staged_month_is_unseen_until_committed_and_replaces_only_its_month(tmp_path):
+    path = tmp_path / "t"
+    lake.replace_month(path, months_table(["2024-01"] * 3, 1), "2024-01")
+    lake.replace_month(path, months_table(["2024-02"] * 2, 1), "2024-02")
+    rows = pa.table({"month": pa.array(["2024-01"] * 4), "n": pa.array([5, None, 7, 6], pa.int64())})
+    staged = lake.stage_month(path, rows, "2024-01")
+    assert staged.files[0].exists() and lake.read(path, month="2024-01").column("n").to_pylist() == [1, 1, 1]
+    result = lake.commit_staged(staged)
+    assert result.version == DeltaTable(str(path)).version() == 2 and result.rows == 4
+    assert sorted(lake.read(path, month="2024-01").column("n").to_pylist(), key=str) == [5, 6, 7, None]
+    assert lake.read(path, month="2024-02").num_rows == 2
+    add = next(a["add"] for a in last_commit(path) if "add" in a)
+    assert json.loads(add["stats"]) == {"numRecords": 4, "minValues": {"n": 5}, "maxValues": {"n": 7},
+                                        "nullCount": {"n": 1}}
+    assert add["partitionValues"] == {"month": "2024-01"}
+
+
+def test_a_staged_month_takes_dictionary_text_and_a_discarded_one_leaves_nothing(tmp_path):
+    path = tmp_path / "t"
+    schema = pa.schema([("month", pa.string()), ("file", pa.string())])
+    lake.replace_month(path, pa.table({"month": ["2024-01"], "file": ["a.csv"]}, schema=schema), "2024-01")
+    rows = pa.table({"file": pa.array(["b.csv", "b.csv", "c.csv"]).dictionary_encode(), "month": ["2024-01"] * 3})
+    lake.commit_staged(lake.stage_month(path, rows, "2024-01"))
+    read = lake.read(path)
+    assert read.schema.field("file").type == pa.string() and read.column("file").to_pylist() == ["b.csv", "b.csv", "c.csv"]
+    before = sorted(path.rglob("*.parquet"))
+    gone = lake.stage_month(path, rows, "2024-01")
+    lake.discard_staged(gone)
+    assert sorted(path.rglob("*.parquet")) == before and lake.read(path).num_rows == 3
+    with pytest.raises(ValueError, match="cannot replace partition 2024-01"):
+        lake.stage_month(path, pa.table({"file": ["x"], "month": ["2024-02"]}), "2024-01")

@@ -169,4 +169,15 @@ def split_duplicates(table: pa.Table, contract: Contract, texts: dict[str, Lines
     lineage = {name: picked.column(name).combine_chunks() for name in LINEAGE.names}
     q = quarantine_table("", contract, supplier, reasons, raw, lineage)
     q = q.set_column(0, "month", month.combine_chunks())
-    return table.filter(pa.array(~dup)), q
+    return _without_rows(table, dup), q
+
+
+def _without_rows(table: pa.Table, drop: np.ndarray) -> pa.Table:
+    """The table less the rows marked in `drop`: only the record batches (a month's are its files) holding such a
+    row are filtered; the others are kept as they are, not copied."""
+    out, at = [], 0
+    for batch in table.to_batches():
+        marked = drop[at:at + batch.num_rows]
+        at += batch.num_rows
+        out.append(batch.filter(pa.array(~marked)) if marked.any() else batch)
+    return pa.Table.from_batches(out, schema=table.schema)
