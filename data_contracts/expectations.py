@@ -505,7 +505,7 @@ def validate_frame(
         suite = _cached_suite(contract, before_filtering)
         # A month that meets its suite needs no more than pass or fail from each rule, which GX reaches without
         # listing the values that broke it; a suite that fails is run again for the counts and sample values
-        # its report shows (about a third of the suite's time on a national month of street rows).
+        # its report shows (on a national month of street rows, 1.2 to 1.4 s rather than 1.4 to 1.6 s).
         res = _run_suite(contract, suite, df, "BOOLEAN_ONLY")
         if not all(r.success for r in res.results):
             res = _run_suite(contract, suite, df, "BASIC")

@@ -78,6 +78,8 @@ def count_lines(data: bytes, encoding: str) -> int:
     if not text:
         return 0
     return max(0, text.count("\n") + (not text.endswith("\n")) - 1)
+
+
 @functools.cache
 def _newline_is_one_byte(encoding: str) -> bool:
     name = codecs.lookup(encoding).name
