@@ -6,13 +6,17 @@ atomically with an overwrite by predicate: re-running a month, or receiving the 
 
 from __future__ import annotations
 
+import json
 import re
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction
@@ -33,13 +37,18 @@ def table_exists(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
 
 
-def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: str = "month") -> WriteResult:
-    """Replace one month partition of a Delta table with `table` (which may be empty) in a single commit."""
+def _refuse_other_months(path: Path, table: pa.Table, month: str, partition_column: str) -> None:
+    """ValueError unless `month` is a month label and every row of `table` belongs to it."""
     if not _MONTH.match(month):
         raise ValueError(f"month must be YYYY-MM, got {month!r}")
     months = set(table.column(partition_column).unique().to_pylist()) if table.num_rows else set()
     if months - {month}:
         raise ValueError(f"rows for {sorted(months - {month})} cannot replace partition {month} of {path}")
+
+
+def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: str = "month") -> WriteResult:
+    """Replace one month partition of a Delta table with `table` (which may be empty) in a single commit."""
+    _refuse_other_months(path, table, month, partition_column)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Given the table itself, the writer commits on its state and leaves it at the new version: the log is read
     # once, not again after the commit to learn the version.
@@ -53,7 +62,6 @@ def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: 
     )
     return WriteResult(path, (target if isinstance(target, DeltaTable) else DeltaTable(str(path))).version(),
                        table.num_rows)
-
 
 
 # Staged writes: a month's data files written before the checks that guard it have passed, committed after. -----
@@ -88,8 +96,6 @@ def file_stats(table: pa.Table) -> str:
     """A data file's Delta statistics (numRecords, and per column nullCount, minValues and maxValues): what a
     reader uses to skip files. Minimum and maximum are given for numbers, text and dates (a column of nulls or
     NaNs alone has none); other types have their null count only, which the protocol allows."""
-    import json
-
     mins, maxs, nulls = {}, {}, {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         nulls[name] = col.null_count
@@ -111,16 +117,7 @@ def stage_month(path: Path, table: pa.Table, month: str, *, partition_column: st
     """Write one month's rows as a data file of an existing month-partitioned table, without committing it (see
     `StagedMonth`). Text columns may be dictionary-encoded; other columns must have the table's types.
     ValueError for rows of another month or a table partitioned otherwise."""
-    import time
-    import uuid
-
-    import pyarrow.parquet as pq
-
-    if not _MONTH.match(month):
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    months = set(table.column(partition_column).unique().to_pylist()) if table.num_rows else set()
-    if months - {month}:
-        raise ValueError(f"rows for {sorted(months - {month})} cannot replace partition {month} of {path}")
+    _refuse_other_months(path, table, month, partition_column)
     dt = DeltaTable(str(path))
     if dt.metadata().partition_columns != [partition_column]:
         raise ValueError(f"{path} is not partitioned by [{partition_column!r}]")
@@ -396,7 +393,6 @@ def recorded_versions(lake_root: Path) -> dict[Path, int]:
     """Gold or public table -> the oldest of its versions that must stay readable: any a prediction recorded
     (predictions' `feature_tables` JSON, which a trace reads) and the one the newest release names (which readers
     read; crimelake.release)."""
-    import json
 
     from crimelake.release import latest_in  # release writes through this module
 
