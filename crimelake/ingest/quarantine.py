@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -94,8 +95,58 @@ def quarantine_table(month: str, contract: Contract, supplier: str | None, reaso
 
 
 def _first_occurrence(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """For each row, the index of the first row holding the same value (-1 for nulls), and the valid mask."""
+    """For each row, the index of the first row holding the same value (-1 for nulls), and the valid mask.
+
+    Text is first told apart by a key made of a few of its bytes (`_text_keys`): equal values have equal keys, so
+    a row whose key no other row has is its own first row, and only the rows sharing a key (for ids, the repeats
+    alone) are compared in full. On a month of 64-character ids that takes a tenth of hashing every id whole."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) < _KEYED_FROM:
+        return _first_occurrence_exact(arr)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    n = len(arr)
+    first = np.where(valid, np.arange(n, dtype=np.int64), -1)
+    keys = _text_keys(arr)
+    shared = np.zeros(n, dtype=bool)
+    shared[valid] = pd.Series(keys[valid]).duplicated(keep=False).to_numpy()
+    at = np.flatnonzero(shared)
+    if len(at):
+        sub_first, _ = _first_occurrence_exact(arr.take(pa.array(at)))
+        first[at] = at[sub_first]
+    return first, valid
+
+
+_KEYED_FROM = 1024  # rows: below this, every value is hashed whole
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
+        np.uint64(0x27D4EB2F165667C5))
+
+
+def _text_keys(arr: pa.StringArray | pa.LargeStringArray) -> np.ndarray:
+    """A 64-bit key per value, taken from its length and its first, middle and last eight bytes (fewer for a
+    value shorter than eight): the same value always has the same key; different values usually do not."""
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64 if pa.types.is_large_string(arr.type) else np.int32)
+    offsets = offsets[arr.offset:arr.offset + n + 1].astype(np.int64)
+    data = arr.buffers()[2]
+    padded = np.zeros((data.size if data is not None else 0) + 8, np.uint8)
+    if data is not None:
+        padded[:data.size] = np.frombuffer(data, np.uint8)
+    # Every byte position read as the start of a little-endian 64-bit word (no copy: a view with a stride of 1).
+    words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    starts, ends = offsets[:-1], offsets[1:]
+    lens = ends - starts
+    short = lens < 8
+    head = words[starts]
+    head[short] &= (np.uint64(1) << (8 * lens[short]).astype(np.uint64)) - np.uint64(1)
+    tail = words[np.maximum(ends - 8, starts)]
+    mid = words[np.maximum(starts + lens // 2 - 4, starts)]
+    tail[short] = 0
+    mid[short] = 0
+    return (head * _MIX[0]) ^ (tail * _MIX[1]) ^ (mid * _MIX[2]) ^ (lens.astype(np.uint64) * _MIX[3])
+
+
+def _first_occurrence_exact(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """`_first_occurrence` by hashing every value whole (Arrow's dictionary encoding)."""
     codes = pc.dictionary_encode(arr).indices
     valid = codes.is_valid().to_numpy(zero_copy_only=False)
     code = codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
