@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -106,9 +105,12 @@ def _first_occurrence(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, n
     valid = arr.is_valid().to_numpy(zero_copy_only=False)
     n = len(arr)
     first = np.where(valid, np.arange(n, dtype=np.int64), -1)
-    keys = _text_keys(arr)
+    keys = _text_keys(arr)[valid]
+    ordered = np.sort(keys)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     shared = np.zeros(n, dtype=bool)
-    shared[valid] = pd.Series(keys[valid]).duplicated(keep=False).to_numpy()
+    if len(repeated):
+        shared[valid] = np.isin(keys, repeated)
     at = np.flatnonzero(shared)
     if len(at):
         sub_first, _ = _first_occurrence_exact(arr.take(pa.array(at)))
