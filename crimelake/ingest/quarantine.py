@@ -98,7 +98,8 @@ def _first_occurrence(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, n
 
     Text is first told apart by a key made of a few of its bytes (`_text_keys`): equal values have equal keys, so
     a row whose key no other row has is its own first row, and only the rows sharing a key (for ids, the repeats
-    alone) are compared in full. On a month of 64-character ids that takes a tenth of hashing every id whole."""
+    alone) are compared in full. On a national month of street rows (486,000, most with a 64-character id) that
+    took about half the time of hashing every id whole: 0.08 s against 0.17 to 0.20 s."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) < _KEYED_FROM:
         return _first_occurrence_exact(arr)
