@@ -289,3 +289,41 @@ def test_impossible_calendar_dates_are_invalid_whichever_rows_repeat_them():
     assert bad.to_pylist() == [True, False, True, False, False, True, False]
     assert [v and v.isoformat() for v in values.to_pylist()] == [
         None, "2024-02-28", None, "2024-02-29", None, None, "2024-02-28"]
+
+
+def test_numbers_read_whole_by_arrow_equal_those_read_by_the_pattern():
+    """The quick path (Arrow's cast of the whole column) and the pattern agree on every value: generated text of
+    digits, signs, points, exponents, NaN and infinity spellings, blanks and other bytes, read as numbers and as
+    integers, against Python's own reading of text of the pattern's form."""
+    import random
+    import re
+
+    import pyarrow as pa
+
+    from crimelake.ingest import coerce
+
+    rng = random.Random(7)
+    pieces = ["0", "1", "9", "12", "007", "+", "-", ".", "e", "E", "e+", "e-", "5e", "nan", "NaN", "inf", "Infinity",
+              "x", "_", " ", ",", "٣", "0x1", "1" * 19, "9" * 20, "400"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))) for _ in range(20000)]
+    texts += ["1", "-1.5", "+1.5", ".5", "5.", "1e5", "+.5e+3", "1e400", "-0", "+5", "9223372036854775807",
+              "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "+9223372036854775807"]
+
+    def expected(pattern: str, kind: type, text: str):
+        if not re.fullmatch(pattern.strip("^$"), text, re.ASCII):
+            return None, True
+        value = kind(text)
+        if kind is int and not -(2**63) <= value <= 2**63 - 1:
+            return None, True
+        return value, False
+
+    for pattern, kind, target in ((coerce._NUMBER, float, pa.float64()), (coerce._INTEGER, int, pa.int64())):
+        clean = [t for t in texts if re.fullmatch(pattern.strip("^$"), t, re.ASCII) and expected(pattern, kind, t)[0]
+                 is not None]
+        # Every value valid (the quick path), one value invalid (the pattern), and every mix between.
+        for sample in (clean[:500], clean[:500] + ["x"], texts, [None, *clean[:50], None]):
+            values, bad = coerce._number(pa.array(sample, pa.string()), pattern, target)
+            want = [(None, False) if t is None else expected(pattern, kind, t) for t in sample]
+            assert values.to_pylist() == [v for v, _ in want], pattern
+            assert bad.to_pylist() == [b for _, b in want], pattern
+        assert clean, pattern
