@@ -327,3 +327,16 @@ def test_numbers_read_whole_by_arrow_equal_those_read_by_the_pattern():
             assert values.to_pylist() == [v for v, _ in want], pattern
             assert bad.to_pylist() == [b for _, b in want], pattern
         assert clean, pattern
+
+
+def test_an_integer_too_large_for_64_bits_costs_its_row_not_the_file(settings):
+    rows = [rms_ho_row("BD/0000001/24"), rms_ho_row("BD/0000002/24", EASTING="99999999999999999999"),
+            rms_ho_row("BD/0000003/24", EASTING="+504900")]
+    land(settings, RMS, "2024-03", "bedfordshire-rms-2024-03.csv", csv_text(RMS, rows))
+    r = ingest_partition(settings, RMS, "2024-03")
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (3, 2, 1)
+    q = quarantine(settings, RMS)
+    assert [row["_source_line"] for row in q] == [3]
+    assert "EASTING: '99999999999999999999' is not a valid integer" in q[0]["reason"]
+    b = lake.read(settings.bronze("force_rms_ho", "crimes"), month="2024-03").to_pylist()
+    assert sorted(x["easting"] for x in b) == [504900, 504900]
