@@ -340,3 +340,25 @@ def test_an_integer_too_large_for_64_bits_costs_its_row_not_the_file(settings):
     assert "EASTING: '99999999999999999999' is not a valid integer" in q[0]["reason"]
     b = lake.read(settings.bronze("force_rms_ho", "crimes"), month="2024-03").to_pylist()
     assert sorted(x["easting"] for x in b) == [504900, 504900]
+
+
+def test_kept_rows_as_slices_equal_the_filtered_rows():
+    import numpy as np
+    import pyarrow as pa
+
+    from crimelake.ingest.validate import MAX_RUNS, kept_rows
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    table = pa.table({"i": np.arange(n), "s": pa.array([f"v{k}" if k % 7 else None for k in range(n)])})
+    masks = [np.ones(n, bool), np.zeros(n, bool), rng.random(n) > 0.001, rng.random(n) > 0.5]
+    masks += [np.r_[np.zeros(3, bool), np.ones(n - 3, bool)], np.r_[np.ones(n - 1, bool), [False]]]
+    for kept in masks:
+        got = kept_rows(table, kept)
+        assert got.equals(table.filter(pa.array(kept))), kept.sum()
+        runs = np.count_nonzero(np.diff(np.r_[0, kept.astype(np.int8)]) == 1)
+        # A slice per run of kept rows, sharing the table's buffers; a table of many runs is filtered into one copy.
+        if 0 < runs <= MAX_RUNS:
+            assert got.column("i").num_chunks == runs
+        elif runs > MAX_RUNS:
+            assert got.column("i").num_chunks == 1

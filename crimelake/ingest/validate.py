@@ -192,8 +192,25 @@ def check(parsed: ParsedFile, contract: Contract, month: str, h3_resolution: int
     kept = np.ones(n, dtype=bool)
     columns = {name: arr for name, arr in {**typed, **derived}.items() if name != "month"}
     columns["month"] = derived["month"]
+    table = pa.table(columns)
     if reasons.by_row:
         kept[list(reasons.by_row)] = False
-        kept_arr = pa.array(kept)
-        columns = {name: arr.filter(kept_arr) for name, arr in columns.items()}
-    return Checked(table=pa.table(columns), kept=np.flatnonzero(kept), failed=reasons.by_row)
+        table = kept_rows(table, kept)
+    return Checked(table=table, kept=np.flatnonzero(kept), failed=reasons.by_row)
+
+
+# Above this many runs of kept rows, one filtered copy of the table costs less than the slices.
+MAX_RUNS = 256
+
+
+def kept_rows(table: pa.Table, kept: np.ndarray) -> pa.Table:
+    """The rows of `table` where `kept` is true, in order. The few rows a file sets aside leave runs of kept rows
+    between them, which are taken as slices of the table, without copying its text; a table with more than
+    `MAX_RUNS` runs is filtered. The result may hold many chunks."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], kept, [False])).astype(np.int8)))
+    starts, stops = edges[0::2], edges[1::2]
+    if len(starts) > MAX_RUNS:
+        return table.filter(pa.array(kept))
+    if not len(starts):
+        return table.slice(0, 0)
+    return pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)])
