@@ -451,6 +451,12 @@ def _categorical(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array([encoded]) if len(encoded.dictionary) * 2 <= len(col) else col
 
 
+def _one_chunk(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column in one chunk: pandas keeps an Arrow text column's chunks, and GX's every filter and match would
+    then pay for each of them (a month's rows, checked file by file, arrive in hundreds of chunks)."""
+    return col if col.num_chunks <= 1 else pa.chunked_array([col.combine_chunks()], type=col.type)
+
+
 def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.DataFrame:
     """The frame narrowed to the contract's columns: every expectation reads only those, and GX fingerprints
     and filters the whole frame it is given, so the columns it would ignore would still cost their time."""
@@ -459,7 +465,7 @@ def _contract_columns(contract: Contract, data: pd.DataFrame | pa.Table) -> pd.D
         table = data.select([n for n in names if n in data.column_names])
         # GX matches a pattern on the column as text: a categorical would only be expanded back.
         patterned = {c.name for c in contract.columns if c.pattern is not None}
-        return pa.table([col if name in patterned else _categorical(col)
+        return pa.table([_one_chunk(col if name in patterned else _categorical(col))
                          for name, col in zip(table.column_names, table.columns, strict=True)],
                         names=table.column_names).to_pandas()
     present = [n for n in names if n in data.columns]
