@@ -83,12 +83,18 @@ def plain_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray:
     return ok
 
 
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of true values in `mask` starts, and where it stops (the index after its last value)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    return edges[0::2], edges[1::2]
+
+
 def gather_lines(lines: Lines, keep: np.ndarray) -> bytes | memoryview:
     """One buffer holding the kept lines in order, each with its own line ending: runs of consecutive kept lines
     are copied whole, so the cost is one copy of the kept bytes."""
     view = memoryview(lines.buf)
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], keep, [False])).astype(np.int8)))
-    first, last = edges[0::2], edges[1::2] - 1
+    first, stop = runs(keep)
+    last = stop - 1
     if len(first) == 1:
         return view[lines.starts[first[0]]:lines.nexts[last[0]]]
     return b"".join(view[s:e] for s, e in zip(lines.starts[first].tolist(), lines.nexts[last].tolist(), strict=True))

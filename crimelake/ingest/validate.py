@@ -18,6 +18,7 @@ from pyproj import Transformer
 
 from crimelake.ingest import coerce, row_rules
 from crimelake.ingest.forces import wrong_force
+from crimelake.ingest.lines import runs
 from crimelake.ingest.reader import ParsedFile
 from crimelake.reference import boundary
 from data_contracts.loader import Contract
@@ -207,8 +208,7 @@ def kept_rows(table: pa.Table, kept: np.ndarray) -> pa.Table:
     """The rows of `table` where `kept` is true, in order. The few rows a file sets aside leave runs of kept rows
     between them, which are taken as slices of the table, without copying its text; a table with more than
     `MAX_RUNS` runs is filtered. The result may hold many chunks."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], kept, [False])).astype(np.int8)))
-    starts, stops = edges[0::2], edges[1::2]
+    starts, stops = runs(kept)
     if len(starts) > MAX_RUNS:
         return table.filter(pa.array(kept))
     if not len(starts):
