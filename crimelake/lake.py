@@ -47,8 +47,11 @@ def _refuse_other_months(path: Path, table: pa.Table, month: str, partition_colu
 
 
 def replace_month(path: Path, table: pa.Table, month: str, *, partition_column: str = "month") -> WriteResult:
-    """Replace one month partition of a Delta table with `table` (which may be empty) in a single commit."""
+    """Replace one month partition of a Delta table with `table` (which may be empty) in a single commit. The rows
+    are written in the order given: Delta's writer may write the record batches of a table in more than one chunk
+    in any order, so the table goes to it in one."""
     _refuse_other_months(path, table, month, partition_column)
+    table = table.combine_chunks()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Given the table itself, the writer commits on its state and leaves it at the new version: the log is read
     # once, not again after the commit to learn the version.

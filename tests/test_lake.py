@@ -192,3 +192,12 @@ def test_a_staged_month_takes_dictionary_text_and_a_discarded_one_leaves_nothing
     assert sorted(path.rglob("*.parquet")) == before and lake.read(path).num_rows == 3
     with pytest.raises(ValueError, match="cannot replace partition 2024-01"):
         lake.stage_month(path, pa.table({"file": ["x"], "month": ["2024-02"]}), "2024-01")
+
+
+def test_a_month_of_many_chunks_reads_back_in_the_order_given(tmp_path):
+    n = 20000
+    rows = pa.table({"month": ["2024-03"] * n, "n": pa.array(range(n), pa.int64())})
+    chunked = pa.concat_tables([rows.slice(a, 200) for a in range(0, n, 200)])
+    for k in range(3):
+        lake.replace_month(tmp_path / f"t{k}", chunked, "2024-03")
+        assert lake.read(tmp_path / f"t{k}", month="2024-03").column("n").to_pylist() == list(range(n))

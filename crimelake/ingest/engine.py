@@ -388,9 +388,7 @@ def ingest_partition(
         elif staged is not None:
             b = pool.submit(lambda: lake.commit_staged(staged).version)
         else:
-            # One chunk: Delta's writer may write the record batches of a chunked table in any order, and the
-            # month's rows are to read back in the order of its files and lines.
-            b = pool.submit(lambda: lake.replace_month(bronze, table.combine_chunks(), month).version)
+            b = pool.submit(lambda: lake.replace_month(bronze, table, month).version)
         q = pool.submit(lake.replace_month, settings.quarantine(contract.source, contract.entity), qt, month)
         r = pool.submit(lake.replace_month, settings.rejected_files(contract.source, contract.entity), rt, month)
         result.bronze_version, result.quarantine_version, result.rejected_version = (
