@@ -83,18 +83,18 @@ def _number(arr: pa.Array, pattern: str, target: pa.DataType) -> tuple[pa.Array,
     if pa.types.is_integer(target):
         # Arrow's integer cast refuses a leading "+" (the pattern allows one) and values beyond 64 bits.
         clean = pc.utf8_ltrim(clean, "+")
-        large = np.flatnonzero(pc.fill_null(pc.greater_equal(pc.abs(pc.cast(clean, pa.float64())), 9e18), False)
-                               .to_numpy(zero_copy_only=False))
-        if len(large):
-            fits = np.array([_INT64[0] <= int(clean[i].as_py()) <= _INT64[1] for i in large.tolist()], dtype=bool)
-            out = np.zeros(len(arr), dtype=bool)
-            out[large[~fits]] = True
-            ok = pc.and_(ok, pa.array(~out))
-            clean = pc.if_else(ok, clean, pa.scalar(None, pa.string()))
+        ok = pc.and_(ok, pa.array(~_beyond_int64(clean)))
+        clean = pc.if_else(ok, clean, pa.scalar(None, pa.string()))
     return pc.cast(clean, target), _invalid(arr, ok)
 
 
-_INT64 = (-(2**63), 2**63 - 1)
+def _beyond_int64(digits: pa.Array) -> np.ndarray:
+    """True where integer text does not fit 64 bits: only values near the limit are read exactly, in Python."""
+    near = pc.fill_null(pc.greater_equal(pc.abs(pc.cast(digits, pa.float64())), 9e18), False)
+    out = near.to_numpy(zero_copy_only=False).copy()
+    for i in np.flatnonzero(out).tolist():
+        out[i] = not -(2**63) <= int(digits[i].as_py()) <= 2**63 - 1
+    return out
 
 
 def _any_not_finite(values: pa.Array) -> bool:
