@@ -139,6 +139,10 @@ def stage_month(path: Path, table: pa.Table, month: str, *, partition_column: st
     rel = f"{partition_column}={month}/part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     file = path / rel
     file.parent.mkdir(parents=True, exist_ok=True)
+    # One dictionary per text column across the chunks: Parquet's writer falls back to plain text for the rest of a
+    # column when an Arrow dictionary changes between chunks (a month arrives as one chunk per file), and would then
+    # spell out and compress every row's file name and hash.
+    data = data.unify_dictionaries()
     # No Arrow schema in the file: readers take its columns as the table's (a dictionary column as plain text).
     pq.write_table(data, file, compression="snappy", store_schema=False)
     action = AddAction(rel, file.stat().st_size, {partition_column: month}, int(time.time() * 1000), True,

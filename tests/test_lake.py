@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -201,3 +202,24 @@ def test_a_month_of_many_chunks_reads_back_in_the_order_given(tmp_path):
     for k in range(3):
         lake.replace_month(tmp_path / f"t{k}", chunked, "2024-03")
         assert lake.read(tmp_path / f"t{k}", month="2024-03").column("n").to_pylist() == list(range(n))
+
+
+def test_a_staged_month_of_file_chunks_keeps_its_text_dictionary_encoded(tmp_path):
+    """A month arrives as one chunk per file, each with its own dictionary for the per-file text (file name,
+    hash): the staged Parquet file holds that text as a dictionary, not one spelled-out value per row."""
+    path = tmp_path / "t"
+    schema = pa.schema([("month", pa.string()), ("file", pa.string()), ("n", pa.int64())])
+    lake.replace_month(path, pa.table({"month": ["2024-01"], "file": ["a.csv"], "n": [0]}, schema=schema), "2024-01")
+    per_file = 5000
+    chunks = [pa.table({"file": pa.array([f"{'x' * 60}-{k}.csv"] * per_file).dictionary_encode(),
+                        "month": ["2024-01"] * per_file, "n": pa.array(range(k * per_file, (k + 1) * per_file))})
+              for k in range(8)]
+    staged = lake.stage_month(path, pa.concat_tables(chunks), "2024-01")
+    column = pq.ParquetFile(staged.files[0]).metadata.row_group(0).column(0)
+    assert column.path_in_schema == "file"
+    # Spelled out, the 40,000 names would be over 2.5 MB before compression; as a dictionary, a few hundred bytes.
+    assert column.total_uncompressed_size < 20_000
+    lake.commit_staged(staged)
+    read = lake.read(path, month="2024-01")
+    assert read.column("n").to_pylist() == list(range(8 * per_file))
+    assert read.column("file").to_pylist() == [f"{'x' * 60}-{k}.csv" for k in range(8) for _ in range(per_file)]
