@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import threading
+from collections.abc import Iterator
 
 
 def release() -> None:
@@ -20,3 +22,30 @@ def release() -> None:
         pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_was_enabled = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off for a block that makes many short-lived objects and no cycles
+    worth collecting (a month's ingest: its data lives in Arrow and numpy buffers, which the collector does not
+    track, yet each full collection walks every object of a process that has imported Dagster and
+    great-expectations). Safe to nest and to enter from several threads: the collector is turned back on, if it
+    was on, when the last block leaves, and reference counting frees everything else as usual meanwhile."""
+    global _pauses, _was_enabled
+    with _pause_lock:
+        if _pauses == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _was_enabled:
+                gc.enable()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from crimelake import lake
+from crimelake import lake, memory
 from crimelake.config import Settings
 from crimelake.ingest import coerce
 from crimelake.ingest.geojson import count_features, is_geojson
@@ -195,6 +195,7 @@ def _without_duplicates(typed: list[pa.Table], loaded: list[pa.Table], dups: pa.
     return pa.concat_tables(parts)
 
 
+@memory.gc_paused()
 def ingest_partition(
     settings: Settings,
     contract: Contract,
