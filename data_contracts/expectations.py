@@ -319,12 +319,37 @@ def _get_context() -> Any:
         # batch marker, which no result here reads; on a month of street rows that hashing cost as much as every
         # expectation together. A threshold of 0 is GX's own "too large to fingerprint" path.
         pandas_execution_engine.HASH_THRESHOLD = 0
+        _narrow_column_domains(pandas_execution_engine.PandasExecutionEngine)
         ctx = gx.get_context(mode="ephemeral")
         # tqdm bars would flood Dagster's captured logs once per partition.
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         ctx.data_sources.add_pandas(_DATASOURCE)
         _context = ctx
     return _context
+
+
+def _narrow_column_domains(engine: type) -> None:
+    """A column's metrics computed on that column alone. GX hands each column metric the whole frame, and its map
+    conditions then drop the column's null rows from every column of it (`df[df[column].notnull()]`), once per
+    expectation: on a month of street rows, a tenth of a second of copying columns no metric reads. Results are
+    unchanged (a column-domain metric reads its column only; this project asks GX for no unexpected-row listings
+    or index columns, which would read others)."""
+    from great_expectations.core.metric_domain_types import MetricDomainTypes
+
+    original = engine.get_compute_domain
+    if getattr(original, "narrowed", False):
+        return
+
+    def get_compute_domain(self, domain_kwargs, domain_type, accessor_keys=None):
+        data, compute, accessor = original(self, domain_kwargs, domain_type, accessor_keys)
+        column = accessor.get("column")
+        if (MetricDomainTypes(domain_type) == MetricDomainTypes.COLUMN and data.shape[1] > 1
+                and column in data.columns):
+            data = data[[column]]
+        return data, compute, accessor
+
+    get_compute_domain.narrowed = True
+    engine.get_compute_domain = get_compute_domain
 
 
 def _batch_definition(contract: Contract) -> Any:

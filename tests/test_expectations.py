@@ -8,6 +8,7 @@ import json
 import re
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from data_contracts.expectations import QUARANTINE_SHARE, build_suite, validate_frame
@@ -460,3 +461,25 @@ def test_repeated_validation_in_one_process_is_independent():
     assert not validate(contract, bad).passed
     assert validate(contract, clean_frame(contract)).passed
     assert not validate(contract, bad).passed
+
+
+def test_a_column_is_judged_on_its_own_rows_when_other_columns_have_nulls():
+    """Each column metric is computed on its column alone (the engine is not handed the rest of the frame); the
+    counts and shares must be those of that column, nulls elsewhere in the row making no difference."""
+    from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
+
+    contract = CONTRACTS[("police_uk", "street")]
+    column = next(c for c in contract.columns if c.pattern and not c.required)
+    others = [c.name for c in contract.columns if not c.required and c.name != column.name]
+    df = clean_frame(contract, rows=8)
+    df.loc[[1, 3], column.name] = "!bad value!"
+    df.loc[4, column.name] = pd.NA
+    df.loc[[1, 2, 5], others] = pd.NA
+    report = validate_frame(contract, pa.Table.from_pandas(df, preserve_index=False), rows_read=len(df),
+                            rows_quarantined=0)
+    assert getattr(PandasExecutionEngine.get_compute_domain, "narrowed", False)
+    observed = result(report, "expect_column_values_to_match_regex", column.name).observed
+    assert observed["unexpected_count"] == 2
+    assert observed["unexpected_percent"] == pytest.approx(round(200 / (len(df) - 1), 4))
+    assert observed["unexpected_values"] == ["!bad value!"]
+    assert failed_columns(report, "expect_column_values_to_match_regex") == {column.name}
