@@ -140,6 +140,45 @@ _ROW_LEVEL = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeInSet", "E
               "ExpectColumnValuesToBeBetween", "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"}
 
 
+def arrow_spelling(pattern: str) -> str:
+    """`pattern` as ingest's rules read it (RE2, through Arrow's `match_substring_regex`), spelled so that Python's
+    `re` reads it the same way: `$` becomes `\\Z` (the end of the value: Python's `$` also matches before a final
+    newline, RE2's does not) and `\\d` becomes `[0-9]` (Python's `\\d` also matches other scripts' digits).
+
+    pandas runs a pattern through Arrow unless it may mean something else in Python; for `$` and `\\d` it decides
+    by scanning the whole column (for a newline, for a non-ASCII character) on every match, which on a month's
+    64-character crime ids cost as much as the match itself. Spelled this way the suite matches what ingest
+    matched, whichever engine pandas picks, and pandas has nothing to scan for. Escapes other than `\\d` and
+    `\\D`, and everything inside a character class but `\\d`, are left as written."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    class_start = 0  # where the current class's members start (a `]` there is a member, not the end)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            esc = pattern[i + 1]
+            if esc == "d":
+                out.append("0-9" if in_class else "[0-9]")
+            elif esc == "D" and not in_class:
+                out.append("[^0-9]")
+            else:
+                out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if ch == "]" and i != class_start:
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            class_start = i + 2 if pattern.startswith("^", i + 1) else i + 1
+        elif ch == "$":
+            ch = "\\Z"
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def tolerated_share(contract: Contract) -> float:
     """The share of a month's rows its contract lets ingest set aside (its quarantineShare rule; 0 without one)."""
     limits = [float(q.must_be_less_than) for q in contract.quality
@@ -215,7 +254,7 @@ def build_suite(contract: Contract, *, before_filtering: bool = False) -> gx.Exp
                 f"{col.name} matches {col.pattern}",
                 origin,
                 column=col.name,
-                regex=col.pattern,
+                regex=arrow_spelling(col.pattern),
             )
         if col.minimum is not None or col.maximum is not None:
             if col.logical_type not in ("number", "integer"):

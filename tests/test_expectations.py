@@ -9,9 +9,10 @@ import re
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from data_contracts.expectations import QUARANTINE_SHARE, build_suite, validate_frame
+from data_contracts.expectations import QUARANTINE_SHARE, arrow_spelling, build_suite, validate_frame
 from data_contracts.loader import Contract, ContractError, QualityRule, default_contracts
 
 CONTRACTS = default_contracts()
@@ -107,6 +108,38 @@ def test_pattern_examples_match_their_patterns():
         for i in range(ROWS):
             assert re.search(pattern, make(i)), (pattern, make(i))
 
+
+
+ARABIC_INDIC_DIGITS = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
+
+
+def test_suite_patterns_read_in_python_as_ingest_reads_them_in_arrow():
+    used = {c.pattern for contract in CONTRACTS.values() for c in contract.columns if c.pattern}
+    for pattern in used:
+        good = [PATTERN_EXAMPLES[pattern](i) for i in range(ROWS)]
+        # A final newline, and digits of another script: where Python's `$` and `\d` and RE2's part ways.
+        values = good + [v + "\n" for v in good] + [v.translate(ARABIC_INDIC_DIGITS) for v in good]
+        spelled = arrow_spelling(pattern)
+        in_python = [re.search(spelled, v) is not None for v in values]
+        in_arrow = pc.match_substring_regex(pa.array(values), pattern).to_pylist()
+        assert in_python == in_arrow, (pattern, spelled)
+        assert in_python[:ROWS] == [True] * ROWS
+
+
+@pytest.mark.parametrize(("pattern", "spelled"), [
+    (r"^\d{4}-\d{2}$", r"^[0-9]{4}-[0-9]{2}\Z"),
+    (r"^\D+$", r"^[^0-9]+\Z"),
+    (r"^[\d.]+$", r"^[0-9.]+\Z"),
+    (r"^[$]+x$", r"^[$]+x\Z"),
+    (r"^[]$]$", r"^[]$]\Z"),
+    (r"^[^]$]a\$$", r"^[^]$]a\$\Z"),
+    (r"^\w\s$", r"^\w\s\Z"),
+])
+def test_arrow_spelling_rewrites_only_end_anchors_and_digits_outside_escapes(pattern, spelled):
+    assert arrow_spelling(pattern) == spelled
+    for value in ("1", "12", "x", "$x", "]", "$", "a$", "a_ ", "b$", "1\n"):
+        in_arrow = pc.match_substring_regex(pa.array([value]), pattern)[0].as_py()
+        assert (re.search(spelled, value) is not None) == in_arrow, value
 
 @pytest.mark.parametrize("key", CONTRACTS, ids=IDS)
 def test_suite_covers_every_column_rule(key):
@@ -284,6 +317,15 @@ def test_bad_pattern_fails_naming_column(key):
         else:
             assert observed["unexpected_values"] == ["!bad value!"]
 
+
+
+def test_a_value_with_a_final_newline_fails_its_pattern_as_it_does_at_ingest():
+    contract = CONTRACTS[("police_uk", "street")]
+    df = clean_frame(contract)
+    df.loc[1, "month"] = "2024-01\n"
+    report = validate(contract, df)
+    assert failed_columns(report, "expect_column_values_to_match_regex") == {"month"}
+    assert result(report, "expect_column_values_to_match_regex", "month").observed["unexpected_count"] == 1
 
 def test_sensitive_values_never_reach_the_report():
     contract = CONTRACTS[("force_rms_ho", "crimes")]
