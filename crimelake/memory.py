@@ -13,9 +13,16 @@ import threading
 from collections.abc import Iterator
 
 
-def release() -> None:
-    """Collect garbage, then ask Arrow's memory pool and the C library to return unused pages."""
-    gc.collect()
+def release(generation: int = 2) -> None:
+    """Collect garbage (the collector's generations up to `generation`; 2, the default, is every object), then ask
+    Arrow's memory pool and the C library to return unused pages.
+
+    A full collection walks every object of the process: in one that has loaded the Dagster definitions and
+    great-expectations, 0.4 to 0.5 s, whatever there is to free. After work whose objects are young (a month's
+    ingest, made with the collector paused, see `gc_paused`), generation 1 finds what a full collection would."""
+    if generation not in (0, 1, 2):
+        raise ValueError(f"generation must be 0, 1 or 2, got {generation!r}")
+    gc.collect(generation)
     with contextlib.suppress(Exception):  # an Arrow build without the call, or no Arrow at all
         import pyarrow as pa
 

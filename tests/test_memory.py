@@ -69,3 +69,46 @@ def test_ingest_runs_under_the_pause(tmp_path):
     ingest_partition(settings, default_contracts()[("police_uk", "street")], "2024-01", write=False,
                      validate=lambda result: seen.append(gc.isenabled()))
     assert seen == [False] and gc.isenabled()
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+def _collections_during(fn) -> list[int]:
+    """The generations the collector collected while `fn` ran, with automatic collections held off."""
+    seen: list[int] = []
+
+    def watch(phase, info):
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.disable()
+    gc.callbacks.append(watch)
+    try:
+        fn()
+    finally:
+        gc.callbacks.remove(watch)
+    return seen
+
+
+def test_release_collects_the_generations_asked_for_and_a_full_collection_by_default():
+    assert _collections_during(lambda: memory.release(generation=1)) == [1]
+    assert _collections_during(memory.release) == [2]
+
+
+def test_a_young_cycle_is_freed_by_releasing_the_young_generations():
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    ref = weakref.ref(_Cycle())
+    assert ref() is not None  # kept alive by its own cycle
+    memory.release(generation=1)
+    assert ref() is None
+
+
+def test_release_refuses_a_generation_the_collector_does_not_have():
+    with pytest.raises(ValueError, match="generation must be 0, 1 or 2"):
+        memory.release(generation=3)
