@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -140,6 +141,12 @@ _ROW_LEVEL = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeInSet", "E
               "ExpectColumnValuesToBeBetween", "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"}
 
 
+_ESCAPE = re.compile(r"\\.")
+# An escape, a whole character class (a `]` first in it is a member), or `$`: read left to right, so a `$` or `\\d`
+# inside a class or escaped is never taken for one outside.
+_PATTERN_TOKEN = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\$")
+
+
 def arrow_spelling(pattern: str) -> str:
     """`pattern` as ingest's rules read it (RE2, through Arrow's `match_substring_regex`), spelled so that Python's
     `re` reads it the same way: `$` becomes `\\Z` (the end of the value: Python's `$` also matches before a final
@@ -150,33 +157,13 @@ def arrow_spelling(pattern: str) -> str:
     64-character crime ids cost as much as the match itself. Spelled this way the suite matches what ingest
     matched, whichever engine pandas picks, and pandas has nothing to scan for. Escapes other than `\\d` and
     `\\D`, and everything inside a character class but `\\d`, are left as written."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    in_class = False
-    class_start = 0  # where the current class's members start (a `]` there is a member, not the end)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < n:
-            esc = pattern[i + 1]
-            if esc == "d":
-                out.append("0-9" if in_class else "[0-9]")
-            elif esc == "D" and not in_class:
-                out.append("[^0-9]")
-            else:
-                out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            if ch == "]" and i != class_start:
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            class_start = i + 2 if pattern.startswith("^", i + 1) else i + 1
-        elif ch == "$":
-            ch = "\\Z"
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    def spell(m: re.Match[str]) -> str:
+        token = m.group()
+        if token.startswith("["):  # a whole character class: only `\\d` has a spelling inside one
+            return _ESCAPE.sub(lambda e: "0-9" if e.group() == "\\d" else e.group(), token)
+        return {"$": "\\Z", "\\d": "[0-9]", "\\D": "[^0-9]"}.get(token, token)
+
+    return _PATTERN_TOKEN.sub(spell, pattern)
 
 
 def tolerated_share(contract: Contract) -> float:

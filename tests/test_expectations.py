@@ -109,7 +109,6 @@ def test_pattern_examples_match_their_patterns():
             assert re.search(pattern, make(i)), (pattern, make(i))
 
 
-
 ARABIC_INDIC_DIGITS = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
 
 
@@ -140,6 +139,7 @@ def test_arrow_spelling_rewrites_only_end_anchors_and_digits_outside_escapes(pat
     for value in ("1", "12", "x", "$x", "]", "$", "a$", "a_ ", "b$", "1\n"):
         in_arrow = pc.match_substring_regex(pa.array([value]), pattern)[0].as_py()
         assert (re.search(spelled, value) is not None) == in_arrow, value
+
 
 @pytest.mark.parametrize("key", CONTRACTS, ids=IDS)
 def test_suite_covers_every_column_rule(key):
@@ -318,7 +318,6 @@ def test_bad_pattern_fails_naming_column(key):
             assert observed["unexpected_values"] == ["!bad value!"]
 
 
-
 def test_a_value_with_a_final_newline_fails_its_pattern_as_it_does_at_ingest():
     contract = CONTRACTS[("police_uk", "street")]
     df = clean_frame(contract)
@@ -326,6 +325,7 @@ def test_a_value_with_a_final_newline_fails_its_pattern_as_it_does_at_ingest():
     report = validate(contract, df)
     assert failed_columns(report, "expect_column_values_to_match_regex") == {"month"}
     assert result(report, "expect_column_values_to_match_regex", "month").observed["unexpected_count"] == 1
+
 
 def test_sensitive_values_never_reach_the_report():
     contract = CONTRACTS[("force_rms_ho", "crimes")]
