@@ -1,12 +1,17 @@
-"""The garbage collector pause that a month's ingest runs under."""
+"""The garbage collector pause that a month's ingest runs under, and the allocator setting it runs with."""
 
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
+import crimelake
 from crimelake import memory
 from crimelake.config import Settings
 from crimelake.ingest.engine import ingest_partition
@@ -112,3 +117,44 @@ def test_a_young_cycle_is_freed_by_releasing_the_young_generations():
 def test_release_refuses_a_generation_the_collector_does_not_have():
     with pytest.raises(ValueError, match="generation must be 0, 1 or 2"):
         memory.release(generation=3)
+
+
+_PROBE = """
+import os, numpy as np
+import crimelake
+import pyarrow as pa
+from crimelake import memory
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+
+buffers = [pa.allocate_buffer(2**20) for _ in range(300)]
+for b in buffers:
+    np.frombuffer(b, np.uint8)[:] = 1
+del buffers
+before = rss()
+memory.release(generation=1)
+print(os.environ["MIMALLOC_PURGE_DELAY"], before, rss())
+"""
+
+
+def _probe(**env: str) -> tuple[str, int, int]:
+    environ = {k: v for k, v in os.environ.items() if k != "MIMALLOC_PURGE_DELAY"} | env
+    environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=environ, capture_output=True, text=True, check=True)
+    delay, before, after = out.stdout.split()
+    return delay, int(before), int(after)
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
+def test_importing_crimelake_delays_arrows_purge_and_release_still_hands_pages_back():
+    """Importing crimelake sets the allocator's purge delay before Arrow loads; under it, `memory.release` hands
+    300 MB that Arrow freed back to the operating system at once."""
+    delay, before, after = _probe()
+    assert delay == crimelake.PURGE_DELAY_MS
+    assert before - after > 200, (before, after)
+
+
+def test_a_purge_delay_already_set_is_kept():
+    delay, _, _ = _probe(MIMALLOC_PURGE_DELAY="25")
+    assert delay == "25"
