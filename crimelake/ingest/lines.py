@@ -58,6 +58,8 @@ def split_lines(buf: bytes) -> Lines:
 
 def count_per_line(a: np.ndarray, lines: Lines, byte: int) -> np.ndarray:
     """How many times `byte` occurs in each line's text."""
+    if bytes((byte,)) not in lines.buf:  # one memchr, rather than a pass of numpy and a mask the size of the text
+        return np.zeros(len(lines), dtype=np.int64)
     at = np.flatnonzero(a == byte)
     return np.searchsorted(at, lines.ends) - np.searchsorted(at, lines.starts)
 
