@@ -223,6 +223,22 @@ def test_h3_cells_over_whole_arrays_equal_the_h3_library_point_by_point():
         assert h3_cells(lat, lon, resolution).to_pylist() == want
 
 
+def test_a_pattern_is_matched_once_per_distinct_value_with_the_rows_answers_unchanged():
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crimelake.ingest.validate import matches
+
+    rng = np.random.default_rng(5)
+    codes = ["E01000001", "W01000002", "E0100003", "X01000004", "e01000005", "", "E01000006 "]
+    few = pa.array([None if k == len(codes) else codes[k] for k in rng.integers(0, len(codes) + 1, 20_000)])
+    ids = pa.array([f"{k:09d}" if k % 7 else None for k in range(20_000)])
+    for arr in (few, ids, few.slice(0, 100), few.slice(5000)):
+        for pattern in (r"^[EW]0[0-9]{7}$", r"^[0-9]+$", "0"):
+            assert matches(arr, pattern).equals(pc.match_substring_regex(arr, pattern))
+
+
 def test_expectations_read_an_arrow_partition_as_they_read_its_pandas_frame(settings):
     from data_contracts.expectations import validate_frame
 
