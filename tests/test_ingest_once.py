@@ -147,6 +147,61 @@ def test_validation_runs_before_the_month_is_written_and_a_failing_month_is_held
         ingest_partition(settings, RMS, "2024-03", validate=broken)
 
 
+def _unlogged_files(table) -> set[str]:
+    """Data files in a table's folder that no commit of its log ever added: files staged and left behind."""
+    import json
+
+    added = {json.loads(line)["add"]["path"] for log in (table / "_delta_log").glob("*.json")
+             for line in log.read_text().splitlines() if line.startswith('{"add"')}
+    return {str(f.relative_to(table)) for f in table.rglob("*.parquet")} - added
+
+
+def test_a_months_quarantine_and_rejected_files_are_staged_beside_its_checks_and_left_nowhere(settings):
+    """Once the tables exist, a month's quarantine and rejected-files rows are written while its checks run and
+    committed after: a month that passes, one held back and one whose checks fail to run each leave every table
+    holding the month as judged, and no data file that no commit added."""
+    from data_contracts.expectations import validate_frame
+
+    def validate(r):
+        return validate_frame(RMS, r.table, rows_read=r.rows_read, rows_quarantined=r.rows_quarantined)
+
+    tables = [settings.bronze("force_rms_ho", "crimes"), settings.quarantine("force_rms_ho", "crimes"),
+              settings.rejected_files("force_rms_ho", "crimes")]
+    good = [rms_ho_row(f"BD/00000{i:02d}/24") for i in range(40)]
+    name = "bedfordshire-rms-2024-03.csv"
+    land(settings, RMS, "2024-03", name, csv_text(RMS, good))
+    land(settings, RMS, "2024-03", "bedfordshire-rms-2024-03.txt", "not a delivery")
+    first = ingest_partition(settings, RMS, "2024-03", validate=validate)
+    assert first.rows_loaded == 40 and not first.held_back
+    assert all(lake.table_exists(t) for t in tables)
+
+    # The same month again, one row repeated: it passes, and its quarantine holds that row alone.
+    land(settings, RMS, "2024-03", name, csv_text(RMS, good + [good[3]]))
+    again = ingest_partition(settings, RMS, "2024-03", validate=validate)
+    assert again.rows_loaded == 40 and again.rows_quarantined == 1 and not again.held_back
+    assert lake.read(tables[1], month="2024-03").num_rows == 1
+    assert [_unlogged_files(t) for t in tables] == [set(), set(), set()]
+
+    # Held back: bronze keeps the 40 rows, the quarantine takes the month's rows with the held ones.
+    bad = good[:5] + [good[1]] * 2
+    land(settings, RMS, "2024-03", name, csv_text(RMS, bad))
+    held = ingest_partition(settings, RMS, "2024-03", validate=validate)
+    assert held.held_back == ["contract_expectations"] and held.counts_add_up
+    assert lake.read(tables[0], month="2024-03").num_rows == 40
+    reasons = lake.read(tables[1], month="2024-03").column("reason").to_pylist()
+    assert len(reasons) == 7 and reasons.count("month held back: contract_expectations") == 5
+    assert [_unlogged_files(t) for t in tables] == [set(), set(), set()]
+
+    def broken(r):
+        raise RuntimeError("suite could not run")
+
+    versions = [lake.version(t) for t in tables]
+    with pytest.raises(RuntimeError, match="suite could not run"):
+        ingest_partition(settings, RMS, "2024-03", validate=broken)
+    assert [lake.version(t) for t in tables] == versions
+    assert [_unlogged_files(t) for t in tables] == [set(), set(), set()]
+
+
 def test_files_read_two_at_a_time_give_the_month_read_one_after_another(settings, monkeypatch):
     from crimelake.ingest import engine
 

@@ -346,24 +346,33 @@ def ingest_partition(
     # month's bronze file is written but not committed (the suite is Python and pandas; the Parquet writer runs
     # outside the GIL), then committed if the month passes and deleted if it is held back.
     bronze = settings.bronze(contract.source, contract.entity)
+    quarantine = settings.quarantine(contract.source, contract.entity)
+    rejected = settings.rejected_files(contract.source, contract.entity)
     stage = bool(write and validate and table.num_rows and result.counts_add_up and lake.table_exists(bronze))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        staging = pool.submit(lake.stage_month, bronze, table, month) if stage else None
+    # The month's quarantine and rejected-files rows are known before its checks run: their files are written
+    # beside the checks too, so that only the three commits are left once the month is judged.
+    qt = pa.concat_tables(q_parts) if q_parts else QUARANTINE.empty_table()
+    rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
+    side = [(bronze, table)] if stage else []
+    if write and validate:
+        side += [(path, rows) for path, rows in ((quarantine, qt), (rejected, rt)) if lake.table_exists(path)]
+    with ThreadPoolExecutor(max_workers=max(1, len(side))) as pool:
+        staging = {path: pool.submit(lake.stage_month, path, rows, month) for path, rows in side}
         try:
             result.validation = validate(result) if validate else None
         except BaseException:
-            if staging is not None and staging.exception() is None:
-                lake.discard_staged(staging.result())
+            for f in staging.values():
+                if f.exception() is None:
+                    lake.discard_staged(f.result())
             raise
-        staged = staging.result() if staging is not None else None
+        staged = {path: f.result() for path, f in staging.items()}
     result.typed = None
     if not result.counts_add_up:
         result.held_back.append(ACCOUNTED)
     if result.validation is not None and not result.validation.passed:
         result.held_back.append(CONTRACT)
-    if staged is not None and result.held_back:
-        lake.discard_staged(staged)
-        staged = None
+    if bronze in staged and result.held_back:
+        lake.discard_staged(staged.pop(bronze))
     if result.held_back and table.num_rows:
         q_parts.append(held_back_rows(table, contract, texts, HELD_BACK + ", ".join(result.held_back)))
         for f in result.files:
@@ -371,29 +380,30 @@ def ingest_partition(
             f.rows_loaded = 0
         table = result.table = table.slice(0, 0)
         result.rows_loaded = 0
-    qt = pa.concat_tables(q_parts) if q_parts else QUARANTINE.empty_table()
+        # The quarantine staged without the held rows is written again with them.
+        qt = pa.concat_tables(q_parts)
+        if quarantine in staged:
+            lake.discard_staged(staged.pop(quarantine))
     result.rows_quarantined = qt.num_rows
     for reason in qt.column("reason").to_pylist():
         key = HELD_BACK.strip() if reason.startswith(HELD_BACK) else _reason_key(reason)
         result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
     if not write:
         return result
-    rt = pa.Table.from_pylist(rejected_rows, schema=REJECTED_FILES) if rejected_rows else REJECTED_FILES.empty_table()
     landing_path = settings.rejected_files(contract.source, LANDING)
     if landing_rows or (owns_strays(contract, siblings) and lake.table_exists(landing_path)):
         lake.replace_table(landing_path, pa.Table.from_pylist(landing_rows, schema=REJECTED_FILES))
+
+    def commit(path, rows) -> int:
+        """The month's rows of one table committed: its staged file if there is one, else written now."""
+        return (lake.commit_staged(staged[path]) if path in staged else lake.replace_month(path, rows, month)).version
+
     # Three tables, one commit each, side by side: Delta's writer encodes and writes outside the GIL.
     with ThreadPoolExecutor(max_workers=3) as pool:
-        if result.held_back:
-            b = pool.submit(lake.version, bronze)
-        elif staged is not None:
-            b = pool.submit(lambda: lake.commit_staged(staged).version)
-        else:
-            b = pool.submit(lambda: lake.replace_month(bronze, table, month).version)
-        q = pool.submit(lake.replace_month, settings.quarantine(contract.source, contract.entity), qt, month)
-        r = pool.submit(lake.replace_month, settings.rejected_files(contract.source, contract.entity), rt, month)
-        result.bronze_version, result.quarantine_version, result.rejected_version = (
-            b.result(), q.result().version, r.result().version)
+        b = pool.submit(lake.version, bronze) if result.held_back else pool.submit(commit, bronze, table)
+        q = pool.submit(commit, quarantine, qt)
+        r = pool.submit(commit, rejected, rt)
+        result.bronze_version, result.quarantine_version, result.rejected_version = b.result(), q.result(), r.result()
     return result
 
 
