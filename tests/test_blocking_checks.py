@@ -233,6 +233,19 @@ def test_the_independent_line_count_is_the_csv_modules(data, encoding):
     assert engine.count_lines(data, encoding) == _csv_line_num(data, encoding)
 
 
+def test_newlines_counted_block_by_block_match_the_bytes_count_across_block_edges():
+    import numpy as np
+
+    from crimelake.ingest import engine
+
+    rng = np.random.default_rng(3)
+    data = bytearray(rng.choice(np.frombuffer(b"ab,\n", np.uint8), 3 * engine._BLOCK + 17).tobytes())
+    for edge in (engine._BLOCK - 1, engine._BLOCK, 2 * engine._BLOCK, len(data) - 1):
+        data[edge] = 0x0A
+    for piece in (bytes(data), bytes(data[:engine._BLOCK]), bytes(data[5:]), b"", b"\n"):
+        assert engine._newlines(piece) == piece.count(b"\n")
+
+
 def test_rows_are_accounted_against_a_count_taken_apart_from_the_parser(settings, monkeypatch):
     from crimelake import lake
     from crimelake.ingest import engine
