@@ -117,20 +117,22 @@ def file_stats(table: pa.Table) -> str:
                       separators=(",", ":"))
 
 
-# A column whose first rows hold at most one distinct value in this many is worth a Parquet dictionary.
+# A column whose first rows hold at most one distinct value in this many has few values (categories, codes, names),
+# not ids or coordinates.
 _FEW = 4
 _SAMPLE_ROWS = 4096
 
 
+def few_distinct(col: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a column holds few distinct values, judged on its first rows."""
+    head = col.slice(0, _SAMPLE_ROWS)
+    return len(head) > 0 and pc.count_distinct(head, mode="all").as_py() * _FEW <= len(head)
+
+
 def few_valued(table: pa.Table) -> list[str]:
-    """The columns worth a Parquet dictionary: those already dictionary-encoded, and those with few distinct
-    values among their first rows (categories, codes, names), not ids or coordinates."""
-    out = []
-    for name, col in zip(table.column_names, table.columns, strict=True):
-        head = col.slice(0, _SAMPLE_ROWS)
-        if pa.types.is_dictionary(col.type) or pc.count_distinct(head, mode="all").as_py() * _FEW <= len(head):
-            out.append(name)
-    return out
+    """The columns worth a Parquet dictionary: those already dictionary-encoded, and those of few distinct values."""
+    return [name for name, col in zip(table.column_names, table.columns, strict=True)
+            if pa.types.is_dictionary(col.type) or few_distinct(col)]
 
 
 def stage_month(path: Path, table: pa.Table, month: str, *, partition_column: str = "month") -> StagedMonth:

@@ -118,7 +118,6 @@ def test_release_refuses_a_generation_the_collector_does_not_have():
         memory.release(generation=3)
 
 
-
 _PROBE = """
 import numpy as np
 import pyarrow as pa

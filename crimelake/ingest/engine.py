@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -404,7 +405,7 @@ def ingest_partition(
     if landing_rows or (owns_strays(contract, siblings) and lake.table_exists(landing_path)):
         lake.replace_table(landing_path, pa.Table.from_pylist(landing_rows, schema=REJECTED_FILES))
 
-    def commit(path, rows) -> int:
+    def commit(path: Path, rows: pa.Table) -> int:
         """The month's rows of one table committed: its staged file if there is one, else written now."""
         return (lake.commit_staged(staged[path]) if path in staged else lake.replace_month(path, rows, month)).version
 

@@ -20,6 +20,7 @@ from crimelake.ingest import coerce, row_rules
 from crimelake.ingest.forces import wrong_force
 from crimelake.ingest.lines import runs
 from crimelake.ingest.reader import ParsedFile
+from crimelake.lake import few_distinct
 from crimelake.reference import boundary
 from data_contracts.loader import Contract
 
@@ -68,18 +69,12 @@ def _cell_strings(cells: np.ndarray) -> pa.Array:
     return pa.StringArray.from_buffers(len(cells), pa.py_buffer(offsets), pa.py_buffer(digits.tobytes()))
 
 
-# A column whose first rows hold at most one distinct value in this many is matched value by value, not row by row.
-_FEW = 4
-_SAMPLE_ROWS = 4096
-
-
 def matches(arr: pa.Array, pattern: str) -> pa.Array:
     """Arrow's regular expression match of every value (null for null). RE2 costs about the same per value
     whatever its length, so a column of few distinct values (a month, an area code) is matched once per distinct
     value and the answers spread back over the rows: on a national month of street rows, the month column in a
     third of the time and LSOA codes in half. Ids, where nearly every value is new, are matched row by row."""
-    head = arr.slice(0, _SAMPLE_ROWS)
-    if len(arr) <= _SAMPLE_ROWS or pc.count_distinct(head, mode="all").as_py() * _FEW > len(head):
+    if not few_distinct(arr):
         return pc.match_substring_regex(arr, pattern)
     encoded = pc.dictionary_encode(arr)
     return pc.match_substring_regex(encoded.dictionary, pattern).take(encoded.indices)
