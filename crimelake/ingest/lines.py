@@ -56,11 +56,17 @@ def split_lines(buf: bytes) -> Lines:
     return Lines(buf, starts, ends, nexts)
 
 
-def count_per_line(a: np.ndarray, lines: Lines, byte: int) -> np.ndarray:
+def positions(buf: bytes, byte: int) -> np.ndarray:
+    """Where `byte` occurs in `buf`. A byte the buffer does not hold (a NUL, a quote) is ruled out with one memchr,
+    rather than a pass of numpy and a mask the size of the text."""
+    if bytes((byte,)) not in buf:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.frombuffer(buf, np.uint8) == byte)
+
+
+def count_per_line(lines: Lines, byte: int) -> np.ndarray:
     """How many times `byte` occurs in each line's text."""
-    if bytes((byte,)) not in lines.buf:  # one memchr, rather than a pass of numpy and a mask the size of the text
-        return np.zeros(len(lines), dtype=np.int64)
-    at = np.flatnonzero(a == byte)
+    at = positions(lines.buf, byte)
     return np.searchsorted(at, lines.ends) - np.searchsorted(at, lines.starts)
 
 
@@ -73,9 +79,9 @@ def plain_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray:
     if len(d) != 1 or d in b'"\r\n' or n == 0:
         return np.zeros(n, dtype=bool)
     a = lines.bytes
-    ok = count_per_line(a, lines, _QUOTE) == 0
-    ok &= count_per_line(a, lines, _CR) == 0
-    ok &= count_per_line(a, lines, d[0]) == width - 1
+    ok = count_per_line(lines, _QUOTE) == 0
+    ok &= count_per_line(lines, _CR) == 0
+    ok &= count_per_line(lines, d[0]) == width - 1
     if not (0x20 < d[0] < 0x7F and width > 1):
         # The delimiter itself does not show that a line is not blank.
         visible = np.concatenate(([0], np.cumsum((a > 0x20) & (a < 0x7F), dtype=np.int64)))

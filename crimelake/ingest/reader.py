@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from crimelake.ingest.lines import Lines, gather_lines, plain_lines, split_lines
+from crimelake.ingest.lines import Lines, gather_lines, plain_lines, positions, split_lines
 from data_contracts.loader import Contract
 
 
@@ -150,7 +150,7 @@ def decode_lines(data: bytes, encoding: str) -> Decoded:
     if utf8 and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     a = np.frombuffer(data, np.uint8)
-    nul = np.flatnonzero(a == 0) if b"\x00" in data else np.zeros(0, dtype=np.int64)
+    nul = positions(data, 0)
     try:
         text = data.decode("utf-8" if utf8 else encoding)
     except UnicodeDecodeError:
