@@ -12,7 +12,6 @@ the observed months only, and neighbourhood sums stand each unknown neighbour in
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -160,14 +159,52 @@ def _lag(hist: np.ndarray, k: int) -> np.ndarray:
 
 
 def _window_mean(hist: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the mean of the known (not NaN) values among the last ``k`` columns; NaN where none is known."""
+    return _window_means(hist, (k,))[k]
+
+
+def _window_means(hist: np.ndarray, windows: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """``_window_mean`` for several windows from one pass over the last ``max(windows)`` columns: each window's
+    known values summed as a suffix of one running sum. Counts are whole numbers, which single precision sums
+    exactly (below 2**24), so the order of the additions does not change a mean: the means are ``np.nanmean``'s, in about
+    three fifths of its time on a national panel (it copies each window, and reads the window across the rows)."""
     if hist.shape[1] == 0:
-        return np.full(hist.shape[0], np.nan)
-    window = hist[:, -k:]
-    if not np.isnan(window).any():
-        return window.mean(axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window is a NaN feature, not an error
-        return np.nanmean(window, axis=1)
+        return {k: np.full(hist.shape[0], np.nan) for k in windows}
+    # Month by month, latest first, each month one contiguous row: the running sums add whole rows at a time.
+    recent = np.ascontiguousarray(hist[:, -max(windows):].T)
+    if recent.dtype.kind != "f":  # a mean is a float, whatever it is a mean of
+        recent = recent.astype(np.float64)
+    want: dict[int, list[int]] = {}
+    for k in windows:
+        want.setdefault(min(k, len(recent)), []).append(k)
+    total = np.zeros(recent.shape[1], dtype=recent.dtype)
+    seen = np.zeros(recent.shape[1], dtype=np.int32)
+    out = {}
+    for n in range(1, len(recent) + 1):
+        month = recent[-n]
+        known = ~np.isnan(month)
+        total += np.where(known, month, 0)
+        seen += known
+        if n in want:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(seen > 0, total / seen, np.nan).astype(recent.dtype, copy=False)
+                out.update(dict.fromkeys(want[n], mean))
+    return {k: out[k] for k in windows}
+
+
+# The exponentially weighted mean's half-life, and how far back it reads: a month 24 months old weighs 0.5 ** 12 of
+# the latest, so the months before hold less than 0.03% of the weight, and each feature month costs the same however
+# long the history (its cost grew with every month the lake held).
+EWMA_HALF_LIFE = 2.0
+EWMA_MONTHS = 24
+
+
+def ewma(hist: np.ndarray, half_life: float = EWMA_HALF_LIFE, months: int = EWMA_MONTHS) -> np.ndarray:
+    """Per row, the exponentially weighted mean of the last ``months`` columns (half-life ``half_life``), over the
+    known ones, weights renormalised; NaN where none is known."""
+    recent = hist[:, -months:]
+    w = (0.5 ** (np.arange(recent.shape[1])[::-1] / half_life)).astype(recent.dtype)
+    return nan_weighted_mean(recent, w)
 
 
 def nan_weighted_mean(hist: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -175,8 +212,8 @@ def nan_weighted_mean(hist: np.ndarray, weights: np.ndarray) -> np.ndarray:
     known = ~np.isnan(hist)
     if known.all():
         return hist @ (weights / weights.sum())
-    num = np.where(known, hist, 0.0) @ weights
-    den = known @ weights
+    num = np.where(known, hist, 0) @ weights
+    den = known.astype(weights.dtype) @ weights
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)
 
@@ -209,7 +246,7 @@ def build_features(panel: Panel, group: str, t: int, context: Context | None = N
     """One row per cell (in ``panel.cells`` order) of features for forecasting month index ``t`` from the months
     before ``t - horizon + 1`` (``t`` may lie up to ``horizon - 1`` months beyond the panel).
 
-    Own history: lags 1, 2, 3, 12; means over 3, 6, 12 months; an exponentially weighted mean (half-life 2);
+    Own history: lags 1, 2, 3, 12; means over 3, 6, 12 months; an exponentially weighted mean (half-life 2, over 24 months);
     the share of the last 12 months with any crime. Neighbourhood: ring-1 and ring-2 sums at lag 1 and over 3
     months. Other forecast groups: lag 1 and 3-month mean. Calendar: month-of-year sine and cosine of month t
     (known in advance). Cell area. With ``context``: area indicators of the last quarter that ended before month
@@ -226,10 +263,9 @@ def build_features(panel: Panel, group: str, t: int, context: Context | None = N
     f: dict[str, np.ndarray] = {}
     for k in LAGS:
         f[f"lag_{k}"] = _lag(hist, k)
-    for k in WINDOWS:
-        f[f"mean_{k}"] = _window_mean(hist, k)
-    w = 0.5 ** (np.arange(hist.shape[1])[::-1] / 2.0)
-    f["ewma_2"] = nan_weighted_mean(hist, w)
+    for k, mean in _window_means(hist, WINDOWS).items():
+        f[f"mean_{k}"] = mean
+    f["ewma_2"] = ewma(hist)
     recent = hist[:, -12:]
     f["nonzero_share_12"] = _window_mean(np.where(np.isnan(recent), np.nan, recent > 0), 12)
 
