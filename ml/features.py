@@ -234,6 +234,15 @@ def ring_sum(ring, values: np.ndarray, fill: np.ndarray | None = None) -> np.nda
     return ring @ np.where(known, values, stand_in)
 
 
+def cell_index(panel: Panel) -> pd.Index:
+    """The panel's cells as the index of a feature frame: built once per panel (an Index is immutable, so every
+    frame may share it) rather than from a third of a million strings for each feature month."""
+    cache = panel.cache()
+    if "cell_index" not in cache:
+        cache["cell_index"] = pd.Index(panel.cells, name="h3_cell")
+    return cache["cell_index"]
+
+
 def data_cut(t: int, horizon: int) -> int:
     """The first month index a forecast of month ``t`` at ``horizon`` may not read: features see columns before it."""
     if horizon < 1:
@@ -299,6 +308,6 @@ def build_features(panel: Panel, group: str, t: int, context: Context | None = N
         with np.errstate(invalid="ignore", divide="ignore"):
             extra["outcomes_unresolved_share_3"] = np.where(total > 0, unresolved / total, np.nan)
         frame = pd.concat([frame, pd.DataFrame(extra), context.indicator_features(panel, t)], axis=1)
-    frame.index = pd.Index(panel.cells, name="h3_cell")
+    frame.index = cell_index(panel)
     # Single precision is what the trees split on anyway, and halves the memory of a backtest's cached rows.
     return frame.astype(np.float32)

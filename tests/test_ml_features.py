@@ -63,3 +63,17 @@ def test_ewma_is_the_weighted_mean_of_known_months():
 def test_window_means_of_whole_numbers_are_fractions():
     got = _window_means(np.array([[1, 2], [0, 1]], dtype=np.int64), (2,))[2]
     np.testing.assert_array_equal(got, [1.5, 0.5])
+
+
+def test_feature_frames_are_indexed_by_one_cell_index_per_panel():
+    from ml.features import build_features, cell_index
+    from ml.panel import Panel
+    from tests.test_ml_gaps import two_forces
+
+    counts, cells, _, _ = two_forces()
+    p = Panel.from_frames(counts, cells)
+    a, b = build_features(p, "all_crime", p.n_months - 1), build_features(p, "all_crime", p.n_months - 2)
+    assert cell_index(p) is cell_index(p)
+    for frame in (a, b):
+        assert frame.index.equals(cell_index(p)) and frame.index.name == "h3_cell"
+        assert list(frame.index) == list(p.cells)
