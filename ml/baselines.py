@@ -17,6 +17,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from ml.features import nan_weighted_mean
 from ml.panel import Panel
 
 
@@ -89,14 +90,7 @@ def ewma(halflife: float = 2.0) -> Callable[[Panel, str, int], np.ndarray]:
     def smoothed(panel: Panel, group: str, t: int) -> np.ndarray:
         hist = _history(panel, group, t)
         ages = np.arange(hist.shape[1])[::-1]
-        w = 0.5 ** (ages / halflife)
-        known = ~np.isnan(hist)
-        if known.all():
-            return hist @ (w / w.sum())
-        den = known @ w
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (np.where(known, hist, 0.0) @ w) / den
-        return np.nan_to_num(np.where(den > 0, mean, np.nan), nan=0.0)
+        return np.nan_to_num(nan_weighted_mean(hist, 0.5 ** (ages / halflife)), nan=0.0)
 
     smoothed.__name__ = "ewma"
     return smoothed
