@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from ml.features import nan_weighted_mean
+from ml.features import nan_weighted_mean, recency_weights
 from ml.panel import Panel
 
 
@@ -89,8 +89,7 @@ def ewma(halflife: float = 2.0) -> Callable[[Panel, str, int], np.ndarray]:
 
     def smoothed(panel: Panel, group: str, t: int) -> np.ndarray:
         hist = _history(panel, group, t)
-        ages = np.arange(hist.shape[1])[::-1]
-        return np.nan_to_num(nan_weighted_mean(hist, 0.5 ** (ages / halflife)), nan=0.0)
+        return np.nan_to_num(nan_weighted_mean(hist, recency_weights(hist.shape[1], halflife)), nan=0.0)
 
     smoothed.__name__ = "ewma"
     return smoothed

@@ -199,12 +199,17 @@ EWMA_HALF_LIFE = 2.0
 EWMA_MONTHS = 24
 
 
+def recency_weights(months: int, half_life: float) -> np.ndarray:
+    """The weight of each of ``months`` columns, oldest first, halving every ``half_life`` months back from the latest
+    (which weighs 1)."""
+    return 0.5 ** (np.arange(months)[::-1] / half_life)
+
+
 def ewma(hist: np.ndarray, half_life: float = EWMA_HALF_LIFE, months: int = EWMA_MONTHS) -> np.ndarray:
     """Per row, the exponentially weighted mean of the last ``months`` columns (half-life ``half_life``), over the
     known ones, weights renormalised; NaN where none is known."""
     recent = hist[:, -months:]
-    w = (0.5 ** (np.arange(recent.shape[1])[::-1] / half_life)).astype(recent.dtype)
-    return nan_weighted_mean(recent, w)
+    return nan_weighted_mean(recent, recency_weights(recent.shape[1], half_life).astype(recent.dtype))
 
 
 def nan_weighted_mean(hist: np.ndarray, weights: np.ndarray) -> np.ndarray:
