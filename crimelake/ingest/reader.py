@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from crimelake.ingest.lines import Lines, gather_lines, plain_lines, positions, split_lines
+from crimelake.ingest.lines import Lines, gather_lines, plain_lines, positions, split_lines, unquoted_lines
 from data_contracts.loader import Contract
 
 
@@ -149,8 +149,10 @@ def decode_lines(data: bytes, encoding: str) -> Decoded:
     utf8 = _is_utf8(encoding)
     if utf8 and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
-    a = np.frombuffer(data, np.uint8)
     nul = positions(data, 0)
+    if utf8 and not len(nul) and data.isascii():  # valid UTF-8 as it stands, without a decoded copy
+        return Decoded(data, {})
+    a = np.frombuffer(data, np.uint8)
     try:
         text = data.decode("utf-8" if utf8 else encoding)
     except UnicodeDecodeError:
@@ -209,21 +211,63 @@ def _check_header(lines: Lines, contract: Contract) -> list[str]:
     return header
 
 
-def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int) -> pa.Table | None:
-    """Arrow's parse of the kept lines (all text, quoting off), or None if it does not give one row per line."""
+def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int,
+                *, counted: bool) -> tuple[pa.Table, np.ndarray] | None:
+    """Arrow's parse of the kept lines (all text, quoting off) and the positions, among the kept lines, of those it
+    refused for their number of fields; or None if its rows cannot be matched to the lines. `counted`: the kept
+    lines' delimiters were counted already, so Arrow is to refuse none."""
     names = [f"f{i}" for i in range(width)]
+    refused: list[int] = []
+
+    def refuse(row) -> str:
+        if counted or row.number is None:
+            return "error"
+        refused.append(row.number - 1)
+        return "skip"
+
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(gather_lines(lines, keep))),
-            read_options=pacsv.ReadOptions(column_names=names),
+            # One thread per file, so that Arrow numbers the lines it refuses (the files are read two at a time).
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False,
-                                              newlines_in_values=False),
+                                              newlines_in_values=False, ignore_empty_lines=False,
+                                              invalid_row_handler=refuse),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                  strings_can_be_null=False, check_utf8=False),
         )
     except pa.ArrowInvalid:
         return None
-    return table if table.num_rows == int(keep.sum()) else None
+    if table.num_rows != int(keep.sum()) - len(refused):
+        return None
+    return table, np.asarray(refused, dtype=np.int64)
+
+
+# Up to this many rows read line by line are set among Arrow's rows slice by slice; more are ordered by a take.
+MAX_INSERTED = 512
+
+
+def _in_line_order(plain: pa.ChunkedArray | None, exact: pa.Array | None, cuts: np.ndarray) -> pa.Array:
+    """One column of a file in line order: Arrow's rows (`plain`), with the rows read line by line (`exact`) set in
+    before Arrow's row `cuts[k]`. The few rows a file reads line by line are set in between slices of Arrow's
+    chunks, so that the column is copied once."""
+    if exact is None:
+        if plain is None:
+            return pa.array([], pa.string())
+        return plain.chunk(0) if plain.num_chunks == 1 else plain.combine_chunks()
+    if plain is None or not len(plain):
+        return exact
+    if len(exact) > MAX_INSERTED:
+        order = np.argsort(np.concatenate((np.arange(len(plain)), cuts - 0.5)), kind="stable")
+        return pa.concat_arrays([*plain.chunks, exact]).take(pa.array(order))
+    pieces: list[pa.Array] = []
+    prev = 0
+    for k, cut in enumerate(cuts.tolist()):
+        pieces.extend(plain.slice(prev, cut - prev).chunks)
+        pieces.append(exact.slice(k, 1))
+        prev = cut
+    pieces.extend(plain.slice(prev).chunks)
+    return pa.concat_arrays(pieces)
 
 
 def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | None = None) -> ParsedFile:
@@ -245,13 +289,27 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
     width = len(header)
     delim = contract.delimiter
 
-    plain = plain_lines(lines, delim, width)
-    plain[0] = False
     undecodable = np.fromiter(decoded.bad, np.int64, len(decoded.bad))
-    plain[undecodable[undecodable < len(plain)]] = False
-    table = _read_plain(lines, plain, delim, width) if plain.any() else None
-    if table is None:
+    undecodable = undecodable[undecodable < len(lines)]
+    # Arrow counts each line's fields as it parses, and names the lines it refuses; where it cannot be trusted to
+    # (a carriage return inside a line), or its refusals cannot be matched to lines, the delimiters of every line
+    # are counted first.
+    read = None
+    for counted in (False, True):
+        plain = plain_lines(lines, delim, width) if counted else unquoted_lines(lines, delim, width)
+        if plain is None:
+            continue
+        plain[0] = False
+        plain[undecodable] = False
+        read = _read_plain(lines, plain, delim, width, counted=counted) if plain.any() else None
+        if read is not None or not plain.any():
+            break
+    table = None
+    if read is None:
         plain[:] = False
+    else:
+        table, refused = read
+        plain[np.flatnonzero(plain)[refused]] = False
     exact = np.flatnonzero(~plain)
     exact = exact[exact > 0]
 
@@ -280,16 +338,15 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
         rows.append(fields)
         row_at.append(i)
 
-    index = np.concatenate((np.flatnonzero(plain), np.asarray(row_at, dtype=np.int64))).astype(np.int64)
-    order = np.argsort(index, kind="stable") if row_at and table is not None else None
+    plain_at = np.flatnonzero(plain)
+    exact_at = np.asarray(row_at, dtype=np.int64)
+    # Where each row read line by line falls among Arrow's rows (both are in line order).
+    cuts = np.searchsorted(plain_at, exact_at)
     columns: dict[str, pa.Array] = {}
     for col, pos in zip(contract.columns, positions, strict=True):
-        parts = [table.column(pos).combine_chunks()] if table is not None else []
-        if rows:
-            parts.append(pa.array([r[pos] for r in rows], pa.string()))
-        arr = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
-        columns[col.name] = arr.take(order) if order is not None else arr
-    line_numbers = (index[order] if order is not None else index) + 1
+        exact = pa.array([r[pos] for r in rows], pa.string()) if rows else None
+        columns[col.name] = _in_line_order(table.column(pos) if table is not None else None, exact, cuts)
+    line_numbers = np.insert(plain_at, cuts, exact_at) + 1
     return ParsedFile(path=path, sha256=sha256 or sha256_of(data), size=len(data), columns=columns,
                       lines=line_numbers, text=lines, bad=bad)
 
