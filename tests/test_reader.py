@@ -198,7 +198,7 @@ def test_a_file_with_a_byte_order_mark_and_only_a_header_reads_no_rows():
     assert p.rows_read == 0 and p.columns["crime_id"].to_pylist() == []
 
 
-def test_arrow_counts_the_fields_unless_a_carriage_return_stands_inside_a_line():
+def test_arrow_counts_the_fields_and_a_carriage_return_inside_a_line_is_caught():
     from crimelake.ingest.lines import split_lines, unquoted_lines
 
     header = ",".join(STREET.header)
@@ -206,7 +206,14 @@ def test_arrow_counts_the_fields_unless_a_carriage_return_stands_inside_a_line()
     crlf = split_lines(f"{header}\r\n{row}\r\n\r\n{row},extra\r\n\"{row}\r\n".encode())
     # Empty and quoted lines are left out; the line with an extra field is left for Arrow to refuse.
     assert unquoted_lines(crlf, ",", 12).tolist() == [True, True, False, True, False]
-    assert unquoted_lines(split_lines(f"{header}\n{row}\rx\n".encode()), ",", 12) is None
+    bare_cr = f"{header}\n{row}\rx\n{row}\n"
+    assert unquoted_lines(split_lines(bare_cr.encode()), ",", 12).tolist() == [True, True, True]
+    # Arrow ends a line at the bare carriage return: its rows no longer match the lines, and each line's
+    # delimiters are counted instead.
+    p = parse(STREET, bare_cr)
+    rows, numbers, bad = reference_parse(STREET, bare_cr)
+    assert p.lines.tolist() == numbers == [2, 3] and not p.bad and not bad
+    assert p.columns["context"].to_pylist() == [r[-1] for r in rows] and rows[0][-1].endswith("\rx")
     # A line of tabs alone is blank, yet has the fields of a tab-delimited row: those delimiters are counted.
     assert unquoted_lines(crlf, ";", 12) is not None and unquoted_lines(crlf, "\t", 12) is None
 

@@ -77,7 +77,7 @@ def _number(arr: pa.Array, pattern: str, target: pa.DataType) -> tuple[pa.Array,
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         values = None
     if values is not None and (not pa.types.is_floating(target) or not _any_not_finite(values)):
-        return values, pa.repeat(pa.scalar(False), len(arr))
+        return values, none_invalid(len(arr))
     ok = pc.match_substring_regex(arr, pattern)
     clean = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
     if pa.types.is_integer(target):
@@ -157,11 +157,22 @@ ARROW_TYPES = {
 }
 
 
+_FALSE_MASK = pa.repeat(pa.scalar(False), 0)
+
+
+def none_invalid(n: int) -> pa.Array:
+    """A mask of `n` values none of which is invalid: slices of one shared array of falses, grown when needed."""
+    global _FALSE_MASK
+    if len(_FALSE_MASK) < n:
+        _FALSE_MASK = pa.repeat(pa.scalar(False), max(n, 2 * len(_FALSE_MASK), 1 << 16))
+    return _FALSE_MASK.slice(0, n)
+
+
 def convert(col: Column, arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Typed values and the mask of present-but-unparseable values for one contract column."""
     kind = col.logical_type
     if kind == "string":
-        return arr, pa.repeat(pa.scalar(False), len(arr))
+        return arr, none_invalid(len(arr))
     if kind == "number":
         return _number(arr, _NUMBER, pa.float64())
     if kind == "integer":

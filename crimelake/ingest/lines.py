@@ -103,11 +103,11 @@ def plain_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray:
 
 def unquoted_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray | None:
     """The lines Arrow's parser (quoting off) may be handed without counting their delimiters first: not empty, no
-    quote character, no leading non-ASCII byte. That holds when the delimiter is a visible ASCII byte and a row
-    has more than one field (a line of blanks then has the wrong number of fields), and when the buffer holds no
-    carriage return but at the ends of lines (Arrow would end a line at one): Arrow then refuses, by line, each
-    line with the wrong number of fields (see `reader._read_plain`), which is read line by line. None when those
-    conditions do not hold: each line's delimiters are then counted (`plain_lines`).
+    quote character, no leading non-ASCII byte. That holds when the delimiter is a visible ASCII byte and a row has
+    more than one field (a line of blanks then has the wrong number of fields): Arrow refuses, by line, each line
+    with the wrong number of fields (see `reader._read_plain`), which is then read line by line. A carriage return
+    inside a line, where Arrow ends a line, shows as more rows than lines, and the file's delimiters are then counted
+    line by line (`plain_lines`). None when a file's delimiters must be counted anyway.
 
     The delimiters of a month of street rows are five million bytes: counting them line by line (`plain_lines`)
     took about three times as long as these checks."""
@@ -116,9 +116,6 @@ def unquoted_lines(lines: Lines, delimiter: str, width: int) -> np.ndarray | Non
     if len(d) != 1 or not 0x20 < d[0] < 0x7F or d[0] == _QUOTE or width < 2 or n == 0:
         return None
     a = lines.bytes
-    at_end = lines.ends < len(a)
-    if lines.buf.count(b"\r") != int(np.count_nonzero(a[lines.ends[at_end]] == _CR)):
-        return None
     ok = lines.ends > lines.starts
     quotes = positions(lines.buf, _QUOTE)
     if len(quotes):

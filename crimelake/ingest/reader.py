@@ -238,6 +238,8 @@ def _read_plain(lines: Lines, keep: np.ndarray, delimiter: str, width: int,
         )
     except pa.ArrowInvalid:
         return None
+    # Arrow reads no fewer rows than lines (quoting off, empty lines kept); more, where a carriage return inside a
+    # line ended it, and its numbers then no longer name lines.
     if table.num_rows != int(keep.sum()) - len(refused):
         return None
     return table, np.asarray(refused, dtype=np.int64)
@@ -291,9 +293,9 @@ def parse_bytes(path: Path, data: bytes, contract: Contract, *, sha256: str | No
 
     undecodable = np.fromiter(decoded.bad, np.int64, len(decoded.bad))
     undecodable = undecodable[undecodable < len(lines)]
-    # Arrow counts each line's fields as it parses, and names the lines it refuses; where it cannot be trusted to
-    # (a carriage return inside a line), or its refusals cannot be matched to lines, the delimiters of every line
-    # are counted first.
+    # Arrow counts each line's fields as it parses, and names the lines it refuses; where its rows cannot be matched
+    # to the lines (a carriage return inside a line makes two of one), the delimiters of every line are counted
+    # first.
     read = None
     for counted in (False, True):
         plain = plain_lines(lines, delim, width) if counted else unquoted_lines(lines, delim, width)

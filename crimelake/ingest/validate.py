@@ -51,7 +51,8 @@ def h3_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> pa.Array:
     pairs = np.empty(int(present.sum()), dtype=np.complex128)
     pairs.real, pairs.imag = lat[present], lon[present]
     points, inverse = np.unique(pairs, return_inverse=True)
-    cells = pa.array(coordinates_to_cells(points.real, points.imag, resolution)).to_numpy()
+    # Arrow arrays, which h3ronpy takes as they are: numpy arrays it would read value by value in Python.
+    cells = pa.array(coordinates_to_cells(pa.array(points.real), pa.array(points.imag), resolution)).to_numpy()
     index = np.full(len(lat), -1, dtype=np.int64)
     index[present] = inverse.reshape(-1)
     return _cell_strings(cells).take(pa.array(index, mask=~present))
@@ -95,6 +96,8 @@ class _Reasons:
         self.by_row: dict[int, list[str]] = {}
 
     def add(self, mask: pa.Array | np.ndarray, message) -> None:
+        if isinstance(mask, pa.BooleanArray) and not mask.true_count:  # the usual case, asked without a copy
+            return
         m = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
         m = np.asarray(m, dtype=bool)
         if not m.any():  # the usual case, and cheaper to ask than to list no rows
