@@ -525,3 +525,38 @@ def test_a_column_is_judged_on_its_own_rows_when_other_columns_have_nulls():
     assert observed["unexpected_percent"] == pytest.approx(round(200 / (len(df) - 1), 4))
     assert observed["unexpected_values"] == ["!bad value!"]
     assert failed_columns(report, "expect_column_values_to_match_regex") == {column.name}
+
+
+@pytest.mark.parametrize("key", CONTRACTS, ids=IDS)
+def test_a_month_prepared_file_by_file_is_judged_as_the_month_whole(key):
+    """Each file's rows made ready for the suite apart (`frame_part`, text dictionary-encoded per file) give the
+    same results as the month's rows handed over whole, whether the month passes or not."""
+    import pyarrow as pa
+
+    from data_contracts.expectations import frame_part
+
+    contract = CONTRACTS[key]
+    df = clean_frame(contract, rows=40)
+    enum = next((c for c in contract.columns if c.enum and c.logical_type == "string"), None)
+    text = next((c for c in contract.columns if c.logical_type == "string" and not c.pattern and not c.enum), None)
+    for bad in (False, True):
+        frame = df.copy()
+        if bad and enum is not None:
+            frame.loc[0:29, enum.name] = "not in the set"  # three rows in four: more than any contract tolerates
+        if bad and text is not None:
+            frame[text.name] = [f"distinct {i}" for i in range(len(frame))]  # mostly distinct: back to text
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        # Typed as ingest types text (Arrow's string, where pandas gives large_string).
+        table = table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+                                      for f in table.schema]))
+        parts = [frame_part(contract, table.slice(a, 13)) for a in range(0, table.num_rows, 13)]
+        assert any(pa.types.is_dictionary(f.type) for f in parts[0].schema) == bool(
+            [c for c in contract.columns if c.logical_type == "string" and not c.pattern])
+        whole = validate_frame(contract, table, rows_read=40, rows_quarantined=0, before_filtering=True)
+        split = validate_frame(contract, pa.concat_tables(parts), rows_read=40, rows_quarantined=0,
+                               before_filtering=True)
+        assert [(r.expectation, r.column, r.passed, r.observed) for r in split.results] == [
+            (r.expectation, r.column, r.passed, r.observed) for r in whole.results]
+        assert split.passed == whole.passed
+        if bad and enum is not None:
+            assert result(split, "expect_column_values_to_be_in_set", enum.name).observed["unexpected_count"] == 30

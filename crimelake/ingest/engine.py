@@ -221,7 +221,8 @@ def ingest_partition(
 
     `validate`, given the result with every parsed row typed (`result.typed`, before the contract's rules set any
     aside) and its loaded rows, returns an object whose `passed` says whether the month meets its contract; it is
-    kept as `result.validation`. The month is committed to bronze only when it passes and its rows add up to the
+    kept as `result.validation`; a `validate.prepare`, if it has one, is given each file's typed rows as the file is
+    read (on the reader's thread) and returns what `result.typed` is to hold of them. The month is committed to bronze only when it passes and its rows add up to the
     lines counted apart from the parser; otherwise every row meant for bronze is quarantined as
     "month held back: <checks>", bronze keeps what it held, and `result.held_back` names the checks."""
     run_id = run_id or uuid.uuid4().hex
@@ -303,8 +304,12 @@ def ingest_partition(
             t = t.append_column(name, arr)
         report.rows_quarantined = len(parsed.bad) + len(checked.failed)
         report.rows_loaded = k
-        return report, t.select(schema.names).cast(rows_schema), q, parsed.text, typed_rows(parsed, checked)
+        all_rows = typed_rows(parsed, checked)
+        if prepare:
+            all_rows = prepare(all_rows)
+        return report, t.select(schema.names).cast(rows_schema), q, parsed.text, all_rows
 
+    prepare = getattr(validate, "prepare", None)
     to_read = [d for d in decisions if d.status == "read"]
     # Two files at a time: hashing, numpy, Arrow's parser and its compute kernels work outside the GIL. The files'
     # results are taken in file order, so the month comes out as it would one file after another.

@@ -28,7 +28,7 @@ def month_suite(contract):
     """The blocking check of a month before it is committed: the contract's suite on every parsed row, typed,
     before ingest's rules set any aside (less the publisher's repeated rows, which ingest resolves, keeping each
     once), with the share of rows set aside against the contract's limit."""
-    from data_contracts.expectations import validate_frame
+    from data_contracts.expectations import frame_part, validate_frame
 
     def validate(r: IngestResult):
         # Repeated rows are resolved, not lost: they do not count against the share ingest may set aside.
@@ -36,6 +36,8 @@ def month_suite(contract):
                               rows_quarantined=max(0, r.rows_counted - r.rows_loaded - r.rows_duplicate),
                               before_filtering=True)
 
+    # Each file's typed rows are made ready for the suite as the file is read, beside the other files.
+    validate.prepare = lambda rows: frame_part(contract, rows)
     return validate
 
 def reported(done: int, total: int, steps: int = 4) -> bool:
