@@ -222,9 +222,10 @@ def ingest_partition(
     `validate`, given the result with every parsed row typed (`result.typed`, before the contract's rules set any
     aside) and its loaded rows, returns an object whose `passed` says whether the month meets its contract; it is
     kept as `result.validation`; a `validate.prepare`, if it has one, is given each file's typed rows as the file is
-    read (on the reader's thread) and returns what `result.typed` is to hold of them. The month is committed to bronze only when it passes and its rows add up to the
-    lines counted apart from the parser; otherwise every row meant for bronze is quarantined as
-    "month held back: <checks>", bronze keeps what it held, and `result.held_back` names the checks."""
+    read (on the reader's thread) and returns what `result.typed` is to hold of them. The month is committed to
+    bronze only when it passes and its rows add up to the lines counted apart from the parser; otherwise every row
+    meant for bronze is quarantined as "month held back: <checks>", bronze keeps what it held, and
+    `result.held_back` names the checks."""
     run_id = run_id or uuid.uuid4().hex
     now = datetime.now(UTC)
     siblings = [c for c in default_contracts().values() if c.source == contract.source]
